@@ -1,0 +1,173 @@
+/*
+ * saef_keystore.h - the saef key store: (type, identity) -> key + metadata.
+ *
+ * One LMDB file (plus "<path>-lock") holds every key. Many processes read
+ * while one writes; a reader sees a committed write at its next lookup,
+ * with no reopen or signal. Lookups are a B-tree read: their cost does not
+ * grow with the number of keys in any way that matters.
+ *
+ * Threads: a handle may be used by several threads at once for reads
+ * (saef_ks_get, saef_ks_iter). Writes (put, del, the write_* batch calls)
+ * on one handle must come from one thread at a time.
+ *
+ * fork(): a handle opened before fork() is reopened transparently in the
+ * child at its next use (LMDB forbids using a parent's environment).
+ *
+ * Secrets: key bytes are copied into the caller's saef_ks_record; the
+ * library wipes every buffer of its own that held them. Callers wipe
+ * their records with saef_ks_record_wipe().
+ */
+#ifndef SAEF_KEYSTORE_H
+#define SAEF_KEYSTORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define SAEF_EXPORT __attribute__((visibility("default")))
+#else
+#define SAEF_EXPORT
+#endif
+
+/* OpenSSL's PSK_MAX_IDENTITY_LEN and PSK_MAX_PSK_LEN. */
+#define SAEF_KS_ID_MAX 128
+#define SAEF_KS_KEY_MAX 256
+/* Longest AE-ID / CSE-ID / SNI host stored in a record. */
+#define SAEF_KS_ENTITY_MAX 255
+
+typedef enum {
+    SAEF_KS_KPSA = 1, /* pre-provisioned key, identity = KpsaID */
+    SAEF_KS_KM = 2,   /* MAF master credential, identity = KmID */
+    SAEF_KS_KC = 3    /* MAF connection key, identity = HEX(KcID)@MAF-FQDN */
+} SAEF_KS_TYPE;
+
+typedef enum {
+    SAEF_KS_OK = 0,
+    SAEF_KS_ENOTFOUND, /* no such record */
+    SAEF_KS_EEXISTS,   /* put without SAEF_KS_REPLACE on an existing record */
+    SAEF_KS_EINVAL,    /* bad argument: identity length, key length, type... */
+    SAEF_KS_EPERM,     /* store file permissions unsafe, or access denied */
+    SAEF_KS_ENOSTORE,  /* store does not exist (and SAEF_KS_CREATE not given) */
+    SAEF_KS_ECORRUPT,  /* not a saef store, truncated, or a malformed record */
+    SAEF_KS_EIO        /* any other store error (disk full, LMDB error) */
+} SAEF_KS_ERR;
+
+typedef struct saef_ks saef_ks;
+
+/* A record. Strings are NUL-terminated; "" means absent. */
+typedef struct {
+    unsigned char key[SAEF_KS_KEY_MAX];
+    size_t key_len;                      /* 1..SAEF_KS_KEY_MAX */
+    char peer[SAEF_KS_ENTITY_MAX + 1];   /* peer entity: IdA on a server, IdB on a client */
+    char self[SAEF_KS_ENTITY_MAX + 1];   /* local entity / SNI authority the key belongs to */
+    int64_t not_after;                   /* Unix seconds; 0 = never expires */
+    int64_t created;                     /* Unix seconds; set by put when 0 */
+    int32_t suid;                        /* oneM2M SUID; 0 = none */
+} saef_ks_record;
+
+/* saef_ks_open flags */
+#define SAEF_KS_RDONLY 0x01     /* no writes through this handle */
+#define SAEF_KS_CREATE 0x02     /* create the store if missing (owner-only 0600) */
+#define SAEF_KS_GROUP_READ 0x04 /* create group-readable (0640, lock file 0660), and
+                                   accept a group-readable store on open */
+
+/* saef_ks_put flags */
+#define SAEF_KS_REPLACE 0x01 /* overwrite an existing record (default: SAEF_KS_EEXISTS) */
+
+/*
+ * Open the store at `path`. Refuses (SAEF_KS_EPERM) a store file that is
+ * writable by group or others, or readable by others (readable by group
+ * only with SAEF_KS_GROUP_READ), with a message saying how to fix it.
+ * On failure *out is NULL; the reason is in saef_ks_last_error(NULL).
+ */
+SAEF_EXPORT SAEF_KS_ERR saef_ks_open(const char *path, unsigned flags, saef_ks **out);
+SAEF_EXPORT void saef_ks_close(saef_ks *ks);
+
+/* Look up (type, identity). Not-after is NOT checked here: callers decide. */
+SAEF_EXPORT SAEF_KS_ERR saef_ks_get(saef_ks *ks, SAEF_KS_TYPE type, const void *id,
+                                    size_t id_len, saef_ks_record *out);
+
+/* Store a record. id_len 1..SAEF_KS_ID_MAX, key_len 1..SAEF_KS_KEY_MAX. */
+SAEF_EXPORT SAEF_KS_ERR saef_ks_put(saef_ks *ks, SAEF_KS_TYPE type, const void *id,
+                                    size_t id_len, const saef_ks_record *rec,
+                                    unsigned flags);
+SAEF_EXPORT SAEF_KS_ERR saef_ks_del(saef_ks *ks, SAEF_KS_TYPE type, const void *id,
+                                    size_t id_len);
+
+/*
+ * Batch writes: between write_begin and write_commit, put/del go into one
+ * transaction; write_abort (or close) drops them all. Without a batch each
+ * put/del commits on its own.
+ */
+SAEF_EXPORT SAEF_KS_ERR saef_ks_write_begin(saef_ks *ks);
+SAEF_EXPORT SAEF_KS_ERR saef_ks_write_commit(saef_ks *ks);
+SAEF_EXPORT void saef_ks_write_abort(saef_ks *ks);
+
+/*
+ * Visit every record (of one type, or all when type == 0) in identity
+ * order inside one read transaction. The record passed to `fn` is wiped
+ * after the call. A non-zero return from `fn` stops the walk early
+ * (still SAEF_KS_OK).
+ */
+typedef int (*saef_ks_iter_fn)(SAEF_KS_TYPE type, const char *id, size_t id_len,
+                               const saef_ks_record *rec, void *arg);
+SAEF_EXPORT SAEF_KS_ERR saef_ks_iter(saef_ks *ks, SAEF_KS_TYPE type, saef_ks_iter_fn fn,
+                                     void *arg);
+
+/* Number of records of a type (0 = all). */
+SAEF_EXPORT SAEF_KS_ERR saef_ks_count(saef_ks *ks, SAEF_KS_TYPE type, size_t *count);
+
+/*
+ * The last error's message for this handle (or, with NULL, for the last
+ * failed saef_ks_open in this thread): names the store, the identity or
+ * the field and, where it can, what to do. Never contains key bytes.
+ */
+SAEF_EXPORT const char *saef_ks_last_error(const saef_ks *ks);
+SAEF_EXPORT const char *saef_ks_strerror(SAEF_KS_ERR err);
+
+SAEF_EXPORT void saef_ks_record_wipe(saef_ks_record *rec);
+
+/* Type names "kpsa", "km", "kc" <-> SAEF_KS_TYPE; 0 when unknown. */
+SAEF_EXPORT const char *saef_ks_type_name(SAEF_KS_TYPE type);
+SAEF_EXPORT SAEF_KS_TYPE saef_ks_type_from_name(const char *name);
+
+/*
+ * Helpers shared by the CLI, the provider and the shim.
+ */
+
+/* TS-0003 10.5/10.6: "relative@fqdn", relative part [A-Za-z0-9._-]+,
+   fqdn a DNS name; whole thing 1..SAEF_KS_ID_MAX. 1 if conforming. */
+SAEF_EXPORT int saef_id_is_conforming(const char *id, size_t id_len);
+
+/* TS-0003 10.3.5: "HEX32@fqdn". On success returns 1, sets *fqdn to the
+   part after '@' and writes the 16-byte KcID to kcid (if not NULL). */
+SAEF_EXPORT int saef_id_parse_maf(const char *id, size_t id_len, const char **fqdn,
+                                  unsigned char kcid[16]);
+
+/*
+ * Time: RFC 3339 ("2026-11-24T12:00:00Z", offsets allowed), oneM2M
+ * "YYYYMMDDTHHMMSS" (UTC, optional ",fraction"), and relative
+ * "+N[smhdw]" from `now`. Returns 1 and sets *out (Unix seconds) if valid.
+ */
+SAEF_EXPORT int saef_time_parse(const char *text, int64_t now, int64_t *out);
+/* Writes RFC 3339 UTC ("2026-11-24T12:00:00Z") into buf (>= 21 bytes). */
+SAEF_EXPORT void saef_time_format(int64_t t, char *buf, size_t len);
+/* oneM2M basic format "20261124T120000" into buf (>= 16 bytes). */
+SAEF_EXPORT void saef_time_format_onem2m(int64_t t, char *buf, size_t len);
+
+/* Hex: returns bytes written, or -1 on bad hex / too long. Accepts upper
+   and lower case, no separators. */
+SAEF_EXPORT int saef_hex_decode(const char *hex, size_t hex_len, unsigned char *out,
+                                size_t out_max);
+/* Upper-case hex of len bytes into out (>= 2*len + 1). */
+SAEF_EXPORT void saef_hex_encode(const unsigned char *in, size_t len, char *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

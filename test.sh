@@ -1,0 +1,10 @@
+#!/bin/sh
+# The whole test suite: installs what it needs, builds, runs every test.
+#   ./test.sh                 default run (well under 20 minutes)
+#   SAEF_LONG=1 ./test.sh     also the long soaks and fuzz campaigns
+set -eu
+cd "$(dirname "$0")"
+sh scripts/deps.sh
+cmake -S . -B build -DBUILD_TESTING=ON -DSAEF_WERROR=ON
+cmake --build build -j"$(nproc)"
+ctest --test-dir build --output-on-failure -j"$(nproc)" --timeout 600

@@ -1,0 +1,95 @@
+# Shared helpers for saef's shell tests. Source it: . "$SAEF_SRC/test/lib.sh"
+# Every test gets a private temp dir ($T) and a trap that stops whatever it
+# started (saef_bg) and removes $T.
+set -u
+: "${SAEF_SRC:?run through ctest}" "${SAEF_BIN:?run through ctest}"
+T=$(mktemp -d "${TMPDIR:-/tmp}/saef-test.XXXXXX")
+chmod 700 "$T"
+SAEF_PIDS=""
+FAILS=0
+PATH="$SAEF_BIN:$PATH"
+export PATH
+
+saef_cleanup() {
+    for p in $SAEF_PIDS; do kill "$p" 2>/dev/null; done
+    sleep 0.1
+    for p in $SAEF_PIDS; do kill -9 "$p" 2>/dev/null; done
+    wait 2>/dev/null
+    [ -n "${SAEF_KEEP:-}" ] && echo "kept $T" || rm -rf "$T"
+}
+trap saef_cleanup EXIT
+trap 'exit 130' INT TERM
+
+# A free TCP (or UDP with "udp") port on 127.0.0.1.
+free_port() {
+    python3 - "${1:-tcp}" <<'PY'
+import socket, sys
+kind = socket.SOCK_DGRAM if sys.argv[1] == "udp" else socket.SOCK_STREAM
+s = socket.socket(socket.AF_INET, kind)
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])
+PY
+}
+
+# saef_bg LOGFILE CMD...: start CMD in the background under a time limit.
+saef_bg() {
+    log=$1; shift
+    timeout -k 5 "${SAEF_BG_LIMIT:-120}" "$@" >"$log" 2>&1 &
+    SAEF_LAST_PID=$!
+    SAEF_PIDS="$SAEF_PIDS $SAEF_LAST_PID"
+}
+
+# wait_port PORT [SECONDS]: until something listens on 127.0.0.1:PORT (TCP).
+wait_port() {
+    i=0
+    while [ "$i" -lt $(( ${2:-10} * 20 )) ]; do
+        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+        sleep 0.05
+        i=$((i + 1))
+    done
+    echo "nothing listens on port $1" >&2
+    return 1
+}
+
+# wait_log FILE PATTERN [SECONDS]
+wait_log() {
+    i=0
+    while [ "$i" -lt $(( ${3:-10} * 20 )) ]; do
+        grep -q -- "$2" "$1" 2>/dev/null && return 0
+        sleep 0.05
+        i=$((i + 1))
+    done
+    echo "no '$2' in $1 after ${3:-10}s:" >&2
+    tail -20 "$1" >&2
+    return 1
+}
+
+pass() { echo "ok   - $*"; }
+fail() { echo "FAIL - $*"; FAILS=$((FAILS + 1)); }
+
+# check DESC CMD...: pass if CMD succeeds.
+check() { d=$1; shift; if "$@"; then pass "$d"; else fail "$d"; fi; }
+# check_not DESC CMD...: pass if CMD fails.
+check_not() { d=$1; shift; if "$@"; then fail "$d"; else pass "$d"; fi; }
+# check_rc DESC WANT CMD...: pass if CMD exits WANT (output in $T/out, $T/err).
+check_rc() {
+    d=$1; want=$2; shift 2
+    "$@" >"$T/out" 2>"$T/err"
+    rc=$?
+    if [ "$rc" -eq "$want" ]; then pass "$d"; else
+        fail "$d (exit $rc, wanted $want)"; sed 's/^/   | /' "$T/err" | head -5
+    fi
+}
+# check_grep DESC PATTERN FILE
+check_grep() {
+    if grep -q -- "$2" "$3"; then pass "$1"; else fail "$1: no '$2' in $3"; sed 's/^/   | /' "$3" | head -10; fi
+}
+check_nogrep() {
+    if grep -q -- "$2" "$3"; then fail "$1: '$2' found in $3"; else pass "$1"; fi
+}
+
+# End of a test: exit status is the number of failures.
+done_testing() {
+    [ "$FAILS" -eq 0 ] && echo "all passed" || echo "$FAILS failed"
+    exit "$FAILS"
+}

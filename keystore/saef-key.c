@@ -1,0 +1,669 @@
+/* saef-key: provision, list, rotate, import and export saef keys. */
+#include "saef_conf.h"
+#include "saef_keystore.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef SAEF_VERSION
+#define SAEF_VERSION "dev"
+#endif
+
+enum { EXIT_NOTFOUND = 1, EXIT_USAGE = 2, EXIT_STORE = 3 };
+
+static const char *store_path;
+static unsigned group_read;
+
+static const char usage_text[] =
+    "usage: saef-key [-s STORE] [--group-read] COMMAND [ARGS]\n"
+    "\n"
+    "  init                              create the store (owner-only)\n"
+    "  add TYPE ID [KEY OPTIONS]         add a key; TYPE is kpsa, km or kc\n"
+    "      --hex HEX | --random BYTES    the key (default: hex read from stdin)\n"
+    "      --peer ENTITY-ID --self ENTITY-ID --expires TIME --suid N\n"
+    "      --replace --any-identity\n"
+    "  list [TYPE]                       list keys (never prints them)\n"
+    "  show TYPE ID [--reveal [--key-only]]\n"
+    "  del TYPE ID                       delete a key\n"
+    "  import [--format psk] [--type TYPE] [--peer ID] [--self ID] [--expires TIME]\n"
+    "         [--replace] [--any-identity] FILE|-     lines identity:hexkey, all or nothing\n"
+    "  export [--format psk] [--type TYPE] [FILE|-]   writes keys (file mode 0600)\n"
+    "\n"
+    "STORE: -s, else $SAEF_STORE, else 'store' of the saef provider in OPENSSL_CONF,\n"
+    "else /var/lib/saef/keys.db. TIME: RFC 3339, YYYYMMDDTHHMMSS (UTC) or +N[smhdw].\n"
+    "Exit status: 0 ok, 1 not found, 2 usage or bad input, 3 store error.\n";
+
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int usage_error(const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    fprintf(stderr, "saef-key: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n(saef-key --help shows the usage)\n");
+    va_end(ap);
+    return EXIT_USAGE;
+}
+
+static int ks_exit(SAEF_KS_ERR err)
+{
+    switch (err) {
+    case SAEF_KS_OK: return 0;
+    case SAEF_KS_ENOTFOUND: return EXIT_NOTFOUND;
+    case SAEF_KS_EINVAL:
+    case SAEF_KS_EEXISTS: return EXIT_USAGE;
+    default: return EXIT_STORE;
+    }
+}
+
+static int ks_fail(saef_ks *ks, SAEF_KS_ERR err)
+{
+    fprintf(stderr, "saef-key: %s\n", saef_ks_last_error(ks));
+    return ks_exit(err);
+}
+
+static const char *resolve_store(void)
+{
+    static saef_conf conf;
+    const char *env = getenv("SAEF_STORE");
+
+    if (store_path != NULL)
+        return store_path;
+    if (env != NULL && *env != '\0')
+        return env;
+    saef_conf_init(&conf);
+    if (OPENSSL_init_crypto(OPENSSL_INIT_LOAD_CONFIG, NULL) &&
+        saef_conf_from_provider(NULL, &conf) == 1 &&
+        saef_conf_int(&conf, SAEF_CONF_STORE_GROUP_READ))
+        group_read = 1;
+    return saef_conf_str(&conf, SAEF_CONF_STORE);
+}
+
+static int open_store(unsigned flags, saef_ks **ks)
+{
+    SAEF_KS_ERR err = saef_ks_open(resolve_store(), flags | group_read, ks);
+
+    return err == SAEF_KS_OK ? 0 : ks_fail(NULL, err);
+}
+
+static int parse_type(const char *name, SAEF_KS_TYPE *type)
+{
+    *type = saef_ks_type_from_name(name);
+    if (*type == 0)
+        return usage_error("unknown key type '%s' (use kpsa, km or kc)", name);
+    return 0;
+}
+
+/* The identity rules: length always; syntax unless --any-identity. */
+static int check_identity(SAEF_KS_TYPE type, const char *id, int any)
+{
+    size_t len = strlen(id);
+
+    if (len == 0)
+        return usage_error("empty identity");
+    if (len > SAEF_KS_ID_MAX) {
+        fprintf(stderr, "saef-key: identity is %zu bytes; the limit is %d (OpenSSL's PSK limit)\n",
+                len, SAEF_KS_ID_MAX);
+        return EXIT_USAGE;
+    }
+    if (any)
+        return 0;
+    if (type == SAEF_KS_KC && !saef_id_parse_maf(id, len, NULL, NULL))
+        return usage_error("kc identity '%s' is not HEX32@MAF-FQDN (TS-0003 10.3.5); "
+                           "--any-identity accepts it anyway",
+                           id);
+    if (!saef_id_is_conforming(id, len))
+        return usage_error("identity '%s' is not relative@fqdn with a relative part of letters, "
+                           "digits, '.', '_' and '-' (TS-0003 10.5/10.6); --any-identity accepts "
+                           "it anyway",
+                           id);
+    return 0;
+}
+
+struct meta {
+    const char *peer, *self, *expires, *suid;
+    int replace, any;
+};
+
+/* Fills the metadata fields of rec from the options. */
+static int apply_meta(const struct meta *m, saef_ks_record *rec)
+{
+    time_t now = time(NULL);
+
+    if (m->peer != NULL) {
+        if (strlen(m->peer) > SAEF_KS_ENTITY_MAX || strlen(m->peer) == 0)
+            return usage_error("--peer '%s' must be 1 to 255 characters", m->peer);
+        strcpy(rec->peer, m->peer);
+    }
+    if (m->self != NULL) {
+        if (strlen(m->self) > SAEF_KS_ENTITY_MAX || strlen(m->self) == 0)
+            return usage_error("--self '%s' must be 1 to 255 characters", m->self);
+        strcpy(rec->self, m->self);
+    }
+    if (m->expires != NULL) {
+        if (!saef_time_parse(m->expires, now, &rec->not_after))
+            return usage_error("bad --expires '%s': use RFC 3339 (2027-01-31T12:00:00Z), "
+                               "YYYYMMDDTHHMMSS (UTC) or +N[smhdw]",
+                               m->expires);
+        if (rec->not_after <= now)
+            return usage_error("--expires '%s' is in the past", m->expires);
+    }
+    if (m->suid != NULL) {
+        char *end;
+        long n = strtol(m->suid, &end, 10);
+        if (*m->suid == '\0' || *end != '\0' || n < 1 || n > 99)
+            return usage_error("bad --suid '%s': an integer from 1 to 99", m->suid);
+        rec->suid = (int32_t)n;
+    }
+    return 0;
+}
+
+enum { O_HEX = 256, O_RANDOM, O_PEER, O_SELF, O_EXPIRES, O_SUID, O_REPLACE, O_ANY, O_REVEAL,
+       O_KEYONLY, O_FORMAT, O_TYPE };
+
+static const struct option key_opts[] = {
+    {"hex", required_argument, NULL, O_HEX},
+    {"random", required_argument, NULL, O_RANDOM},
+    {"peer", required_argument, NULL, O_PEER},
+    {"self", required_argument, NULL, O_SELF},
+    {"expires", required_argument, NULL, O_EXPIRES},
+    {"suid", required_argument, NULL, O_SUID},
+    {"replace", no_argument, NULL, O_REPLACE},
+    {"any-identity", no_argument, NULL, O_ANY},
+    {"reveal", no_argument, NULL, O_REVEAL},
+    {"key-only", no_argument, NULL, O_KEYONLY},
+    {"format", required_argument, NULL, O_FORMAT},
+    {"type", required_argument, NULL, O_TYPE},
+    {NULL, 0, NULL, 0},
+};
+
+/* Options of one command; `allowed` lists the O_ codes it takes. */
+struct opts {
+    struct meta m;
+    const char *hex, *random, *format, *type;
+    int reveal, key_only;
+};
+
+static int parse_opts(int argc, char **argv, const int *allowed, struct opts *o)
+{
+    int c;
+
+    memset(o, 0, sizeof(*o));
+    optind = 0; /* 0, not 1: glibc re-initialises its permutation state */
+    while ((c = getopt_long(argc, argv, "", key_opts, NULL)) != -1) {
+        int ok = 0;
+        for (const int *a = allowed; *a; a++)
+            ok |= *a == c;
+        if (c == '?' || !ok)
+            return usage_error("option %s is not valid here", argv[optind - 1]);
+        switch (c) {
+        case O_HEX: o->hex = optarg; break;
+        case O_RANDOM: o->random = optarg; break;
+        case O_PEER: o->m.peer = optarg; break;
+        case O_SELF: o->m.self = optarg; break;
+        case O_EXPIRES: o->m.expires = optarg; break;
+        case O_SUID: o->m.suid = optarg; break;
+        case O_REPLACE: o->m.replace = 1; break;
+        case O_ANY: o->m.any = 1; break;
+        case O_REVEAL: o->reveal = 1; break;
+        case O_KEYONLY: o->key_only = 1; break;
+        case O_FORMAT: o->format = optarg; break;
+        case O_TYPE: o->type = optarg; break;
+        }
+    }
+    if (o->format != NULL && strcmp(o->format, "psk") != 0)
+        return usage_error("unknown --format '%s' (only psk: identity:hexkey lines)", o->format);
+    return 0;
+}
+
+static int decode_key(const char *hex, saef_ks_record *rec)
+{
+    size_t len = strlen(hex);
+    int n;
+
+    if (len == 0)
+        return usage_error("empty key");
+    if (len % 2 != 0)
+        return usage_error("key has an odd number of hex digits");
+    n = saef_hex_decode(hex, len, rec->key, sizeof(rec->key));
+    if (n < 0) {
+        if (len / 2 > SAEF_KS_KEY_MAX)
+            fprintf(stderr, "saef-key: key is %zu bytes; the limit is %d\n", len / 2,
+                    SAEF_KS_KEY_MAX);
+        else
+            fprintf(stderr, "saef-key: key is not hex (digits 0-9, a-f)\n");
+        return EXIT_USAGE;
+    }
+    rec->key_len = (size_t)n;
+    return 0;
+}
+
+/* Key as hex from stdin, so it never appears in the process list. */
+static int read_key_stdin(saef_ks_record *rec)
+{
+    char line[2 * SAEF_KS_KEY_MAX + 16];
+    struct termios old, quiet;
+    int tty = isatty(STDIN_FILENO), rc;
+    size_t len;
+
+    if (tty) {
+        fprintf(stderr, "key (hex): ");
+        tcgetattr(STDIN_FILENO, &old);
+        quiet = old;
+        quiet.c_lflag &= ~(tcflag_t)ECHO;
+        tcsetattr(STDIN_FILENO, TCSANOW, &quiet);
+    }
+    if (fgets(line, sizeof(line), stdin) == NULL)
+        line[0] = '\0';
+    if (tty) {
+        tcsetattr(STDIN_FILENO, TCSANOW, &old);
+        fputc('\n', stderr);
+    }
+    len = strcspn(line, "\r\n");
+    if (line[len] == '\0' && len == sizeof(line) - 1) {
+        OPENSSL_cleanse(line, sizeof(line));
+        fprintf(stderr, "saef-key: key on stdin is longer than %d bytes\n", SAEF_KS_KEY_MAX);
+        return EXIT_USAGE;
+    }
+    line[len] = '\0';
+    rc = decode_key(line, rec);
+    OPENSSL_cleanse(line, sizeof(line));
+    return rc;
+}
+
+static int cmd_init(int argc, char **argv)
+{
+    saef_ks *ks;
+    const char *path;
+    struct stat st;
+    SAEF_KS_ERR err;
+
+    (void)argv;
+    if (argc != 1)
+        return usage_error("init takes no arguments");
+    path = resolve_store();
+    if (stat(path, &st) == 0) {
+        fprintf(stderr, "saef-key: %s already exists; nothing done\n", path);
+        return EXIT_USAGE;
+    }
+    if ((err = saef_ks_open(path, SAEF_KS_CREATE | group_read, &ks)) != SAEF_KS_OK)
+        return ks_fail(NULL, err);
+    saef_ks_close(ks);
+    printf("created %s (mode %s)\n", path, group_read ? "0640" : "0600");
+    return 0;
+}
+
+static int cmd_add(int argc, char **argv)
+{
+    static const int allowed[] = {O_HEX, O_RANDOM, O_PEER, O_SELF, O_EXPIRES, O_SUID,
+                                  O_REPLACE, O_ANY, 0};
+    struct opts o;
+    saef_ks_record rec = {0};
+    SAEF_KS_TYPE type;
+    saef_ks *ks = NULL;
+    SAEF_KS_ERR err;
+    int rc;
+
+    if ((rc = parse_opts(argc, argv, allowed, &o)) != 0)
+        return rc;
+    if (argc - optind != 2)
+        return usage_error("add needs TYPE and IDENTITY");
+    if ((rc = parse_type(argv[optind], &type)) != 0 ||
+        (rc = check_identity(type, argv[optind + 1], o.m.any)) != 0 ||
+        (rc = apply_meta(&o.m, &rec)) != 0)
+        return rc;
+    if (o.hex != NULL && o.random != NULL)
+        return usage_error("give either --hex or --random");
+    if (o.random != NULL) {
+        char *end;
+        long n = strtol(o.random, &end, 10);
+        if (*o.random == '\0' || *end != '\0' || n < 1 || n > SAEF_KS_KEY_MAX)
+            return usage_error("bad --random '%s': a byte count from 1 to 256", o.random);
+        if (RAND_priv_bytes(rec.key, (int)n) != 1) {
+            fprintf(stderr, "saef-key: the random generator failed\n");
+            return EXIT_STORE;
+        }
+        rec.key_len = (size_t)n;
+    } else if (o.hex != NULL) {
+        rc = decode_key(o.hex, &rec);
+    } else {
+        rc = read_key_stdin(&rec);
+    }
+    if (rc == 0 && (rc = open_store(0, &ks)) == 0) {
+        err = saef_ks_put(ks, type, argv[optind + 1], strlen(argv[optind + 1]), &rec,
+                          o.m.replace ? SAEF_KS_REPLACE : 0);
+        rc = err == SAEF_KS_OK ? 0 : ks_fail(ks, err);
+        saef_ks_close(ks);
+    }
+    saef_ks_record_wipe(&rec);
+    return rc;
+}
+
+static void fmt_time(int64_t t, char *buf, size_t len)
+{
+    if (t == 0)
+        snprintf(buf, len, "-");
+    else
+        saef_time_format(t, buf, len);
+}
+
+static int print_row(SAEF_KS_TYPE type, const char *id, size_t id_len, const saef_ks_record *rec,
+                     void *arg)
+{
+    char exp[32], created[32];
+    int64_t now = *(const int64_t *)arg;
+
+    fmt_time(rec->not_after, exp, sizeof(exp));
+    fmt_time(rec->created, created, sizeof(created));
+    printf("%s\t%.*s\t%s\t%s\t%s\t%s\t%d\t%s\n", saef_ks_type_name(type), (int)id_len, id,
+           rec->peer[0] ? rec->peer : "-", rec->self[0] ? rec->self : "-", exp, created,
+           (int)rec->suid, rec->not_after != 0 && rec->not_after <= now ? "expired" : "ok");
+    return 0;
+}
+
+static int cmd_list(int argc, char **argv)
+{
+    SAEF_KS_TYPE type = 0;
+    int64_t now = (int64_t)time(NULL);
+    saef_ks *ks;
+    SAEF_KS_ERR err;
+    int rc;
+
+    if (argc > 2)
+        return usage_error("list takes at most a TYPE");
+    if (argc == 2 && (rc = parse_type(argv[1], &type)) != 0)
+        return rc;
+    if ((rc = open_store(SAEF_KS_RDONLY, &ks)) != 0)
+        return rc;
+    printf("TYPE\tIDENTITY\tPEER\tSELF\tEXPIRES\tCREATED\tSUID\tSTATUS\n");
+    err = saef_ks_iter(ks, type, print_row, &now);
+    rc = err == SAEF_KS_OK ? 0 : ks_fail(ks, err);
+    saef_ks_close(ks);
+    return rc;
+}
+
+static int cmd_show(int argc, char **argv)
+{
+    static const int allowed[] = {O_REVEAL, O_KEYONLY, 0};
+    char exp[32], created[32], hex[2 * SAEF_KS_KEY_MAX + 1];
+    struct opts o;
+    saef_ks_record rec;
+    SAEF_KS_TYPE type;
+    saef_ks *ks;
+    SAEF_KS_ERR err;
+    int rc;
+
+    if ((rc = parse_opts(argc, argv, allowed, &o)) != 0)
+        return rc;
+    if (argc - optind != 2)
+        return usage_error("show needs TYPE and IDENTITY");
+    if (o.key_only && !o.reveal)
+        return usage_error("--key-only needs --reveal");
+    if ((rc = parse_type(argv[optind], &type)) != 0 || (rc = open_store(SAEF_KS_RDONLY, &ks)) != 0)
+        return rc;
+    err = saef_ks_get(ks, type, argv[optind + 1], strlen(argv[optind + 1]), &rec);
+    if (err != SAEF_KS_OK) {
+        rc = ks_fail(ks, err);
+        saef_ks_close(ks);
+        return rc;
+    }
+    saef_ks_close(ks);
+    if (o.reveal)
+        saef_hex_encode(rec.key, rec.key_len, hex);
+    if (o.key_only) {
+        printf("%s\n", hex);
+    } else {
+        fmt_time(rec.not_after, exp, sizeof(exp));
+        fmt_time(rec.created, created, sizeof(created));
+        printf("type: %s\nidentity: %s\npeer: %s\nself: %s\nexpires: %s%s\ncreated: %s\n"
+               "suid: %d\nkey-length: %zu\n",
+               saef_ks_type_name(type), argv[optind + 1], rec.peer[0] ? rec.peer : "-",
+               rec.self[0] ? rec.self : "-", exp,
+               rec.not_after != 0 && rec.not_after <= (int64_t)time(NULL) ? " (expired)" : "",
+               created, (int)rec.suid, rec.key_len);
+        if (o.reveal)
+            printf("key: %s\n", hex);
+    }
+    OPENSSL_cleanse(hex, sizeof(hex));
+    saef_ks_record_wipe(&rec);
+    return 0;
+}
+
+static int cmd_del(int argc, char **argv)
+{
+    SAEF_KS_TYPE type;
+    saef_ks *ks;
+    SAEF_KS_ERR err;
+    int rc;
+
+    if (argc != 3)
+        return usage_error("del needs TYPE and IDENTITY");
+    if ((rc = parse_type(argv[1], &type)) != 0 || (rc = open_store(0, &ks)) != 0)
+        return rc;
+    err = saef_ks_del(ks, type, argv[2], strlen(argv[2]));
+    rc = err == SAEF_KS_OK ? 0 : ks_fail(ks, err);
+    saef_ks_close(ks);
+    return rc;
+}
+
+/* One line of a psk file into rec; the identity ends at the last ':'. */
+static int import_line(char *line, const char *file, long lineno, SAEF_KS_TYPE type, int any,
+                       saef_ks_record *rec, char **id)
+{
+    char *colon = strrchr(line, ':');
+    size_t idlen;
+    int n;
+
+    if (colon == NULL) {
+        fprintf(stderr, "saef-key: %s:%ld: no ':' (lines are identity:hexkey)\n", file, lineno);
+        return EXIT_USAGE;
+    }
+    *colon = '\0';
+    *id = line;
+    idlen = strlen(line);
+    if (idlen == 0 || idlen > SAEF_KS_ID_MAX) {
+        fprintf(stderr, "saef-key: %s:%ld: identity is %zu bytes; it must be 1 to %d\n", file,
+                lineno, idlen, SAEF_KS_ID_MAX);
+        return EXIT_USAGE;
+    }
+    if (!any && (type == SAEF_KS_KC ? !saef_id_parse_maf(line, idlen, NULL, NULL)
+                                    : !saef_id_is_conforming(line, idlen))) {
+        fprintf(stderr,
+                "saef-key: %s:%ld: identity '%s' does not follow TS-0003 (relative@fqdn); "
+                "--any-identity accepts it\n",
+                file, lineno, line);
+        return EXIT_USAGE;
+    }
+    n = saef_hex_decode(colon + 1, strlen(colon + 1), rec->key, sizeof(rec->key));
+    if (n <= 0) {
+        fprintf(stderr, "saef-key: %s:%ld: key is %s\n", file, lineno,
+                colon[1] == '\0' ? "empty" : "not 1 to 256 bytes of hex");
+        return EXIT_USAGE;
+    }
+    rec->key_len = (size_t)n;
+    return 0;
+}
+
+static int cmd_import(int argc, char **argv)
+{
+    static const int allowed[] = {O_FORMAT, O_TYPE, O_PEER, O_SELF, O_EXPIRES, O_SUID,
+                                  O_REPLACE, O_ANY, 0};
+    struct opts o;
+    SAEF_KS_TYPE type = SAEF_KS_KPSA;
+    saef_ks_record base = {0}, rec;
+    saef_ks *ks = NULL;
+    const char *file;
+    FILE *in;
+    char *line = NULL, *id;
+    size_t cap = 0, count = 0;
+    long lineno = 0;
+    ssize_t len;
+    SAEF_KS_ERR err;
+    int rc;
+
+    if ((rc = parse_opts(argc, argv, allowed, &o)) != 0)
+        return rc;
+    if (argc - optind != 1)
+        return usage_error("import needs one FILE (or - for stdin)");
+    if (o.type != NULL && (rc = parse_type(o.type, &type)) != 0)
+        return rc;
+    if ((rc = apply_meta(&o.m, &base)) != 0)
+        return rc;
+    file = argv[optind];
+    in = strcmp(file, "-") == 0 ? stdin : fopen(file, "r");
+    if (in == NULL) {
+        fprintf(stderr, "saef-key: cannot read %s: %s\n", file, strerror(errno));
+        return EXIT_USAGE;
+    }
+    if ((rc = open_store(0, &ks)) != 0)
+        goto out;
+    if ((err = saef_ks_write_begin(ks)) != SAEF_KS_OK) {
+        rc = ks_fail(ks, err);
+        goto out;
+    }
+    while ((len = getline(&line, &cap, in)) >= 0) {
+        lineno++;
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+            line[--len] = '\0';
+        if (len == 0 || line[0] == '#')
+            continue;
+        rec = base;
+        rc = import_line(line, file, lineno, type, o.m.any, &rec, &id);
+        if (rc == 0) {
+            err = saef_ks_put(ks, type, id, strlen(id), &rec, o.m.replace ? SAEF_KS_REPLACE : 0);
+            if (err != SAEF_KS_OK) {
+                fprintf(stderr, "saef-key: %s:%ld: %s\n", file, lineno, saef_ks_last_error(ks));
+                rc = ks_exit(err);
+            }
+        }
+        saef_ks_record_wipe(&rec);
+        OPENSSL_cleanse(line, cap);
+        if (rc != 0) {
+            fprintf(stderr, "saef-key: nothing imported\n");
+            goto out;
+        }
+        count++;
+    }
+    if (ferror(in)) {
+        fprintf(stderr, "saef-key: reading %s: %s; nothing imported\n", file, strerror(errno));
+        rc = EXIT_USAGE;
+        goto out;
+    }
+    if ((err = saef_ks_write_commit(ks)) != SAEF_KS_OK) {
+        rc = ks_fail(ks, err);
+        goto out;
+    }
+    printf("imported %zu keys\n", count);
+out:
+    if (ks != NULL) {
+        saef_ks_write_abort(ks);
+        saef_ks_close(ks);
+    }
+    if (line != NULL)
+        OPENSSL_cleanse(line, cap);
+    free(line);
+    if (in != stdin)
+        fclose(in);
+    return rc;
+}
+
+static int export_row(SAEF_KS_TYPE type, const char *id, size_t id_len, const saef_ks_record *rec,
+                      void *arg)
+{
+    char hex[2 * SAEF_KS_KEY_MAX + 1];
+
+    (void)type;
+    saef_hex_encode(rec->key, rec->key_len, hex);
+    fprintf(arg, "%.*s:%s\n", (int)id_len, id, hex);
+    OPENSSL_cleanse(hex, sizeof(hex));
+    return 0;
+}
+
+static int cmd_export(int argc, char **argv)
+{
+    static const int allowed[] = {O_FORMAT, O_TYPE, 0};
+    struct opts o;
+    SAEF_KS_TYPE type = SAEF_KS_KPSA;
+    saef_ks *ks;
+    FILE *out = stdout;
+    SAEF_KS_ERR err;
+    int rc, fd;
+
+    if ((rc = parse_opts(argc, argv, allowed, &o)) != 0)
+        return rc;
+    if (argc - optind > 1)
+        return usage_error("export takes at most one FILE");
+    if (o.type != NULL && (rc = parse_type(o.type, &type)) != 0)
+        return rc;
+    if ((rc = open_store(SAEF_KS_RDONLY, &ks)) != 0)
+        return rc;
+    if (argc - optind == 1 && strcmp(argv[optind], "-") != 0) {
+        /* Keys on disk: owner-only, whatever the umask or an older file said. */
+        fd = open(argv[optind], O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd < 0 || fchmod(fd, 0600) != 0 || (out = fdopen(fd, "w")) == NULL) {
+            fprintf(stderr, "saef-key: cannot write %s: %s\n", argv[optind], strerror(errno));
+            if (fd >= 0)
+                close(fd);
+            saef_ks_close(ks);
+            return EXIT_USAGE;
+        }
+    }
+    err = saef_ks_iter(ks, type, export_row, out);
+    rc = err == SAEF_KS_OK ? 0 : ks_fail(ks, err);
+    if (fflush(out) != 0 || ferror(out)) {
+        fprintf(stderr, "saef-key: writing the export failed: %s\n", strerror(errno));
+        rc = EXIT_STORE;
+    }
+    if (out != stdout)
+        fclose(out);
+    saef_ks_close(ks);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option global[] = {
+        {"store", required_argument, NULL, 's'},
+        {"group-read", no_argument, NULL, 'g'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+    };
+    static const struct {
+        const char *name;
+        int (*fn)(int, char **);
+    } cmds[] = {{"init", cmd_init}, {"add", cmd_add},       {"list", cmd_list},
+                {"show", cmd_show}, {"del", cmd_del},       {"import", cmd_import},
+                {"export", cmd_export}};
+    int c;
+
+    /* "+": stop at the command; each command parses its own options. */
+    while ((c = getopt_long(argc, argv, "+s:h", global, NULL)) != -1) {
+        switch (c) {
+        case 's': store_path = optarg; break;
+        case 'g': group_read = SAEF_KS_GROUP_READ; break;
+        case 'h': fputs(usage_text, stdout); return 0;
+        case 'V': printf("saef-key %s\n", SAEF_VERSION); return 0;
+        default: return usage_error("%s", "bad option");
+        }
+    }
+    if (optind >= argc)
+        return usage_error("no command given");
+    for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+        if (strcmp(argv[optind], cmds[i].name) == 0)
+            return cmds[i].fn(argc - optind, argv + optind);
+    return usage_error("unknown command '%s'", argv[optind]);
+}

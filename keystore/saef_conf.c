@@ -1,0 +1,276 @@
+/* saef's configuration table: names, defaults, strict validation. */
+#include "saef_conf.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <openssl/core_names.h>
+#include <openssl/params.h>
+#include <openssl/provider.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+typedef enum { T_PATH, T_TEXT, T_HOSTS, T_BOOL, T_ENUM, T_INT, T_MAF, T_ID } conf_type;
+
+static const char *const roles[] = {"off", "server", "client", "both", NULL};
+static const char *const refuses[] = {"wrong_key", "unknown_psk_identity", NULL};
+static const char *const logs[] = {"stderr", "syslog", "none", NULL};
+static const char *const levels[] = {"error", "warning", "info", "debug", NULL};
+
+static const struct {
+    const char *name;
+    conf_type type;
+    const char *def;
+    const char *const *choices; /* T_ENUM */
+    long min, max;              /* T_INT */
+} keys[SAEF_CONF_NKEYS] = {
+    [SAEF_CONF_STORE] = {"store", T_PATH, "/var/lib/saef/keys.db", NULL, 0, 0},
+    [SAEF_CONF_STORE_GROUP_READ] = {"store_group_read", T_BOOL, "no", NULL, 0, 0},
+    [SAEF_CONF_ENTITY_ID] = {"entity_id", T_TEXT, "", NULL, 0, 0},
+    [SAEF_CONF_SNI] = {"sni", T_HOSTS, "", NULL, 0, 0},
+    [SAEF_CONF_ROLE] = {"role", T_ENUM, "off", roles, 0, 0},
+    [SAEF_CONF_REFUSE] = {"refuse", T_ENUM, "wrong_key", refuses, 0, 0},
+    [SAEF_CONF_REQUIRE_PSK] = {"require_psk", T_BOOL, "no", NULL, 0, 0},
+    [SAEF_CONF_TLS13] = {"tls13", T_BOOL, "yes", NULL, 0, 0},
+    [SAEF_CONF_LOG] = {"log", T_ENUM, "stderr", logs, 0, 0},
+    [SAEF_CONF_LOG_LEVEL] = {"log_level", T_ENUM, "info", levels, 0, 0},
+    [SAEF_CONF_MAF] = {"maf", T_MAF, "", NULL, 0, 0},
+    [SAEF_CONF_MAF_KMID] = {"maf_kmid", T_ID, "", NULL, 0, 0},
+    [SAEF_CONF_MAF_TIMEOUT] = {"maf_timeout", T_INT, "2000", NULL, 1, 60000},
+    [SAEF_CONF_MAF_NEGATIVE_TTL] = {"maf_negative_ttl", T_INT, "30", NULL, 0, 86400},
+    [SAEF_CONF_KC_HALF] = {"kc_half", T_BOOL, "no", NULL, 0, 0},
+    [SAEF_CONF_KC_SUID] = {"kc_suid", T_INT, "32", NULL, 0, 99},
+};
+
+const char *saef_conf_name(SAEF_CONF_KEY key)
+{
+    return (unsigned)key < SAEF_CONF_NKEYS ? keys[key].name : NULL;
+}
+
+void saef_conf_init(saef_conf *conf)
+{
+    for (int k = 0; k < SAEF_CONF_NKEYS; k++)
+        snprintf(conf->val[k], sizeof(conf->val[k]), "%s", keys[k].def);
+}
+
+static int bad(char *err, size_t errlen, const char *name, const char *value, const char *why)
+{
+    if (err != NULL)
+        snprintf(err, errlen, "bad value for '%s': \"%.200s\" (%s)", name, value, why);
+    return 0;
+}
+
+static int printable_token(const char *s)
+{
+    if (*s == '\0')
+        return 0;
+    for (; *s; s++)
+        if (!isgraph((unsigned char)*s))
+            return 0;
+    return 1;
+}
+
+/* Host names separated by commas and optional spaces; normalised to "a,b". */
+static int norm_hosts(const char *v, char *out, size_t outlen)
+{
+    char tmp[SAEF_CONF_VALUE_MAX], *save = NULL;
+    size_t used = 0;
+
+    snprintf(tmp, sizeof(tmp), "%s", v);
+    out[0] = '\0';
+    for (char *h = strtok_r(tmp, ", \t", &save); h != NULL; h = strtok_r(NULL, ", \t", &save)) {
+        for (const char *p = h; *p; p++)
+            if (!isalnum((unsigned char)*p) && *p != '-' && *p != '.')
+                return 0;
+        used += (size_t)snprintf(out + used, outlen - used, "%s%s", used ? "," : "", h);
+        if (used >= outlen)
+            return 0;
+    }
+    return used > 0;
+}
+
+/* "FQDN URL[, FQDN URL...]"; normalised to "fqdn url,fqdn url". */
+static int norm_maf(const char *v, char *out, size_t outlen, const char **why)
+{
+    char tmp[SAEF_CONF_VALUE_MAX], *save = NULL;
+    size_t used = 0;
+
+    snprintf(tmp, sizeof(tmp), "%s", v);
+    out[0] = '\0';
+    for (char *e = strtok_r(tmp, ",", &save); e != NULL; e = strtok_r(NULL, ",", &save)) {
+        char fqdn[256], url[SAEF_CONF_VALUE_MAX], extra;
+        if (sscanf(e, " %255s %1023s %c", fqdn, url, &extra) != 2) {
+            *why = "each entry is 'MAF-FQDN https://host:port'";
+            return 0;
+        }
+        char probe[300];
+        snprintf(probe, sizeof(probe), "x@%s", fqdn);
+        if (strlen(fqdn) > SAEF_KS_ID_MAX - 33 || !saef_id_is_conforming(probe, strlen(probe))) {
+            *why = "MAF-FQDN must be a DNS name of at most 95 characters";
+            return 0;
+        }
+        if (strncmp(url, "https://", 8) != 0 || url[8] == '\0') {
+            *why = "the MAF URL must start with https://";
+            return 0;
+        }
+        used += (size_t)snprintf(out + used, outlen - used, "%s%s %s", used ? "," : "", fqdn,
+                                 url);
+        if (used >= outlen) {
+            *why = "too long";
+            return 0;
+        }
+    }
+    if (used == 0)
+        *why = "empty list";
+    return used > 0;
+}
+
+int saef_conf_set(saef_conf *conf, const char *name, const char *value, char *err, size_t errlen)
+{
+    int k;
+    char *out;
+    const char *why = NULL;
+
+    for (k = 0; k < SAEF_CONF_NKEYS; k++)
+        if (strcmp(name, keys[k].name) == 0)
+            break;
+    if (k == SAEF_CONF_NKEYS) {
+        if (err != NULL)
+            snprintf(err, errlen, "unknown key '%.100s' (see saef.cnf(5))", name);
+        return 0;
+    }
+    if (value == NULL)
+        value = "";
+    if (strlen(value) >= SAEF_CONF_VALUE_MAX)
+        return bad(err, errlen, name, value, "too long");
+    out = conf->val[k];
+    switch (keys[k].type) {
+    case T_PATH:
+        if (value[0] != '/')
+            return bad(err, errlen, name, value, "an absolute path is required");
+        break;
+    case T_TEXT:
+        if (!printable_token(value) || strlen(value) > SAEF_KS_ENTITY_MAX)
+            return bad(err, errlen, name, value,
+                       "a CSE-ID or AE-ID: printable, no spaces, at most 255 characters");
+        break;
+    case T_ID:
+        if (!saef_id_is_conforming(value, strlen(value)))
+            return bad(err, errlen, name, value, "an identity 'relative@fqdn' (TS-0003 10.6)");
+        break;
+    case T_HOSTS:
+        if (!norm_hosts(value, out, SAEF_CONF_VALUE_MAX))
+            return bad(err, errlen, name, value, "a comma-separated list of host names");
+        return 1;
+    case T_MAF:
+        if (!norm_maf(value, out, SAEF_CONF_VALUE_MAX, &why))
+            return bad(err, errlen, name, value, why);
+        return 1;
+    case T_BOOL:
+        if (!strcasecmp(value, "yes") || !strcasecmp(value, "true") || !strcmp(value, "1") ||
+            !strcasecmp(value, "on"))
+            value = "yes";
+        else if (!strcasecmp(value, "no") || !strcasecmp(value, "false") ||
+                 !strcmp(value, "0") || !strcasecmp(value, "off"))
+            value = "no";
+        else
+            return bad(err, errlen, name, value, "use yes or no");
+        break;
+    case T_ENUM: {
+        int i;
+        char choices[128] = "";
+        for (i = 0; keys[k].choices[i] != NULL; i++)
+            if (strcmp(value, keys[k].choices[i]) == 0)
+                break;
+        if (keys[k].choices[i] == NULL) {
+            for (int j = 0; keys[k].choices[j] != NULL; j++)
+                snprintf(choices + strlen(choices), sizeof(choices) - strlen(choices), "%s%s",
+                         j ? ", " : "use ", keys[k].choices[j]);
+            return bad(err, errlen, name, value, choices);
+        }
+        break;
+    }
+    case T_INT: {
+        char *end, range[64];
+        long n;
+        errno = 0;
+        n = strtol(value, &end, 10);
+        snprintf(range, sizeof(range), "an integer from %ld to %ld", keys[k].min, keys[k].max);
+        if (errno != 0 || end == value || *end != '\0' || n < keys[k].min || n > keys[k].max)
+            return bad(err, errlen, name, value, range);
+        snprintf(out, SAEF_CONF_VALUE_MAX, "%ld", n);
+        return 1;
+    }
+    }
+    snprintf(out, SAEF_CONF_VALUE_MAX, "%s", value);
+    return 1;
+}
+
+const char *saef_conf_str(const saef_conf *conf, SAEF_CONF_KEY key)
+{
+    return (unsigned)key < SAEF_CONF_NKEYS ? conf->val[key] : "";
+}
+
+long saef_conf_int(const saef_conf *conf, SAEF_CONF_KEY key)
+{
+    const char *v = saef_conf_str(conf, key);
+
+    if ((unsigned)key >= SAEF_CONF_NKEYS)
+        return 0;
+    switch (keys[key].type) {
+    case T_BOOL:
+        return strcmp(v, "yes") == 0;
+    case T_ENUM:
+        for (int i = 0; keys[key].choices[i] != NULL; i++)
+            if (strcmp(v, keys[key].choices[i]) == 0)
+                return i;
+        return 0;
+    case T_INT:
+        return strtol(v, NULL, 10);
+    default:
+        return 0;
+    }
+}
+
+int saef_conf_maf_url(const saef_conf *conf, const char *fqdn, size_t fqdn_len, char *url,
+                      size_t url_len)
+{
+    const char *p = conf->val[SAEF_CONF_MAF];
+
+    while (*p) {
+        const char *sp = strchr(p, ' '), *end = strchr(p, ',');
+        if (end == NULL)
+            end = p + strlen(p);
+        if (sp != NULL && sp < end && (size_t)(sp - p) == fqdn_len &&
+            strncasecmp(p, fqdn, fqdn_len) == 0) {
+            if ((size_t)(end - sp - 1) >= url_len)
+                return 0;
+            memcpy(url, sp + 1, (size_t)(end - sp - 1));
+            url[end - sp - 1] = '\0';
+            return 1;
+        }
+        p = *end ? end + 1 : end;
+    }
+    return 0;
+}
+
+int saef_conf_from_provider(OSSL_LIB_CTX *libctx, saef_conf *conf)
+{
+    OSSL_PARAM params[SAEF_CONF_NKEYS + 1];
+    OSSL_PROVIDER *prov;
+    int ok;
+
+    if (!OSSL_PROVIDER_available(libctx, "saef"))
+        return 0;
+    /* Already activated by the configuration: this only takes a reference. */
+    if ((prov = OSSL_PROVIDER_load(libctx, "saef")) == NULL)
+        return -1;
+    for (int k = 0; k < SAEF_CONF_NKEYS; k++)
+        params[k] = OSSL_PARAM_construct_utf8_string(keys[k].name, conf->val[k],
+                                                     sizeof(conf->val[k]));
+    params[SAEF_CONF_NKEYS] = OSSL_PARAM_construct_end();
+    ok = OSSL_PROVIDER_get_params(prov, params);
+    OSSL_PROVIDER_unload(prov);
+    return ok ? 1 : -1;
+}

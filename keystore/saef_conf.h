@@ -1,0 +1,77 @@
+/*
+ * saef_conf.h - saef's configuration: one table of keys, read from the
+ * provider's section of openssl.cnf (see saef.cnf(5)).
+ *
+ * Values are validated strictly by saef_conf_set and kept normalised
+ * ("yes"/"no", enum names, decimal integers), so the provider can expose
+ * them as parameters and every reader sees the same text.
+ */
+#ifndef SAEF_CONF_H
+#define SAEF_CONF_H
+
+#include <stddef.h>
+#include <openssl/types.h>
+#include "saef_keystore.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum {
+    SAEF_CONF_STORE,
+    SAEF_CONF_STORE_GROUP_READ,
+    SAEF_CONF_ENTITY_ID,
+    SAEF_CONF_SNI,
+    SAEF_CONF_ROLE,
+    SAEF_CONF_REFUSE,
+    SAEF_CONF_REQUIRE_PSK,
+    SAEF_CONF_TLS13,
+    SAEF_CONF_LOG,
+    SAEF_CONF_LOG_LEVEL,
+    SAEF_CONF_MAF,
+    SAEF_CONF_MAF_KMID,
+    SAEF_CONF_MAF_TIMEOUT,
+    SAEF_CONF_MAF_NEGATIVE_TTL,
+    SAEF_CONF_KC_HALF,
+    SAEF_CONF_KC_SUID,
+    SAEF_CONF_NKEYS
+} SAEF_CONF_KEY;
+
+/* Enum values, as saef_conf_int returns them. */
+enum { SAEF_ROLE_OFF, SAEF_ROLE_SERVER, SAEF_ROLE_CLIENT, SAEF_ROLE_BOTH };
+enum { SAEF_REFUSE_WRONG_KEY, SAEF_REFUSE_UNKNOWN_PSK_IDENTITY };
+enum { SAEF_LOG_STDERR, SAEF_LOG_SYSLOG, SAEF_LOG_NONE };
+enum { SAEF_LEVEL_ERROR, SAEF_LEVEL_WARNING, SAEF_LEVEL_INFO, SAEF_LEVEL_DEBUG };
+
+#define SAEF_CONF_VALUE_MAX 1024
+
+typedef struct {
+    char val[SAEF_CONF_NKEYS][SAEF_CONF_VALUE_MAX]; /* normalised; "" = unset */
+} saef_conf;
+
+/* The key's name in openssl.cnf and as a provider parameter; NULL if out of range. */
+SAEF_EXPORT const char *saef_conf_name(SAEF_CONF_KEY key);
+/* Fill in the defaults. */
+SAEF_EXPORT void saef_conf_init(saef_conf *conf);
+/* Validate and set one key. 0 and a message naming the key on failure. */
+SAEF_EXPORT int saef_conf_set(saef_conf *conf, const char *name, const char *value, char *err,
+                              size_t errlen);
+/* The normalised value ("" when unset). */
+SAEF_EXPORT const char *saef_conf_str(const saef_conf *conf, SAEF_CONF_KEY key);
+/* Booleans 0/1, enums their index, integers their value. */
+SAEF_EXPORT long saef_conf_int(const saef_conf *conf, SAEF_CONF_KEY key);
+/* The URL of MAF `fqdn` (case-insensitive) from the maf list; 0 if none. */
+SAEF_EXPORT int saef_conf_maf_url(const saef_conf *conf, const char *fqdn, size_t fqdn_len,
+                                  char *url, size_t url_len);
+/*
+ * The configuration OpenSSL loaded: the parameters of the "saef" provider in
+ * libctx (NULL = default). 1 if read, 0 if the provider is not loaded
+ * (conf keeps its defaults), -1 on error.
+ */
+SAEF_EXPORT int saef_conf_from_provider(OSSL_LIB_CTX *libctx, saef_conf *conf);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,272 @@
+/* Identity, hex and time helpers shared by the CLI, the provider and the shim. */
+#include "saef_keystore.h"
+
+#include <ctype.h>
+#include <string.h>
+#include <time.h>
+
+static int is_relchar(int c)
+{
+    return isalnum(c) || c == '.' || c == '_' || c == '-';
+}
+
+/* DNS name: labels of [A-Za-z0-9-], 1..63, not starting or ending with '-'. */
+static int is_fqdn(const char *s, size_t len)
+{
+    size_t label = 0;
+
+    if (len == 0 || len > 253)
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '.') {
+            if (label == 0 || s[i - 1] == '-')
+                return 0;
+            label = 0;
+            continue;
+        }
+        if (!isalnum(c) && c != '-')
+            return 0;
+        if (label == 0 && c == '-')
+            return 0;
+        if (++label > 63)
+            return 0;
+    }
+    return label > 0 && s[len - 1] != '-';
+}
+
+int saef_id_is_conforming(const char *id, size_t id_len)
+{
+    const char *at;
+
+    if (id == NULL || id_len == 0 || id_len > SAEF_KS_ID_MAX)
+        return 0;
+    at = memchr(id, '@', id_len);
+    if (at == NULL || at == id)
+        return 0;
+    for (const char *p = id; p < at; p++)
+        if (!is_relchar((unsigned char)*p))
+            return 0;
+    return is_fqdn(at + 1, id_len - (size_t)(at - id) - 1);
+}
+
+int saef_id_parse_maf(const char *id, size_t id_len, const char **fqdn, unsigned char kcid[16])
+{
+    unsigned char tmp[16];
+
+    if (id == NULL || id_len < 34 || id_len > SAEF_KS_ID_MAX || id[32] != '@')
+        return 0;
+    if (saef_hex_decode(id, 32, tmp, sizeof(tmp)) != 16)
+        return 0;
+    if (!is_fqdn(id + 33, id_len - 33))
+        return 0;
+    if (fqdn != NULL)
+        *fqdn = id + 33;
+    if (kcid != NULL)
+        memcpy(kcid, tmp, 16);
+    return 1;
+}
+
+static int hexval(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+int saef_hex_decode(const char *hex, size_t hex_len, unsigned char *out, size_t out_max)
+{
+    if (hex_len % 2 != 0 || hex_len / 2 > out_max)
+        return -1;
+    for (size_t i = 0; i < hex_len; i += 2) {
+        int hi = hexval((unsigned char)hex[i]), lo = hexval((unsigned char)hex[i + 1]);
+        if (hi < 0 || lo < 0)
+            return -1;
+        out[i / 2] = (unsigned char)(hi << 4 | lo);
+    }
+    return (int)(hex_len / 2);
+}
+
+void saef_hex_encode(const unsigned char *in, size_t len, char *out)
+{
+    static const char digits[] = "0123456789ABCDEF";
+
+    for (size_t i = 0; i < len; i++) {
+        out[2 * i] = digits[in[i] >> 4];
+        out[2 * i + 1] = digits[in[i] & 15];
+    }
+    out[2 * len] = '\0';
+}
+
+/* n fixed-width decimal digits at *p; advances *p. -1 if not digits. */
+static int digits(const char **p, int n)
+{
+    int v = 0;
+
+    for (int i = 0; i < n; i++) {
+        if (!isdigit((unsigned char)(*p)[i]))
+            return -1;
+        v = v * 10 + ((*p)[i] - '0');
+    }
+    *p += n;
+    return v;
+}
+
+static int days_in_month(int y, int m)
+{
+    static const int d[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+
+    return m == 2 && leap ? 29 : d[m - 1];
+}
+
+static int skip_fraction(const char **p, char sep)
+{
+    if (**p != sep)
+        return 1;
+    (*p)++;
+    if (!isdigit((unsigned char)**p))
+        return 0;
+    while (isdigit((unsigned char)**p))
+        (*p)++;
+    return 1;
+}
+
+static int to_time(int y, int mo, int d, int h, int mi, int s, int64_t *out)
+{
+    struct tm tm = {0};
+
+    if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h > 23 ||
+        mi > 59 || s > 60)
+        return 0;
+    tm.tm_year = y - 1900;
+    tm.tm_mon = mo - 1;
+    tm.tm_mday = d;
+    tm.tm_hour = h;
+    tm.tm_min = mi;
+    tm.tm_sec = s;
+    *out = (int64_t)timegm(&tm);
+    return 1;
+}
+
+static int parse_relative(const char *p, int64_t now, int64_t *out)
+{
+    int64_t n = 0, unit;
+
+    if (!isdigit((unsigned char)*p))
+        return 0;
+    while (isdigit((unsigned char)*p)) {
+        if (n > INT64_C(100000000000))
+            return 0;
+        n = n * 10 + (*p++ - '0');
+    }
+    switch (*p++) {
+    case 's': unit = 1; break;
+    case 'm': unit = 60; break;
+    case 'h': unit = 3600; break;
+    case 'd': unit = 86400; break;
+    case 'w': unit = 604800; break;
+    default: return 0;
+    }
+    if (*p != '\0' || n == 0 || n > INT64_C(100000000000) / unit)
+        return 0;
+    *out = now + n * unit;
+    return 1;
+}
+
+int saef_time_parse(const char *text, int64_t now, int64_t *out)
+{
+    const char *p = text;
+    int y, mo, d, h, mi, s;
+    int64_t t;
+
+    if (text == NULL)
+        return 0;
+    if (*p == '+')
+        return parse_relative(p + 1, now, out);
+    if ((y = digits(&p, 4)) < 0)
+        return 0;
+    if (*p == '-') { /* RFC 3339 */
+        p++;
+        if ((mo = digits(&p, 2)) < 0 || *p++ != '-' || (d = digits(&p, 2)) < 0 ||
+            (*p != 'T' && *p != 't') || (p++, h = digits(&p, 2)) < 0 || *p++ != ':' ||
+            (mi = digits(&p, 2)) < 0 || *p++ != ':' || (s = digits(&p, 2)) < 0 ||
+            !skip_fraction(&p, '.') || !to_time(y, mo, d, h, mi, s, &t))
+            return 0;
+        if (*p == 'Z' || *p == 'z') {
+            p++;
+        } else if (*p == '+' || *p == '-') {
+            int sign = *p++ == '+' ? 1 : -1, oh, om;
+            if ((oh = digits(&p, 2)) < 0 || *p++ != ':' || (om = digits(&p, 2)) < 0 ||
+                oh > 23 || om > 59)
+                return 0;
+            t -= sign * (oh * 3600 + om * 60);
+        } else {
+            return 0;
+        }
+    } else { /* oneM2M basic: YYYYMMDDTHHMMSS[,fraction], UTC */
+        if ((mo = digits(&p, 2)) < 0 || (d = digits(&p, 2)) < 0 || *p++ != 'T' ||
+            (h = digits(&p, 2)) < 0 || (mi = digits(&p, 2)) < 0 || (s = digits(&p, 2)) < 0 ||
+            !skip_fraction(&p, ',') || !to_time(y, mo, d, h, mi, s, &t))
+            return 0;
+    }
+    if (*p != '\0')
+        return 0;
+    *out = t;
+    return 1;
+}
+
+void saef_time_format(int64_t t, char *buf, size_t len)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+
+    gmtime_r(&tt, &tm);
+    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+void saef_time_format_onem2m(int64_t t, char *buf, size_t len)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+
+    gmtime_r(&tt, &tm);
+    strftime(buf, len, "%Y%m%dT%H%M%S", &tm);
+}
+
+const char *saef_ks_type_name(SAEF_KS_TYPE type)
+{
+    switch (type) {
+    case SAEF_KS_KPSA: return "kpsa";
+    case SAEF_KS_KM: return "km";
+    case SAEF_KS_KC: return "kc";
+    }
+    return NULL;
+}
+
+SAEF_KS_TYPE saef_ks_type_from_name(const char *name)
+{
+    for (int t = SAEF_KS_KPSA; t <= SAEF_KS_KC; t++)
+        if (name != NULL && strcmp(name, saef_ks_type_name((SAEF_KS_TYPE)t)) == 0)
+            return (SAEF_KS_TYPE)t;
+    return (SAEF_KS_TYPE)0;
+}
+
+const char *saef_ks_strerror(SAEF_KS_ERR err)
+{
+    switch (err) {
+    case SAEF_KS_OK: return "ok";
+    case SAEF_KS_ENOTFOUND: return "not found";
+    case SAEF_KS_EEXISTS: return "already exists";
+    case SAEF_KS_EINVAL: return "invalid argument";
+    case SAEF_KS_EPERM: return "permission problem";
+    case SAEF_KS_ENOSTORE: return "no such store";
+    case SAEF_KS_ECORRUPT: return "store corrupt";
+    case SAEF_KS_EIO: return "store error";
+    }
+    return "unknown error";
+}

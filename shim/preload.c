@@ -1,0 +1,168 @@
+/*
+ * libsaef-preload.so: saef's roles in programs that cannot change.
+ *
+ * Off unless the saef provider's `role` (or SAEF_ROLE, for tests and
+ * saef-run --role) says server, client or both. Every SSL_CTX the program
+ * creates gets the roles; what the program sets afterwards (cipher lists,
+ * its own PSK, info and ClientHello callbacks) is applied around saef's
+ * instead of replacing it.
+ */
+#define _GNU_SOURCE
+#include "saef-internal.h"
+
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static saef_ctx *g_saef;
+static long g_role = SAEF_ROLE_OFF;
+/* Set while saef itself calls the functions interposed here. */
+static _Thread_local int inside;
+
+/* The real function: next in the global scope, or in a libssl that was
+   dlopen()ed with RTLD_LOCAL, which RTLD_NEXT cannot see. */
+static void *real(const char *name)
+{
+    void *fn = dlsym(RTLD_NEXT, name), *h;
+
+    if (fn == NULL && (h = dlopen("libssl.so.3", RTLD_NOLOAD | RTLD_LAZY)) != NULL) {
+        fn = dlsym(h, name);
+        dlclose(h);
+    }
+    if (fn == NULL) {
+        fprintf(stderr, "saef: cannot find the real %s: %s\n", name, dlerror());
+        abort();
+    }
+    return fn;
+}
+
+#define REAL(name)                                                                            \
+    static __typeof__(name) *real_##name;                                                     \
+    if (real_##name == NULL)                                                                  \
+        real_##name = (__typeof__(name) *)real(#name);
+
+/* Read when the library loads: nginx workers lose the environment, and
+   programs that drop privileges must have the store open before. */
+__attribute__((constructor)) static void saef_preload_init(void)
+{
+    const char *env = getenv("SAEF_ROLE");
+    saef_conf conf;
+    char err[256];
+
+    inside = 1;
+    saef_conf_init(&conf);
+    if (OPENSSL_init_crypto(OPENSSL_INIT_LOAD_CONFIG, NULL) &&
+        saef_conf_from_provider(NULL, &conf) < 0)
+        fprintf(stderr, "saef: cannot read the saef provider's configuration\n");
+    if (env != NULL && *env != '\0' && !saef_conf_set(&conf, "role", env, err, sizeof(err)))
+        fprintf(stderr, "saef: SAEF_ROLE: %s\n", err);
+    g_role = saef_conf_int(&conf, SAEF_CONF_ROLE);
+    if (g_role != SAEF_ROLE_OFF && (g_saef = saef_new(&conf)) == NULL)
+        g_role = SAEF_ROLE_OFF;
+    OPENSSL_cleanse(&conf, sizeof(conf));
+    inside = 0;
+}
+
+static SSL_CTX *install(SSL_CTX *ctx)
+{
+    if (ctx == NULL || g_role == SAEF_ROLE_OFF || inside)
+        return ctx;
+    inside = 1;
+    if (g_role == SAEF_ROLE_SERVER || g_role == SAEF_ROLE_BOTH)
+        saef_ssl_ctx_server(ctx, g_saef);
+    if (g_role == SAEF_ROLE_CLIENT || g_role == SAEF_ROLE_BOTH)
+        saef_ssl_ctx_client(ctx, g_saef);
+    inside = 0;
+    return ctx;
+}
+
+SAEF_EXPORT SSL_CTX *SSL_CTX_new_ex(OSSL_LIB_CTX *libctx, const char *propq,
+                                    const SSL_METHOD *meth)
+{
+    REAL(SSL_CTX_new_ex);
+    return install(real_SSL_CTX_new_ex(libctx, propq, meth));
+}
+
+SAEF_EXPORT SSL_CTX *SSL_CTX_new(const SSL_METHOD *meth)
+{
+    REAL(SSL_CTX_new);
+    return install(real_SSL_CTX_new(meth));
+}
+
+/* The program's cipher list is applied, then the PSK suites go first again. */
+SAEF_EXPORT int SSL_CTX_set_cipher_list(SSL_CTX *ctx, const char *str)
+{
+    int ok;
+
+    REAL(SSL_CTX_set_cipher_list);
+    ok = real_SSL_CTX_set_cipher_list(ctx, str);
+    if (ok && !inside && saef_is_installed(ctx)) {
+        inside = 1;
+        saef_reapply_ciphers(ctx);
+        inside = 0;
+    }
+    return ok;
+}
+
+SAEF_EXPORT int SSL_CTX_set_ciphersuites(SSL_CTX *ctx, const char *str)
+{
+    int ok;
+
+    REAL(SSL_CTX_set_ciphersuites);
+    ok = real_SSL_CTX_set_ciphersuites(ctx, str);
+    if (ok && !inside && saef_is_installed(ctx)) {
+        inside = 1;
+        saef_reapply_ciphers(ctx);
+        inside = 0;
+    }
+    return ok;
+}
+
+/* The program's own callbacks are chained behind saef's. */
+#define CHAIN(ctx, which, cb, arg)                                                            \
+    (!inside && saef_chain(ctx, which, (void (*)(void))(cb), arg))
+
+SAEF_EXPORT void SSL_CTX_set_psk_server_callback(SSL_CTX *ctx, SSL_psk_server_cb_func cb)
+{
+    REAL(SSL_CTX_set_psk_server_callback);
+    if (!CHAIN(ctx, SAEF_NEXT_PSK_SERVER, cb, NULL))
+        real_SSL_CTX_set_psk_server_callback(ctx, cb);
+}
+
+SAEF_EXPORT void SSL_CTX_set_psk_find_session_callback(SSL_CTX *ctx,
+                                                       SSL_psk_find_session_cb_func cb)
+{
+    REAL(SSL_CTX_set_psk_find_session_callback);
+    if (!CHAIN(ctx, SAEF_NEXT_FIND_SESSION, cb, NULL))
+        real_SSL_CTX_set_psk_find_session_callback(ctx, cb);
+}
+
+SAEF_EXPORT void SSL_CTX_set_psk_client_callback(SSL_CTX *ctx, SSL_psk_client_cb_func cb)
+{
+    REAL(SSL_CTX_set_psk_client_callback);
+    if (!CHAIN(ctx, SAEF_NEXT_PSK_CLIENT, cb, NULL))
+        real_SSL_CTX_set_psk_client_callback(ctx, cb);
+}
+
+SAEF_EXPORT void SSL_CTX_set_psk_use_session_callback(SSL_CTX *ctx,
+                                                      SSL_psk_use_session_cb_func cb)
+{
+    REAL(SSL_CTX_set_psk_use_session_callback);
+    if (!CHAIN(ctx, SAEF_NEXT_USE_SESSION, cb, NULL))
+        real_SSL_CTX_set_psk_use_session_callback(ctx, cb);
+}
+
+SAEF_EXPORT void SSL_CTX_set_info_callback(SSL_CTX *ctx, void (*cb)(const SSL *, int, int))
+{
+    REAL(SSL_CTX_set_info_callback);
+    if (!CHAIN(ctx, SAEF_NEXT_INFO, cb, NULL))
+        real_SSL_CTX_set_info_callback(ctx, cb);
+}
+
+SAEF_EXPORT void SSL_CTX_set_client_hello_cb(SSL_CTX *ctx, SSL_client_hello_cb_fn cb, void *arg)
+{
+    REAL(SSL_CTX_set_client_hello_cb);
+    if (!CHAIN(ctx, SAEF_NEXT_HELLO, cb, arg))
+        real_SSL_CTX_set_client_hello_cb(ctx, cb, arg);
+}

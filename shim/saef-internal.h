@@ -1,0 +1,24 @@
+/* Internal to libsaef and libsaef-preload.so. */
+#ifndef SAEF_INTERNAL_H
+#define SAEF_INTERNAL_H
+
+#include "saef.h"
+
+/* Callbacks a program set on a context where saef's roles are installed:
+   saef keeps its own and calls these for identities it does not know. */
+typedef enum {
+    SAEF_NEXT_PSK_SERVER,
+    SAEF_NEXT_FIND_SESSION,
+    SAEF_NEXT_PSK_CLIENT,
+    SAEF_NEXT_USE_SESSION,
+    SAEF_NEXT_INFO,
+    SAEF_NEXT_HELLO
+} SAEF_NEXT;
+
+/* 1 if saef's roles are on ctx and fn (with arg, for HELLO) was chained. */
+int saef_chain(SSL_CTX *ctx, SAEF_NEXT which, void (*fn)(void), void *arg);
+/* After the program changed ctx's cipher lists: PSK suites first again. */
+void saef_reapply_ciphers(SSL_CTX *ctx);
+int saef_is_installed(const SSL_CTX *ctx);
+
+#endif

@@ -1,0 +1,77 @@
+/*
+ * saef.h - oneM2M security associations (TS-0003 8.2.2.1, 8.2.2.3) as
+ * OpenSSL TLS-PSK callbacks.
+ *
+ * A program that can change installs the roles on its SSL_CTX:
+ *
+ *     saef_ctx *s = saef_new_from_openssl(NULL);   // config from openssl.cnf
+ *     saef_ssl_ctx_server(ctx, s);                 // Entity B
+ *     ...after the handshake:
+ *     saef_ssl_peer_entity(ssl)                    // the AE-ID/CSE-ID bound
+ *
+ * Programs that cannot change get the same through libsaef-preload.so
+ * (saef-run(1)). Keys come from the saef keystore at every handshake, so a
+ * key added, replaced or deleted with saef-key(1) applies at the next one.
+ */
+#ifndef SAEF_H
+#define SAEF_H
+
+#include <openssl/ssl.h>
+#include "saef_conf.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct saef_ctx saef_ctx;
+
+typedef enum {
+    SAEF_FW_NONE = 0, /* no association (yet), or not a saef PSK */
+    SAEF_FW_PSK = 1,  /* pre-provisioned key, TS-0003 8.2.2.1 */
+    SAEF_FW_MAF = 2   /* MAF-based, TS-0003 8.2.2.3 */
+} SAEF_FRAMEWORK;
+
+/* A context for this configuration (copied). NULL on allocation failure. */
+SAEF_EXPORT saef_ctx *saef_new(const saef_conf *conf);
+/*
+ * A context for the configuration OpenSSL loaded (the saef provider's section
+ * of openssl.cnf in libctx, NULL = default); defaults when the provider is not
+ * loaded. NULL on error.
+ */
+SAEF_EXPORT saef_ctx *saef_new_from_openssl(OSSL_LIB_CTX *libctx);
+/* Drops the caller's reference; SSL_CTXs using it keep their own. */
+SAEF_EXPORT void saef_free(saef_ctx *s);
+
+/*
+ * Entity B: PSK server callbacks for TLS 1.2 / DTLS 1.2 and TLS 1.3, a
+ * ClientHello callback and an info callback (for the audit line; one the
+ * program set before is called too). Sets TLS 1.2 as the minimum and puts
+ * the TS-0003 10.2.2 suites first. 1 on success.
+ */
+SAEF_EXPORT int saef_ssl_ctx_server(SSL_CTX *ctx, saef_ctx *s);
+/* Entity A: PSK client callbacks for TLS 1.2 / DTLS 1.2 and TLS 1.3. */
+SAEF_EXPORT int saef_ssl_ctx_client(SSL_CTX *ctx, saef_ctx *s);
+
+/*
+ * Entity A's choice of key, per connection: an explicit identity, or the
+ * target entity (IdB) whose record's peer matches. Without either, the SNI
+ * host name is the target; without that, the store's only usable key.
+ */
+SAEF_EXPORT int saef_ssl_set_identity(SSL *ssl, const char *identity);
+SAEF_EXPORT int saef_ssl_set_target(SSL *ssl, const char *idb);
+
+/* What the association established; NULL / SAEF_FW_NONE before it did. */
+SAEF_EXPORT const char *saef_ssl_identity(const SSL *ssl);
+SAEF_EXPORT const char *saef_ssl_peer_entity(const SSL *ssl);
+SAEF_EXPORT SAEF_FRAMEWORK saef_ssl_framework(const SSL *ssl);
+
+/* The TS-0003 10.2.2 TLS 1.2 suites saef puts first, OpenSSL names. */
+#define SAEF_PSK_CIPHERS                                                                      \
+    "PSK-AES128-CBC-SHA256:PSK-AES128-CCM8:ECDHE-PSK-AES128-CBC-SHA256:"                    \
+    "DHE-PSK-AES128-GCM-SHA256:DHE-PSK-AES128-CCM8:PSK-AES128-GCM-SHA256"
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

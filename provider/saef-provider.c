@@ -168,6 +168,9 @@ static int read_config(SAEF_PROV_CTX *ctx)
             continue;
         if (!saef_conf_set(&ctx->conf, saef_conf_name(k), values[k], err, sizeof(err))) {
             saef_prov_err(ctx, SAEF_R_BAD_CONFIG, "saef provider: %s", err);
+            /* OpenSSL 3.0 drops errors of providers activated from the config:
+               without this line a typo would silently disable saef. */
+            fprintf(stderr, "saef provider: openssl.cnf: %s; saef is not loaded\n", err);
             return 0;
         }
     }

@@ -1,0 +1,141 @@
+#!/bin/bash
+# The installed saef-key: every command, its output and exit codes, every error.
+. "$SAEF_SRC/test/lib.sh"
+S="$T/keys.db"
+K=00112233445566778899AABBCCDDEEFF
+sk() { saef-key -s "$S" "$@"; }
+mode() { stat -c %a "$1"; }
+
+check_rc "--help" 0 saef-key --help
+check_grep "  ... shows usage" "usage: saef-key" "$T/out"
+check_rc "--version" 0 saef-key --version
+check_rc "no command is a usage error" 2 saef-key
+check_rc "unknown command" 2 sk frobnicate
+check_grep "  ... named" "unknown command 'frobnicate'" "$T/err"
+check_rc "missing store: exit 3" 3 sk list
+check_grep "  ... says how to create it" "saef-key -s $S init" "$T/err"
+
+check_rc "init" 0 sk init
+check "  ... store is 0600" test "$(mode "$S")" = 600
+check_rc "init twice refused" 2 sk init
+check_rc "init --group-read" 0 saef-key -s "$T/g.db" --group-read init
+check "  ... store is 0640" test "$(mode "$T/g.db")" = 640
+check "  ... lock file is 0660" test "$(mode "$T/g.db-lock")" = 660
+check_rc "group-readable store refused without --group-read" 3 saef-key -s "$T/g.db" list
+check_grep "  ... names the fix" "store_group_read" "$T/err"
+check_rc "  ... accepted with it" 0 saef-key -s "$T/g.db" --group-read list
+
+check_rc "add --hex" 0 sk add kpsa dev1@sp.example.com --hex $K --peer /sp/C-dev1 --self /sp/in-cse --suid 12
+check_rc "add --random" 0 sk add km b-km@maf.example.com --random 32
+check_rc "add with the key on stdin" 0 sh -c "echo $K | saef-key -s '$S' add kpsa stdin@sp.example.com"
+check_rc "add kc" 0 sk add kc 000102030405060708090A0B0C0D0E0F@maf.example.com --hex $K --suid 32
+check_rc "duplicate add refused" 2 sk add kpsa dev1@sp.example.com --hex 00
+check_grep "  ... says how to replace" "already exists" "$T/err"
+check_rc "--replace overwrites" 0 sk add kpsa dev1@sp.example.com --hex $K --peer /sp/C-dev1 --replace
+
+check_rc "list" 0 sk list
+check_grep "  ... header" "^TYPE	IDENTITY	PEER	SELF	EXPIRES	CREATED	SUID	STATUS" "$T/out"
+check_grep "  ... row with peer" "^kpsa	dev1@sp.example.com	/sp/C-dev1	" "$T/out"
+check_nogrep "  ... never prints the key" "$K" "$T/out"
+check "  ... 4 keys" test "$(tail -n +2 "$T/out" | wc -l)" = 4
+check_rc "list km" 0 sk list km
+check "  ... only km" test "$(tail -n +2 "$T/out" | cut -f1 | sort -u)" = km
+check_rc "show hides the key" 0 sk show kpsa dev1@sp.example.com
+check_nogrep "  ... no key bytes" "$K" "$T/out"
+check_grep "  ... key length" "key-length: 16" "$T/out"
+check_rc "show --reveal" 0 sk show kpsa dev1@sp.example.com --reveal
+check_grep "  ... shows the key" "key: $K" "$T/out"
+check_rc "show --reveal --key-only" 0 sk show kpsa stdin@sp.example.com --reveal --key-only
+check "  ... only the hex" test "$(cat "$T/out")" = "$K"
+check_rc "--key-only without --reveal refused" 2 sk show kpsa dev1@sp.example.com --key-only
+check_rc "show missing: exit 1" 1 sk show kpsa nobody@sp.example.com
+
+check_rc "non-conforming identity refused" 2 sk add kpsa "bad id" --hex 00
+check_grep "  ... cites TS-0003" "TS-0003" "$T/err"
+check_rc "  ... accepted with --any-identity" 0 sk add kpsa "bad id" --hex 00 --any-identity
+check_rc "129-byte identity refused even with --any-identity" 2 sk add kpsa "$(head -c 129 /dev/zero | tr '\0' a)" --hex 00 --any-identity
+check_grep "  ... says the limit" "limit is 128" "$T/err"
+check_rc "kc identity must be HEX32@fqdn" 2 sk add kc abc@maf.example.com --hex 00
+check_rc "bad hex" 2 sk add kpsa x@y.z --hex zz
+check_rc "odd hex" 2 sk add kpsa x@y.z --hex 123
+check_rc "empty key" 2 sk add kpsa x@y.z --hex ""
+check_rc "257-byte key" 2 sk add kpsa x@y.z --hex "$(head -c 257 /dev/zero | od -An -tx1 | tr -d ' \n')"
+check_rc "--random 0" 2 sk add kpsa x@y.z --random 0
+check_rc "--hex and --random together" 2 sk add kpsa x@y.z --hex 00 --random 4
+check_rc "unknown type" 2 sk add kx x@y.z --hex 00
+
+check_rc "--expires RFC 3339" 0 sk add kpsa e1@sp.example.com --hex 00 --expires 2099-01-31T12:00:00Z
+check_rc "--expires oneM2M" 0 sk add kpsa e2@sp.example.com --hex 00 --expires 20990131T120000
+check_rc "--expires relative" 0 sk add kpsa e3@sp.example.com --hex 00 --expires +30d
+check_rc "  ... shown" 0 sk show kpsa e2@sp.example.com
+check_grep "  ... as RFC 3339" "expires: 2099-01-31T12:00:00Z" "$T/out"
+check_rc "--expires in the past refused" 2 sk add kpsa e4@sp.example.com --hex 00 --expires 2001-01-01T00:00:00Z
+check_rc "--expires garbage refused" 2 sk add kpsa e4@sp.example.com --hex 00 --expires tomorrow
+check_rc "--expires Feb 30 refused" 2 sk add kpsa e4@sp.example.com --hex 00 --expires 20990230T000000
+sk add kpsa soon@sp.example.com --hex 00 --expires +1s
+sleep 1.2
+check_rc "expired key listed as expired" 0 sk list kpsa
+check_grep "  ... status column" "soon@sp.example.com.*expired$" "$T/out"
+
+check_rc "del" 0 sk del kpsa e1@sp.example.com
+check_rc "del missing: exit 1" 1 sk del kpsa e1@sp.example.com
+check_rc "SAEF_STORE used without -s" 0 env SAEF_STORE="$S" saef-key show kpsa e2@sp.example.com
+
+cp "$S" "$T/open.db"; chmod 644 "$T/open.db"
+check_rc "world-readable store refused: exit 3" 3 saef-key -s "$T/open.db" list
+check_grep "  ... with the chmod" "chmod 600 $T/open.db" "$T/err"
+head -c 65536 /dev/urandom >"$T/junk.db"; chmod 600 "$T/junk.db"
+check_rc "corrupt store: exit 3" 3 saef-key -s "$T/junk.db" list
+: >"$T/empty.db"; chmod 600 "$T/empty.db"
+check_rc "empty file is not a store" 3 saef-key -s "$T/empty.db" list
+
+# import / export
+I="$T/import.db"
+saef-key -s "$I" init >/dev/null
+printf '# comment\n\na1@sp.example.com:00112233\na2@sp.example.com:AABB\n' >"$T/good.psk"
+check_rc "import" 0 saef-key -s "$I" import --format psk "$T/good.psk"
+check_grep "  ... counts" "imported 2 keys" "$T/out"
+printf 'b1@sp.example.com:0011\nb2@sp.example.com:0022\nb3@sp.example.com:zz\n' >"$T/bad.psk"
+check_rc "import with a bad line: exit 2" 2 saef-key -s "$I" import "$T/bad.psk"
+check_grep "  ... names file and line" "bad.psk:3: key is not" "$T/err"
+check_rc "  ... imports nothing" 1 saef-key -s "$I" show kpsa b1@sp.example.com
+printf 'c1@sp.example.com:0011\nc1@sp.example.com:0022\n' >"$T/dup.psk"
+check_rc "duplicate in the file refused" 2 saef-key -s "$I" import "$T/dup.psk"
+check_grep "  ... at line 2" "dup.psk:2:" "$T/err"
+check_rc "existing identity refused without --replace" 2 saef-key -s "$I" import "$T/good.psk"
+check_rc "  ... replaced with it" 0 saef-key -s "$I" import --replace "$T/good.psk"
+printf 'x y:0011\n' >"$T/odd.psk"
+check_rc "non-conforming identity in a file refused" 2 saef-key -s "$I" import "$T/odd.psk"
+check_rc "  ... accepted with --any-identity" 0 saef-key -s "$I" import --any-identity "$T/odd.psk"
+check_rc "import from stdin" 0 sh -c "echo 'd1@sp.example.com:0102' | saef-key -s '$I' import -"
+check_rc "import --peer applies to every line" 0 sh -c "echo 'd2@sp.example.com:0102' | saef-key -s '$I' import --peer /sp/C-d2 -"
+check_rc "  ..." 0 saef-key -s "$I" show kpsa d2@sp.example.com
+check_grep "  ... peer set" "peer: /sp/C-d2" "$T/out"
+check_rc "unknown --format" 2 saef-key -s "$I" import --format pem "$T/good.psk"
+check_rc "missing import file" 2 saef-key -s "$I" import "$T/nope.psk"
+
+check_rc "export to a file" 0 saef-key -s "$I" export "$T/exp.psk"
+check "  ... file is 0600" test "$(mode "$T/exp.psk")" = 600
+check_grep "  ... identity:hexkey" "^a1@sp.example.com:00112233$" "$T/exp.psk"
+saef-key -s "$T/round.db" init >/dev/null
+check_rc "export round trip through import" 0 saef-key -s "$T/round.db" import --any-identity "$T/exp.psk"
+saef-key -s "$T/round.db" export "$T/exp2.psk"
+check "  ... identical" cmp -s "$T/exp.psk" "$T/exp2.psk"
+
+# Large imports: one transaction, fast.
+N=${SAEF_LONG:+1000000}; N=${N:-100000}
+python3 -c "
+import os, sys
+with open(sys.argv[1], 'w') as f:
+    for i in range(int(sys.argv[2])):
+        f.write('dev-%07d@sp.example.com:%s\n' % (i, os.urandom(32).hex()))" "$T/big.psk" $N
+saef-key -s "$T/big.db" init >/dev/null
+start=$(date +%s.%N)
+check_rc "import $N keys" 0 saef-key -s "$T/big.db" import "$T/big.psk"
+secs=$(echo "$(date +%s.%N) - $start" | bc)
+echo "     $N keys imported in ${secs}s"
+limit=${SAEF_LONG:+15}; limit=${limit:-10}
+check "  ... in under ${limit}s" test "$(echo "$secs < $limit" | bc)" = 1
+check "  ... all $N are there" test "$(saef-key -s "$T/big.db" list | tail -n +2 | wc -l)" = "$N"
+check_rc "  ... the last one readable" 0 saef-key -s "$T/big.db" show kpsa "dev-$(printf %07d $((N - 1)))@sp.example.com"
+done_testing

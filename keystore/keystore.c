@@ -32,6 +32,8 @@ struct saef_ks {
     unsigned flags;
     unsigned gen; /* fork generation the env belongs to */
     MDB_env *env;
+    MDB_env *inherited;     /* the parent's env and read txn after fork: */
+    MDB_txn *inherited_txn; /* kept, never closed or aborted */
     MDB_dbi dbi;
     pthread_mutex_t rd_lock; /* guards rd_txn, the reusable read transaction */
     MDB_txn *rd_txn;
@@ -338,6 +340,10 @@ static SAEF_KS_ERR ensure_env(saef_ks *ks)
 {
     if (ks->gen == fork_gen && ks->env != NULL)
         return SAEF_KS_OK;
+    if (ks->env != NULL) {
+        ks->inherited = ks->env;
+        ks->inherited_txn = ks->rd_txn;
+    }
     ks->env = NULL;
     ks->rd_txn = NULL;
     ks->wtxn = NULL;

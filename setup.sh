@@ -11,4 +11,4 @@ SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO=sudo
 $SUDO cmake --install build
 [ "$(id -u)" -eq 0 ] && ldconfig || $SUDO ldconfig
-sh examples/demo.sh "$prefix"
+bash examples/demo.sh "$prefix"

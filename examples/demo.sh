@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/bin/bash
 # The demo of setup.sh: a pre-provisioned oneM2M association end to end,
 # using only installed programs. Usage: demo.sh [PREFIX]
 set -eu
@@ -37,6 +37,7 @@ done
 echo "listening on 127.0.0.1:$port"
 
 step "5. Entity A: its own store with the same key, bound to IdB; an unmodified s_client"
+saef-key -s "$d/a.db" init >/dev/null
 saef-key -s "$d/keys.db" export | saef-key -s "$d/a.db" import --peer /sp.example.com/in-cse -
 sed -e "s|^store = .*|store = $d/a.db|" -e "s|^role = .*|role = client|" "$example" >"$d/a.cnf"
 echo "hello oneM2M" | saef-run --conf "$d/a.cnf" -- openssl s_client \

@@ -1,0 +1,67 @@
+#!/bin/bash
+# GnuTLS interop both ways: gnutls-cli against a preloaded s_server (Entity B),
+# a preloaded s_client (Entity A) against gnutls-serv. TLS 1.2, 1.3, DTLS 1.2.
+. "$SAEF_SRC/test/lib.sh"
+K=00112233445566778899AABBCCDDEEFF
+S="$T/keys.db"
+saef-key -s "$S" init >/dev/null
+saef-key -s "$S" add kpsa dev1@sp.example.com --hex $K --peer /sp.example.com/C-dev1
+cat >"$T/openssl.cnf" <<CNF
+openssl_conf = openssl_init
+[openssl_init]
+providers = providers_sect
+[providers_sect]
+default = default_sect
+saef = saef_sect
+[default_sect]
+activate = 1
+[saef_sect]
+module = $SAEF_MODULES/saef.so
+activate = 1
+store = $S
+entity_id = /sp.example.com/in-cse
+CNF
+export OPENSSL_CONF="$T/openssl.cnf"
+
+TLS12="NORMAL:-VERS-ALL:+VERS-TLS1.2:-KX-ALL:+PSK:-CIPHER-ALL:+AES-128-CBC:-MAC-ALL:+SHA256"
+TLS13="NORMAL:-VERS-ALL:+VERS-TLS1.3:+PSK:+DHE-PSK:+ECDHE-PSK"
+DTLS12="NORMAL:-VERS-ALL:+VERS-DTLS1.2:-KX-ALL:+PSK:-CIPHER-ALL:+AES-128-CCM-8:-MAC-ALL:+AEAD"
+
+# gnutls-cli against the preloaded s_server.
+gcli() {
+    echo ping | timeout 10 gnutls-cli --port "$PORT" 127.0.0.1 --pskusername "$1" --pskkey "$2" \
+        --priority "$3" ${4:-} >"$T/client" 2>&1
+}
+PORT=$(free_port)
+saef_bg "$T/server.log" saef-run --role server -- openssl s_server -accept "127.0.0.1:$PORT" -nocert -quiet
+wait_port "$PORT"
+gcli dev1@sp.example.com $K "$TLS12"
+check_grep "gnutls-cli TLS 1.2 PSK-AES128-CBC-SHA256" "(TLS1.2.*(PSK)-(AES-128-CBC)-(SHA256)" "$T/client"
+gcli dev1@sp.example.com $K "$TLS13"
+check_grep "gnutls-cli TLS 1.3 external PSK" "Handshake was completed" "$T/client"
+gcli dev1@sp.example.com FFFF "$TLS12"
+check_not "gnutls-cli with a wrong key refused" grep -q "Handshake was completed" "$T/client"
+gcli nobody@sp.example.com $K "$TLS13"
+check_not "gnutls-cli with an unknown identity refused (TLS 1.3)" grep -q "Handshake was completed" "$T/client"
+sleep 0.3
+check_grep "server bound the gnutls client" 'accepted identity="dev1@sp.example.com" entity="/sp.example.com/C-dev1" framework=psk protocol=TLSv1.3' "$T/server.log"
+
+UPORT=$(free_port udp)
+saef_bg "$T/dserver.log" saef-run --role server -- openssl s_server -dtls1_2 -accept "127.0.0.1:$UPORT" -nocert -quiet
+sleep 0.5
+PORT=$UPORT gcli dev1@sp.example.com $K "$DTLS12" --udp
+check_grep "gnutls-cli DTLS 1.2 PSK-AES128-CCM8" "(DTLS1.2.*(PSK)-(AES-128-CCM-8)" "$T/client"
+
+# A preloaded s_client against gnutls-serv --pskpasswd.
+echo "dev1@sp.example.com:$K" >"$T/psk.txt"
+for v in 2 3; do
+    p=TLS12; [ $v = 3 ] && p=TLS13
+    PORT=$(free_port)
+    saef_bg "$T/gserv$v.log" gnutls-serv --port "$PORT" --pskpasswd "$T/psk.txt" --priority "${!p}" --echo
+    wait_port "$PORT"
+    echo ping | timeout 10 saef-run --role client -- openssl s_client -connect "127.0.0.1:$PORT" \
+        -tls1_$v >"$T/client" 2>&1
+    check_grep "preloaded s_client against gnutls-serv, TLS 1.$v" "association established identity=\"dev1@sp.example.com\" .*protocol=TLSv1.$v" "$T/client"
+done
+for f in "$T"/*.log; do check_nogrep "no key in $(basename "$f")" "$K" "$f"; done
+done_testing

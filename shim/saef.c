@@ -316,12 +316,8 @@ static key_result server_key(SSL *ssl, saef_ctx *s, const unsigned char *id, siz
         goto refuse;
     }
     err = saef_ks_get(ks, type, id, id_len, rec);
-    if (err == SAEF_KS_ENOTFOUND) {
-        printable(id, id_len, shown, sizeof(shown));
-        saef_log(s, SAEF_LEVEL_INFO, "refused identity=\"%s\" reason=\"unknown %s identity\" peer=%s",
-                 shown, saef_ks_type_name(type), peer_addr(ssl, addr, sizeof(addr)));
-        return KEY_UNKNOWN;
-    }
+    if (err == SAEF_KS_ENOTFOUND)
+        return KEY_UNKNOWN; /* the caller may chain it; it logs the refusal */
     if (err != SAEF_KS_OK) {
         saef_log(s, SAEF_LEVEL_ERROR, "%s", saef_ks_last_error(ks));
         why = "key store error";
@@ -359,6 +355,15 @@ refuse:
     saef_log(s, SAEF_LEVEL_INFO, "refused identity=\"%s\" reason=\"%s\" peer=%s", shown, why,
              peer_addr(ssl, addr, sizeof(addr)));
     return KEY_REFUSED;
+}
+
+static void log_unknown(SSL *ssl, const saef_ctx *s, const void *id, size_t id_len)
+{
+    char shown[4 * SAEF_KS_ID_MAX + 8], addr[64];
+
+    printable(id, id_len, shown, sizeof(shown));
+    saef_log(s, SAEF_LEVEL_INFO, "refused identity=\"%s\" reason=\"unknown identity\" peer=%s",
+             shown, peer_addr(ssl, addr, sizeof(addr)));
 }
 
 /* A TLS 1.3 external PSK: SHA-256, the hash RFC 8446 assumes for one. */
@@ -411,6 +416,7 @@ static unsigned int psk_server_cb(SSL *ssl, const char *identity, unsigned char 
     case KEY_UNKNOWN:
         if (cd->next_server != NULL && (n = cd->next_server(ssl, identity, psk, max_psk_len)) > 0)
             return n;
+        log_unknown(ssl, cd->s, identity, len);
         break;
     case KEY_REFUSED:
         break;
@@ -437,6 +443,11 @@ static int find_session_cb(SSL *ssl, const unsigned char *id, size_t id_len, SSL
     case KEY_UNKNOWN:
         if (cd->next_find != NULL)
             return cd->next_find(ssl, id, id_len, sess);
+        /* No session: OpenSSL then asks psk_server_cb, which chains to the
+           program's TLS 1.2-style callback (mosquitto sets only that one). */
+        if (cd->next_server != NULL)
+            return 1;
+        log_unknown(ssl, cd->s, id, id_len);
         break;
     case KEY_REFUSED:
         break;

@@ -94,7 +94,7 @@ check_not "expired record refused" hs_ok
 client old@sp.example.com $K1 -tls1_3
 check_not "expired record refused (TLS 1.3)" hs_ok
 sleep 0.3
-check_grep "log: unknown identity" 'refused identity="nobody@sp.example.com" reason="unknown kpsa identity"' "$T/s1.log"
+check_grep "log: unknown identity" 'refused identity="nobody@sp.example.com" reason="unknown identity"' "$T/s1.log"
 check_grep "log: bound elsewhere" 'refused identity="other@sp.example.com" reason="key bound to another server"' "$T/s1.log"
 check_grep "log: expired" 'refused identity="old@sp.example.com" reason="key expired"' "$T/s1.log"
 check_grep "log: wrong key fails the handshake" 'handshake failed identity="dev1@sp.example.com"' "$T/s1.log"

@@ -43,7 +43,18 @@ gcli dev1@sp.example.com FFFF "$TLS12"
 check_not "gnutls-cli with a wrong key refused" grep -q "Handshake was completed" "$T/client"
 gcli nobody@sp.example.com $K "$TLS13"
 check_not "gnutls-cli with an unknown identity refused (TLS 1.3)" grep -q "Handshake was completed" "$T/client"
+# Identities OpenSSL's own clients cannot send: too long, empty.
+LONG=$(head -c 129 /dev/zero | tr '\0' a)
+gcli "$LONG" $K "$TLS13"
+check_not "129-byte identity refused (TLS 1.3)" grep -q "Handshake was completed" "$T/client"
+gcli "$(head -c 300 /dev/zero | tr '\0' b)" $K "$TLS13"
+check_not "300-byte identity refused (TLS 1.3)" grep -q "Handshake was completed" "$T/client"
+gcli "" $K "$TLS12"
+check_not "empty identity refused (TLS 1.2)" grep -q "Handshake was completed" "$T/client"
+gcli dev1@sp.example.com $K "$TLS12"
+check_grep "server still serves after them" "Handshake was completed" "$T/client"
 sleep 0.3
+check_grep "  ... the long identity logged as malformed" 'reason="malformed identity"' "$T/server.log"
 check_grep "server bound the gnutls client" 'accepted identity="dev1@sp.example.com" entity="/sp.example.com/C-dev1" framework=psk protocol=TLSv1.3' "$T/server.log"
 
 UPORT=$(free_port udp)

@@ -1,0 +1,45 @@
+#!/bin/bash
+# Python's ssl module under saef-run, as Entity B and as Entity A.
+. "$SAEF_SRC/test/lib.sh"
+K=00112233445566778899AABBCCDDEEFF
+S="$T/keys.db"
+saef-key -s "$S" init >/dev/null
+saef-key -s "$S" add kpsa dev1@sp.example.com --hex $K --peer /sp.example.com/C-dev1
+cat >"$T/openssl.cnf" <<CNF
+openssl_conf = openssl_init
+[openssl_init]
+providers = providers_sect
+[providers_sect]
+default = default_sect
+saef = saef_sect
+[default_sect]
+activate = 1
+[saef_sect]
+module = $SAEF_MODULES/saef.so
+activate = 1
+store = $S
+entity_id = /sp.example.com/in-cse
+CNF
+export OPENSSL_CONF="$T/openssl.cnf"
+PY="python3 $SAEF_SRC/test/shim/pyssl.py"
+
+PORT=$(free_port)
+saef_bg "$T/server.log" saef-run --role server -- $PY server "$PORT" 3
+wait_port "$PORT" # uses up one accept
+for v in 2 3; do
+    echo hi | OPENSSL_CONF=/dev/null timeout 10 openssl s_client -connect "127.0.0.1:$PORT" \
+        -tls1_$v -psk_identity dev1@sp.example.com -psk $K -ign_eof >"$T/client" 2>&1
+    check_grep "Python server with its own cipher list, TLS 1.$v" "python CSE TLSv1.$v" "$T/client"
+done
+sleep 0.3
+check_grep "  ... bound the client" 'accepted identity="dev1@sp.example.com" entity="/sp.example.com/C-dev1"' "$T/server.log"
+
+PORT=$(free_port)
+saef_bg "$T/native.log" env OPENSSL_CONF=/dev/null openssl s_server -accept "127.0.0.1:$PORT" \
+    -nocert -psk_identity dev1@sp.example.com -psk $K -quiet
+wait_port "$PORT"
+timeout 10 saef-run --role client -- $PY client "$PORT" >"$T/out" 2>&1
+check_grep "Python client, TLS 1.3 (its session-id context copied into the PSK)" "client TLSv1.3" "$T/out"
+timeout 10 saef-run --role client -- $PY client "$PORT" 1.2 >"$T/out" 2>&1
+check_grep "Python client, TLS 1.2" "client TLSv1.2 PSK" "$T/out"
+done_testing

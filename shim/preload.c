@@ -20,16 +20,15 @@ static long g_role = SAEF_ROLE_OFF;
 /* Set while saef itself calls the functions interposed here. */
 static _Thread_local int inside;
 
-/* The real function: next in the global scope, or in a libssl that was
-   dlopen()ed with RTLD_LOCAL, which RTLD_NEXT cannot see. */
+/*
+ * The real function. This library links libssl, so libssl is in the global
+ * scope after it even when the program dlopen()s its TLS code (Python's _ssl):
+ * RTLD_NEXT always finds it.
+ */
 static void *real(const char *name)
 {
-    void *fn = dlsym(RTLD_NEXT, name), *h;
+    void *fn = dlsym(RTLD_NEXT, name);
 
-    if (fn == NULL && (h = dlopen("libssl.so.3", RTLD_NOLOAD | RTLD_LAZY)) != NULL) {
-        fn = dlsym(h, name);
-        dlclose(h);
-    }
     if (fn == NULL) {
         fprintf(stderr, "saef: cannot find the real %s: %s\n", name, dlerror());
         abort();

@@ -154,6 +154,19 @@ for v in tls1_2 tls1_3; do
     check "preloaded s_client ($v) against native s_server -psk" hs_ok
     check_grep "  ... client audit line" 'association established identity="dev1@sp.example.com" entity="localhost"' "$T/client"
 done
+stop_native() { kill "$SAEF_LAST_PID"; wait "$SAEF_LAST_PID" 2>/dev/null; }
+stop_native
+# A HelloRetryRequest (the server wants P-384, the client guessed X25519)
+# calls the client's PSK callback again with another digest object.
+PORT=$(free_port)
+saef_bg "$T/native.log" env OPENSSL_CONF=/dev/null openssl s_server -accept "127.0.0.1:$PORT" \
+    -nocert -psk_identity dev1@sp.example.com -psk $K2 -groups P-384 -quiet
+wait_port "$PORT"
+echo ping | OPENSSL_CONF="$T/client.cnf" timeout 10 saef-run -- openssl s_client \
+    -connect "127.0.0.1:$PORT" -servername localhost -tls1_3 -groups X25519:P-384 -msg >"$T/client" 2>&1
+check "preloaded s_client completes the PSK handshake after HRR" hs_ok
+check "  ... there was a HelloRetryRequest (two ClientHellos)" \
+    test "$(grep -c '>>> .*ClientHello' "$T/client")" = 2
 saef-key -s "$S" add kpsa dev1@sp.example.com --hex $K2 --peer localhost --expires +1s --replace
 sleep 1.2
 echo ping | OPENSSL_CONF="$T/client.cnf" timeout 10 saef-run -- openssl s_client \

@@ -74,5 +74,11 @@ for v in 2 3; do
         -tls1_$v >"$T/client" 2>&1
     check_grep "preloaded s_client against gnutls-serv, TLS 1.$v" "association established identity=\"dev1@sp.example.com\" .*protocol=TLSv1.$v" "$T/client"
 done
+UPORT=$(free_port udp)
+saef_bg "$T/gservd.log" gnutls-serv --udp --port "$UPORT" --pskpasswd "$T/psk.txt" --priority "$DTLS12" --echo
+sleep 0.5
+echo ping | timeout 10 saef-run --role client -- openssl s_client -dtls1_2 -connect "127.0.0.1:$UPORT" \
+    >"$T/client" 2>&1
+check_grep "preloaded s_client against gnutls-serv, DTLS 1.2 CCM_8" 'established identity="dev1@sp.example.com" .*protocol=DTLSv1.2 cipher=PSK-AES128-CCM8' "$T/client"
 for f in "$T"/*.log; do check_nogrep "no key in $(basename "$f")" "$K" "$f"; done
 done_testing

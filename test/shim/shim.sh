@@ -114,6 +114,15 @@ check_not "deleted key refused" hs_ok
 stop
 for k in $K1 $K2; do check_nogrep "no key in the server log ($k)" "$k" "$T/s1.log"; done
 
+# Off unless configured: role off (the default) leaves the program alone.
+CONF="$T/off.cnf"; conf "$CONF"; sed -i '/^role = /d' "$CONF"
+server "$T/off.log"
+client dev1@sp.example.com $K2 -tls1_2
+check_not "role off: the program is left alone (no PSK)" hs_ok
+stop
+check_nogrep "  ... and saef logs nothing" "saef:" "$T/off.log"
+unset CONF
+
 # refuse = unknown_psk_identity
 CONF="$T/uk.cnf"; conf "$CONF" "refuse = unknown_psk_identity"
 server "$T/s2.log"

@@ -22,8 +22,8 @@
 #define MARKER_KEY "\0saef-store"
 #define MARKER_VAL "saef keystore v1"
 #define REC_VERSION 1
-#define REC_HDR 26
-#define REC_MAX (REC_HDR + SAEF_KS_KEY_MAX + 2 * SAEF_KS_ENTITY_MAX)
+#define REC_HDR 28
+#define REC_MAX (REC_HDR + SAEF_KS_KEY_MAX + 2 * SAEF_KS_ENTITY_MAX + SAEF_KS_META_MAX)
 /* Virtual size only: the file grows as records are written. */
 #define MAP_SIZE ((size_t)16 << 30)
 
@@ -110,10 +110,12 @@ static uint64_t get_le(const unsigned char *p, int n)
 }
 
 /* version, reserved, key_len(2), created(8), not_after(8), suid(4),
-   peer_len, self_len, then key, peer, self. */
+   peer_len, self_len, meta_len(2), then key, peer, self, meta. */
 static size_t rec_encode(const saef_ks_record *r, size_t peer_len, size_t self_len,
                          unsigned char *buf)
 {
+    size_t meta_len = strnlen(r->meta, sizeof(r->meta));
+
     buf[0] = REC_VERSION;
     buf[1] = 0;
     put_le(buf + 2, r->key_len, 2);
@@ -122,24 +124,27 @@ static size_t rec_encode(const saef_ks_record *r, size_t peer_len, size_t self_l
     put_le(buf + 20, (uint32_t)r->suid, 4);
     buf[24] = (unsigned char)peer_len;
     buf[25] = (unsigned char)self_len;
+    put_le(buf + 26, meta_len, 2);
     memcpy(buf + REC_HDR, r->key, r->key_len);
     memcpy(buf + REC_HDR + r->key_len, r->peer, peer_len);
     memcpy(buf + REC_HDR + r->key_len + peer_len, r->self, self_len);
-    return REC_HDR + r->key_len + peer_len + self_len;
+    memcpy(buf + REC_HDR + r->key_len + peer_len + self_len, r->meta, meta_len);
+    return REC_HDR + r->key_len + peer_len + self_len + meta_len;
 }
 
 static int rec_decode(const MDB_val *v, saef_ks_record *r)
 {
     const unsigned char *b = v->mv_data;
-    size_t key_len, peer_len, self_len;
+    size_t key_len, peer_len, self_len, meta_len;
 
     if (v->mv_size < REC_HDR || b[0] != REC_VERSION)
         return 0;
     key_len = get_le(b + 2, 2);
     peer_len = b[24];
     self_len = b[25];
-    if (key_len == 0 || key_len > SAEF_KS_KEY_MAX ||
-        v->mv_size != REC_HDR + key_len + peer_len + self_len)
+    meta_len = get_le(b + 26, 2);
+    if (key_len == 0 || key_len > SAEF_KS_KEY_MAX || meta_len > SAEF_KS_META_MAX ||
+        v->mv_size != REC_HDR + key_len + peer_len + self_len + meta_len)
         return 0;
     r->key_len = key_len;
     r->created = (int64_t)get_le(b + 4, 8);
@@ -150,6 +155,8 @@ static int rec_decode(const MDB_val *v, saef_ks_record *r)
     r->peer[peer_len] = '\0';
     memcpy(r->self, b + REC_HDR + key_len + peer_len, self_len);
     r->self[self_len] = '\0';
+    memcpy(r->meta, b + REC_HDR + key_len + peer_len + self_len, meta_len);
+    r->meta[meta_len] = '\0';
     return 1;
 }
 
@@ -503,6 +510,8 @@ SAEF_KS_ERR saef_ks_put(saef_ks *ks, SAEF_KS_TYPE type, const void *id, size_t i
     self_len = strnlen(rec->self, sizeof(rec->self));
     if (peer_len > SAEF_KS_ENTITY_MAX || self_len > SAEF_KS_ENTITY_MAX)
         return fail(ks, SAEF_KS_EINVAL, "entity ID longer than %d bytes", SAEF_KS_ENTITY_MAX);
+    if (strnlen(rec->meta, sizeof(rec->meta)) > SAEF_KS_META_MAX)
+        return fail(ks, SAEF_KS_EINVAL, "metadata longer than %d bytes", SAEF_KS_META_MAX);
     if (rec->not_after < 0)
         return fail(ks, SAEF_KS_EINVAL, "negative expiry time");
     r = *rec;

@@ -38,6 +38,8 @@ extern "C" {
 #define SAEF_KS_KEY_MAX 256
 /* Longest AE-ID / CSE-ID / SNI host stored in a record. */
 #define SAEF_KS_ENTITY_MAX 255
+/* Longest free-form metadata (the MAF keeps adminFQDN and labels there). */
+#define SAEF_KS_META_MAX 1024
 
 typedef enum {
     SAEF_KS_KPSA = 1, /* pre-provisioned key, identity = KpsaID */
@@ -67,6 +69,7 @@ typedef struct {
     int64_t not_after;                   /* Unix seconds; 0 = never expires */
     int64_t created;                     /* Unix seconds; set by put when 0 */
     int32_t suid;                        /* oneM2M SUID; 0 = none */
+    char meta[SAEF_KS_META_MAX + 1];     /* free-form text, "" = none */
 } saef_ks_record;
 
 /* saef_ks_open flags */

@@ -54,6 +54,7 @@ static void test_round_trip_keeps_every_field(void)
     saef_ks_record in = rec_with("00112233", "/sp/C-dev1"), out;
 
     strcpy(in.self, "/sp/in-cse");
+    strcpy(in.meta, "{\"adminFQDN\":\"sp.example.com\"}");
     in.not_after = 4000000000;
     in.created = 1700000000;
     in.suid = 12;
@@ -63,6 +64,7 @@ static void test_round_trip_keeps_every_field(void)
     CU_ASSERT(memcmp(out.key, in.key, 4) == 0);
     CU_ASSERT_STRING_EQUAL(out.peer, "/sp/C-dev1");
     CU_ASSERT_STRING_EQUAL(out.self, "/sp/in-cse");
+    CU_ASSERT_STRING_EQUAL(out.meta, "{\"adminFQDN\":\"sp.example.com\"}");
     CU_ASSERT_EQUAL(out.not_after, 4000000000);
     CU_ASSERT_EQUAL(out.created, 1700000000);
     CU_ASSERT_EQUAL(out.suid, 12);

@@ -31,23 +31,45 @@ struct saef_ks {
     char *path;
     unsigned flags;
     unsigned gen; /* fork generation the env belongs to */
-    MDB_env *env;
-    MDB_env *inherited;     /* the parent's env and read txn after fork: */
-    MDB_txn *inherited_txn; /* kept, never closed or aborted */
+    struct shared_env *sh; /* the process's environment for this file */
+    MDB_env *env;          /* sh->env, and sh->dbi */
     MDB_dbi dbi;
+    MDB_txn *inherited_txn; /* the parent's read txn after fork: kept, never aborted */
     pthread_mutex_t rd_lock; /* guards rd_txn, the reusable read transaction */
     MDB_txn *rd_txn;
     MDB_txn *wtxn; /* open batch, or NULL */
     char err[512];
 };
 
+/*
+ * LMDB allows one environment per file per process: closing a second one
+ * drops the process's locks and reader slots under the first. Handles on
+ * the same file (by device and inode) share one, opened read-write whenever
+ * the process may write the file; SAEF_KS_RDONLY is enforced per handle.
+ */
+typedef struct shared_env {
+    struct shared_env *next;
+    dev_t dev;
+    ino_t ino;
+    unsigned gen; /* fork generation; older ones belong to the parent */
+    unsigned refs;
+    int rdonly;
+    MDB_env *env;
+    MDB_dbi dbi;
+} shared_env;
+
 static _Thread_local char open_err[512];
 static unsigned fork_gen;
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+static shared_env *envs; /* guarded by envs_lock */
+static pthread_mutex_t envs_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void on_fork_child(void)
 {
     fork_gen++;
+    /* Another thread may have held it at fork(); the parent's envs stay
+       listed (reachable) but are never used or closed here. */
+    pthread_mutex_init(&envs_lock, NULL);
 }
 
 static void install_atfork(void)
@@ -206,7 +228,46 @@ static SAEF_KS_ERR check_size(saef_ks *ks)
     return SAEF_KS_OK;
 }
 
+static SAEF_KS_ERR env_open_new(saef_ks *ks, int creating, int rdonly);
+
 static SAEF_KS_ERR env_open(saef_ks *ks, int creating)
+{
+    struct stat st;
+    shared_env *sh;
+    SAEF_KS_ERR err = SAEF_KS_OK;
+    int rdonly;
+
+    if (stat(ks->path, &st) != 0)
+        return fail(ks, SAEF_KS_EIO, "store %s: %s", ks->path, strerror(errno));
+    rdonly = access(ks->path, W_OK) != 0;
+    if (rdonly && !(ks->flags & SAEF_KS_RDONLY))
+        return fail(ks, SAEF_KS_EPERM, "store %s is not writable by this user", ks->path);
+    pthread_mutex_lock(&envs_lock);
+    for (sh = envs; sh != NULL; sh = sh->next)
+        if (sh->gen == fork_gen && sh->dev == st.st_dev && sh->ino == st.st_ino)
+            break;
+    if (sh != NULL) {
+        sh->refs++;
+    } else if ((err = env_open_new(ks, creating, rdonly)) == SAEF_KS_OK) {
+        if ((sh = calloc(1, sizeof(*sh))) == NULL) {
+            mdb_env_close(ks->env);
+            err = fail(ks, SAEF_KS_EIO, "out of memory");
+        } else {
+            *sh = (shared_env){envs, st.st_dev, st.st_ino, fork_gen, 1, rdonly, ks->env, ks->dbi};
+            envs = sh;
+        }
+    }
+    pthread_mutex_unlock(&envs_lock);
+    if (err != SAEF_KS_OK)
+        return err;
+    ks->sh = sh;
+    ks->env = sh->env;
+    ks->dbi = sh->dbi;
+    ks->gen = fork_gen;
+    return SAEF_KS_OK;
+}
+
+static SAEF_KS_ERR env_open_new(saef_ks *ks, int creating, int rdonly)
 {
     unsigned eflags = MDB_NOSUBDIR | MDB_NOTLS;
     mode_t mode = ks->flags & SAEF_KS_GROUP_READ ? 0640 : 0600;
@@ -215,7 +276,7 @@ static SAEF_KS_ERR env_open(saef_ks *ks, int creating)
     SAEF_KS_ERR err;
     int rc;
 
-    if (ks->flags & SAEF_KS_RDONLY)
+    if (rdonly)
         eflags |= MDB_RDONLY;
     if ((rc = mdb_env_create(&ks->env)) != 0 ||
         (rc = mdb_env_set_mapsize(ks->env, MAP_SIZE)) != 0)
@@ -251,7 +312,6 @@ static SAEF_KS_ERR env_open(saef_ks *ks, int creating)
         mdb_txn_abort(txn);
         txn = NULL;
     }
-    ks->gen = fork_gen;
     return SAEF_KS_OK;
 fail:
     if (txn != NULL)
@@ -347,10 +407,9 @@ static SAEF_KS_ERR ensure_env(saef_ks *ks)
 {
     if (ks->gen == fork_gen && ks->env != NULL)
         return SAEF_KS_OK;
-    if (ks->env != NULL) {
-        ks->inherited = ks->env;
+    if (ks->env != NULL)
         ks->inherited_txn = ks->rd_txn;
-    }
+    ks->sh = NULL;
     ks->env = NULL;
     ks->rd_txn = NULL;
     ks->wtxn = NULL;
@@ -367,7 +426,16 @@ void saef_ks_close(saef_ks *ks)
             mdb_txn_abort(ks->wtxn);
         if (ks->rd_txn != NULL)
             mdb_txn_abort(ks->rd_txn);
-        mdb_env_close(ks->env);
+        pthread_mutex_lock(&envs_lock);
+        if (--ks->sh->refs == 0) {
+            shared_env **p = &envs;
+            while (*p != ks->sh)
+                p = &(*p)->next;
+            *p = ks->sh->next;
+            mdb_env_close(ks->sh->env);
+            free(ks->sh);
+        }
+        pthread_mutex_unlock(&envs_lock);
     }
     pthread_mutex_destroy(&ks->rd_lock);
     free(ks->path);

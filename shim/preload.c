@@ -9,6 +9,7 @@
  */
 #define _GNU_SOURCE
 #include "saef-internal.h"
+#include "maf-client.h"
 
 #include <dlfcn.h>
 #include <stdio.h>
@@ -17,8 +18,8 @@
 
 static saef_ctx *g_saef;
 static long g_role = SAEF_ROLE_OFF;
-/* Set while saef itself calls the functions interposed here. */
-static _Thread_local int inside;
+/* saef_inside is set while saef itself calls the functions interposed here. */
+#define inside saef_inside
 
 /*
  * The real function. This library links libssl, so libssl is in the global
@@ -49,7 +50,7 @@ __attribute__((constructor)) static void saef_preload_init(void)
     saef_conf conf;
     char err[256];
 
-    inside = 1;
+    inside++;
     saef_conf_init(&conf);
     if (OPENSSL_init_crypto(OPENSSL_INIT_LOAD_CONFIG, NULL) &&
         saef_conf_from_provider(NULL, &conf) < 0)
@@ -60,19 +61,19 @@ __attribute__((constructor)) static void saef_preload_init(void)
     if (g_role != SAEF_ROLE_OFF && (g_saef = saef_new(&conf)) == NULL)
         g_role = SAEF_ROLE_OFF;
     OPENSSL_cleanse(&conf, sizeof(conf));
-    inside = 0;
+    inside--;
 }
 
 static SSL_CTX *install(SSL_CTX *ctx)
 {
     if (ctx == NULL || g_role == SAEF_ROLE_OFF || inside)
         return ctx;
-    inside = 1;
+    inside++;
     if (g_role == SAEF_ROLE_SERVER || g_role == SAEF_ROLE_BOTH)
         saef_ssl_ctx_server(ctx, g_saef);
     if (g_role == SAEF_ROLE_CLIENT || g_role == SAEF_ROLE_BOTH)
         saef_ssl_ctx_client(ctx, g_saef);
-    inside = 0;
+    inside--;
     return ctx;
 }
 
@@ -97,9 +98,9 @@ SAEF_EXPORT int SSL_CTX_set_cipher_list(SSL_CTX *ctx, const char *str)
     REAL(SSL_CTX_set_cipher_list);
     ok = real_SSL_CTX_set_cipher_list(ctx, str);
     if (ok && !inside && saef_is_installed(ctx)) {
-        inside = 1;
+        inside++;
         saef_reapply_ciphers(ctx);
-        inside = 0;
+        inside--;
     }
     return ok;
 }
@@ -111,9 +112,9 @@ SAEF_EXPORT int SSL_CTX_set_ciphersuites(SSL_CTX *ctx, const char *str)
     REAL(SSL_CTX_set_ciphersuites);
     ok = real_SSL_CTX_set_ciphersuites(ctx, str);
     if (ok && !inside && saef_is_installed(ctx)) {
-        inside = 1;
+        inside++;
         saef_reapply_ciphers(ctx);
-        inside = 0;
+        inside--;
     }
     return ok;
 }

@@ -21,4 +21,9 @@ int saef_chain(SSL_CTX *ctx, SAEF_NEXT which, void (*fn)(void), void *arg);
 void saef_reapply_ciphers(SSL_CTX *ctx);
 int saef_is_installed(const SSL_CTX *ctx);
 
+/* Entity B: fetch Kc for identity (HEX32@fqdn) from the MAF named fqdn, within
+   maf_timeout; cached in the store. 1 with rec filled, or 0 with why set. */
+int saef_maf_retrieve(const saef_conf *conf, saef_ks *ks, const char *id, size_t id_len,
+                      const char *fqdn, size_t fqdn_len, saef_ks_record *rec, const char **why);
+
 #endif

@@ -32,6 +32,7 @@ struct saef_ctx {
 typedef struct {
     saef_ctx *s;
     int server, client, dtls;
+    int maf; /* clients are MAF clients: km records */
     SSL_psk_server_cb_func next_server;
     SSL_psk_find_session_cb_func next_find;
     SSL_psk_client_cb_func next_client;
@@ -187,11 +188,14 @@ static saef_ks *store(saef_ctx *s)
 
     pthread_mutex_lock(&s->lock);
     if (s->ks == NULL) {
-        unsigned flags = SAEF_KS_RDONLY;
-        if (saef_conf_int(&s->conf, SAEF_CONF_STORE_GROUP_READ))
-            flags |= SAEF_KS_GROUP_READ;
-        if (saef_ks_open(saef_conf_str(&s->conf, SAEF_CONF_STORE), flags, &s->ks) != SAEF_KS_OK)
-            saef_log(s, SAEF_LEVEL_ERROR, "%s", saef_ks_last_error(NULL));
+        const char *path = saef_conf_str(&s->conf, SAEF_CONF_STORE);
+        unsigned flags = saef_conf_int(&s->conf, SAEF_CONF_STORE_GROUP_READ) ? SAEF_KS_GROUP_READ : 0;
+        /* Writable when MAF keys are cached here; read-only is enough otherwise,
+           and what a worker without write access gets. */
+        if (*saef_conf_str(&s->conf, SAEF_CONF_MAF) == '\0' ||
+            saef_ks_open(path, flags, &s->ks) != SAEF_KS_OK)
+            if (saef_ks_open(path, flags | SAEF_KS_RDONLY, &s->ks) != SAEF_KS_OK)
+                saef_log(s, SAEF_LEVEL_ERROR, "%s", saef_ks_last_error(NULL));
     }
     ks = s->ks;
     pthread_mutex_unlock(&s->lock);
@@ -297,9 +301,10 @@ static int bound_here(const saef_ctx *s, const SSL *ssl, const char *self)
     return 0;
 }
 
-static key_result server_key(SSL *ssl, saef_ctx *s, const unsigned char *id, size_t id_len,
-                             saef_ks_record *rec, conn *c)
+static key_result server_key(SSL *ssl, const ctx_data *cd, const unsigned char *id,
+                             size_t id_len, saef_ks_record *rec, conn *c)
 {
+    saef_ctx *s = cd->s;
     char shown[4 * SAEF_KS_ID_MAX + 8], addr[64];
     const char *why;
     SAEF_KS_TYPE type;
@@ -310,12 +315,19 @@ static key_result server_key(SSL *ssl, saef_ctx *s, const unsigned char *id, siz
         why = "malformed identity";
         goto refuse;
     }
-    type = id_type(s, (const char *)id, id_len);
+    type = cd->maf ? SAEF_KS_KM : id_type(s, (const char *)id, id_len);
     if ((ks = store(s)) == NULL) {
         why = "key store unavailable";
         goto refuse;
     }
     err = saef_ks_get(ks, type, id, id_len, rec);
+    if (err == SAEF_KS_ENOTFOUND && type == SAEF_KS_KC) {
+        const char *fqdn = (const char *)memchr(id, '@', id_len) + 1;
+        if (!saef_maf_retrieve(&s->conf, ks, (const char *)id, id_len, fqdn,
+                               id_len - (size_t)(fqdn - (const char *)id), rec, &why))
+            goto refuse;
+        err = SAEF_KS_OK;
+    }
     if (err == SAEF_KS_ENOTFOUND)
         return KEY_UNKNOWN; /* the caller may chain it; it logs the refusal */
     if (err != SAEF_KS_OK) {
@@ -344,9 +356,9 @@ static key_result server_key(SSL *ssl, saef_ctx *s, const unsigned char *id, siz
     c->identity[id_len] = '\0';
     if (rec->peer[0] != '\0')
         snprintf(c->peer, sizeof(c->peer), "%s", rec->peer);
-    else /* TS-0003 10.4: Credential-ID, type 12 for KpsaID / KcID */
-        snprintf(c->peer, sizeof(c->peer), "12-%s", c->identity);
-    c->fw = type == SAEF_KS_KC ? SAEF_FW_MAF : SAEF_FW_PSK;
+    else /* TS-0003 10.4 Credential-ID: type 11 for KmID, 12 for KpsaID / KcID */
+        snprintf(c->peer, sizeof(c->peer), "%s-%s", cd->maf ? "11" : "12", c->identity);
+    c->fw = cd->maf ? SAEF_FW_MAF_CLIENT : type == SAEF_KS_KC ? SAEF_FW_MAF : SAEF_FW_PSK;
     return KEY_OK;
 refuse_rec:
     saef_ks_record_wipe(rec);
@@ -415,7 +427,7 @@ static unsigned int psk_server_cb(SSL *ssl, const char *identity, unsigned char 
 
     if (cd == NULL || c == NULL)
         return 0;
-    switch (server_key(ssl, cd->s, (const unsigned char *)identity, len, &rec, c)) {
+    switch (server_key(ssl, cd, (const unsigned char *)identity, len, &rec, c)) {
     case KEY_OK:
         if (rec.key_len <= max_psk_len) {
             memcpy(psk, rec.key, rec.key_len);
@@ -445,7 +457,7 @@ static int find_session_cb(SSL *ssl, const unsigned char *id, size_t id_len, SSL
     *sess = NULL;
     if (cd == NULL || c == NULL)
         return 0;
-    switch (server_key(ssl, cd->s, id, id_len, &rec, c)) {
+    switch (server_key(ssl, cd, id, id_len, &rec, c)) {
     case KEY_OK:
         *sess = psk_session(ssl, rec.key, rec.key_len);
         saef_ks_record_wipe(&rec);
@@ -469,8 +481,9 @@ static int find_session_cb(SSL *ssl, const unsigned char *id, size_t id_len, SSL
 }
 
 /* Does the ClientHello offer one of our identities in pre_shared_key? */
-static int offers_known_psk(SSL *ssl, saef_ctx *s)
+static int offers_known_psk(SSL *ssl, const ctx_data *cd)
 {
+    saef_ctx *s = cd->s;
     const unsigned char *p;
     size_t len, total;
     saef_ks *ks = store(s);
@@ -487,7 +500,7 @@ static int offers_known_psk(SSL *ssl, saef_ctx *s)
         if (idlen + 6 > total)
             return 0;
         if (idlen > 0 && idlen <= SAEF_KS_ID_MAX) {
-            SAEF_KS_TYPE type = id_type(s, (const char *)p + 2, idlen);
+            SAEF_KS_TYPE type = cd->maf ? SAEF_KS_KM : id_type(s, (const char *)p + 2, idlen);
             /* A MAF identity may not be fetched yet: it is ours all the same. */
             if (type == SAEF_KS_KC)
                 return 1;
@@ -526,7 +539,7 @@ static int hello_cb(SSL *ssl, int *al, void *arg)
         if (r != SSL_CLIENT_HELLO_SUCCESS)
             return r;
     }
-    known = offers_known_psk(ssl, cd->s);
+    known = offers_known_psk(ssl, cd);
     /* A SHA-384 suite would make the server ignore a SHA-256 external PSK. */
     if (known && !SSL_set_ciphersuites(ssl, TLS13_SHA256_SUITES))
         return SSL_CLIENT_HELLO_ERROR;
@@ -557,7 +570,8 @@ static void info_cb(const SSL *ssl, int where, int ret)
                  "association %s identity=\"%s\" entity=\"%s\" framework=%s protocol=%s "
                  "cipher=%s peer=%s",
                  SSL_is_server((SSL *)ssl) ? "accepted" : "established", c->identity, c->peer,
-                 c->fw == SAEF_FW_MAF ? "maf" : "psk", SSL_get_version(ssl),
+                 c->fw == SAEF_FW_MAF ? "maf" : c->fw == SAEF_FW_MAF_CLIENT ? "maf-client" : "psk",
+                 SSL_get_version(ssl),
                  SSL_CIPHER_get_name(SSL_get_current_cipher(ssl)),
                  peer_addr(ssl, addr, sizeof(addr)));
     }
@@ -755,6 +769,16 @@ int saef_ssl_ctx_server(SSL_CTX *ctx, saef_ctx *s)
     apply_versions(ctx, cd);
     apply_ciphers(ctx, cd);
     return 1;
+}
+
+int saef_ssl_ctx_maf_server(SSL_CTX *ctx, saef_ctx *s)
+{
+    ctx_data *cd;
+
+    if (ctx == NULL || s == NULL || (cd = attach(ctx, s)) == NULL || cd->server)
+        return 0;
+    cd->maf = 1;
+    return saef_ssl_ctx_server(ctx, s);
 }
 
 int saef_ssl_ctx_client(SSL_CTX *ctx, saef_ctx *s)

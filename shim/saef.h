@@ -28,7 +28,8 @@ typedef struct saef_ctx saef_ctx;
 typedef enum {
     SAEF_FW_NONE = 0, /* no association (yet), or not a saef PSK */
     SAEF_FW_PSK = 1,  /* pre-provisioned key, TS-0003 8.2.2.1 */
-    SAEF_FW_MAF = 2   /* MAF-based, TS-0003 8.2.2.3 */
+    SAEF_FW_MAF = 2,  /* MAF-based, TS-0003 8.2.2.3 */
+    SAEF_FW_MAF_CLIENT = 3 /* a MAF client (KmID/Km) at the MAF, TS-0003 8.8.2.2 */
 } SAEF_FRAMEWORK;
 
 /* A context for this configuration (copied). NULL on allocation failure. */
@@ -49,6 +50,12 @@ SAEF_EXPORT void saef_free(saef_ctx *s);
  * the TS-0003 10.2.2 suites first. 1 on success.
  */
 SAEF_EXPORT int saef_ssl_ctx_server(SSL_CTX *ctx, saef_ctx *s);
+/*
+ * The MAF: like the server role, but clients authenticate with KmID/Km (km
+ * records) and are bound to the record's peer (the MAF Client ID) or to the
+ * Credential-ID "11-<KmID>".
+ */
+SAEF_EXPORT int saef_ssl_ctx_maf_server(SSL_CTX *ctx, saef_ctx *s);
 /* Entity A: PSK client callbacks for TLS 1.2 / DTLS 1.2 and TLS 1.3. */
 SAEF_EXPORT int saef_ssl_ctx_client(SSL_CTX *ctx, saef_ctx *s);
 

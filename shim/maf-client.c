@@ -1,0 +1,195 @@
+/* The MAF client side of TS-0003 8.8.2.2: HTTPS over TLS-PSK with KmID/Km. */
+#include "maf-client.h"
+
+#include <curl/curl.h>
+#include <openssl/crypto.h>
+#include <openssl/ssl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+_Thread_local int saef_inside;
+
+typedef struct {
+    const char *kmid;
+    const unsigned char *km;
+    size_t km_len;
+    char *body;
+    size_t len;
+    CURL *curl;
+    saef_maf_reply *out;
+    int want_ekm, checked;
+} call_ctx;
+
+static int ctx_idx = -1;
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+static void init_once(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    ctx_idx = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+}
+
+static unsigned int psk_cb(SSL *ssl, const char *hint, char *identity, unsigned int max_id,
+                           unsigned char *psk, unsigned int max_psk)
+{
+    const call_ctx *c = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ctx_idx);
+
+    (void)hint;
+    if (c == NULL || strlen(c->kmid) >= max_id || c->km_len > max_psk)
+        return 0;
+    strcpy(identity, c->kmid);
+    memcpy(psk, c->km, c->km_len);
+    return (unsigned int)c->km_len;
+}
+
+static int use_session_cb(SSL *ssl, const EVP_MD *md, const unsigned char **id, size_t *idlen,
+                          SSL_SESSION **sess)
+{
+    static const unsigned char aes128gcmsha256[] = {0x13, 0x01};
+    const call_ctx *c = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ctx_idx);
+    const SSL_CIPHER *cipher = SSL_CIPHER_find(ssl, aes128gcmsha256);
+
+    *sess = NULL;
+    if (c == NULL || cipher == NULL || (md != NULL && !EVP_MD_is_a(md, "SHA256")))
+        return 1;
+    if ((*sess = SSL_SESSION_new()) == NULL || !SSL_SESSION_set1_master_key(*sess, c->km, c->km_len) ||
+        !SSL_SESSION_set_cipher(*sess, cipher) ||
+        !SSL_SESSION_set_protocol_version(*sess, TLS1_3_VERSION)) {
+        SSL_SESSION_free(*sess);
+        *sess = NULL;
+        return 0;
+    }
+    *id = (const unsigned char *)c->kmid;
+    *idlen = strlen(c->kmid);
+    return 1;
+}
+
+static CURLcode ssl_ctx_cb(CURL *curl, void *sslctx, void *parm)
+{
+    (void)curl;
+    SSL_CTX_set_ex_data(sslctx, ctx_idx, parm);
+    SSL_CTX_set_psk_client_callback(sslctx, psk_cb);
+    SSL_CTX_set_psk_use_session_callback(sslctx, use_session_cb);
+    return CURLE_OK;
+}
+
+static size_t write_cb(char *data, size_t size, size_t n, void *arg)
+{
+    call_ctx *c = arg;
+    size_t len = size * n;
+    char *p;
+
+    if (c->len + len > SAEF_MAF_BODY_MAX || (p = realloc(c->body, c->len + len + 1)) == NULL)
+        return 0;
+    memcpy(p + c->len, data, len);
+    c->len += len;
+    p[c->len] = '\0';
+    c->body = p;
+    return len;
+}
+
+/* No certificate is checked, so the PSK must really have been used. */
+static int psk_was_used(SSL *ssl)
+{
+    const SSL_CIPHER *ci = SSL_get_current_cipher(ssl);
+    int kx;
+
+    if (SSL_version(ssl) == TLS1_3_VERSION)
+        return SSL_session_reused(ssl);
+    kx = ci != NULL ? SSL_CIPHER_get_kx_nid(ci) : NID_undef;
+    return kx == NID_kx_psk || kx == NID_kx_ecdhe_psk || kx == NID_kx_dhe_psk;
+}
+
+/* On the connection, before the request: the PSK really authenticated the
+   MAF, and (for key registration) the key export. libcurl's SSL pointer is
+   valid only during the transfer. */
+static int prereq_cb(void *arg, char *ip, char *local_ip, int port, int local_port)
+{
+    call_ctx *c = arg;
+    struct curl_tlssessioninfo *tls = NULL;
+
+    (void)ip, (void)local_ip, (void)port, (void)local_port;
+    if (curl_easy_getinfo(c->curl, CURLINFO_TLS_SSL_PTR, &tls) != CURLE_OK || tls == NULL ||
+        tls->backend != CURLSSLBACKEND_OPENSSL || tls->internals == NULL ||
+        !psk_was_used(tls->internals)) {
+        snprintf(c->out->err, sizeof(c->out->err), "the MAF did not authenticate with the PSK");
+        return CURL_PREREQFUNC_ABORT;
+    }
+    if (c->want_ekm &&
+        SSL_export_keying_material(tls->internals, c->out->ekm, sizeof(c->out->ekm),
+                                   SAEF_MAF_EXPORTER, strlen(SAEF_MAF_EXPORTER), NULL, 0, 0) != 1) {
+        snprintf(c->out->err, sizeof(c->out->err), "key export failed");
+        return CURL_PREREQFUNC_ABORT;
+    }
+    c->checked = 1;
+    return CURL_PREREQFUNC_OK;
+}
+
+int saef_maf_call(const char *method, const char *url, const char *body, const char *kmid,
+                  const unsigned char *km, size_t km_len, long timeout_ms, int want_ekm,
+                  saef_maf_reply *out)
+{
+    call_ctx c = {kmid, km, km_len, NULL, 0, NULL, out, want_ekm, 0};
+    struct curl_slist *hdr = NULL;
+    CURL *curl;
+    CURLcode rc;
+    int ok = 0;
+
+    memset(out, 0, sizeof(*out));
+    pthread_once(&once, init_once);
+    if ((curl = curl_easy_init()) == NULL) {
+        snprintf(out->err, sizeof(out->err), "out of memory");
+        return 0;
+    }
+    c.curl = curl;
+    saef_inside++;
+    hdr = curl_slist_append(hdr, "Content-Type: application/json");
+    curl_easy_setopt(curl, CURLOPT_URL, url);
+    curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "https");
+    curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
+    if (body != NULL)
+        curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, hdr);
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, timeout_ms);
+    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+    /* The PSK authenticates the MAF; the suites allow nothing else on TLS 1.2,
+       and psk_was_used() checks TLS 1.3. */
+    curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 0L);
+    curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 0L);
+    curl_easy_setopt(curl, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+    curl_easy_setopt(curl, CURLOPT_SSL_CIPHER_LIST,
+                     "PSK-AES128-CBC-SHA256:ECDHE-PSK-AES128-CBC-SHA256:PSK-AES128-GCM-SHA256:"
+                     "DHE-PSK-AES128-GCM-SHA256");
+    curl_easy_setopt(curl, CURLOPT_TLS13_CIPHERS, "TLS_AES_128_GCM_SHA256");
+    curl_easy_setopt(curl, CURLOPT_SSL_CTX_FUNCTION, ssl_ctx_cb);
+    curl_easy_setopt(curl, CURLOPT_SSL_CTX_DATA, &c);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, write_cb);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &c);
+    curl_easy_setopt(curl, CURLOPT_PREREQFUNCTION, prereq_cb);
+    curl_easy_setopt(curl, CURLOPT_PREREQDATA, &c);
+    rc = curl_easy_perform(curl);
+    if (rc != CURLE_OK || !c.checked) {
+        char why[sizeof(out->err)];
+        snprintf(why, sizeof(why), "%s", out->err[0] ? out->err : curl_easy_strerror(rc));
+        snprintf(out->err, sizeof(out->err), "%.60s: %.190s", url, why);
+        goto done;
+    }
+    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &out->status);
+    out->body = c.body;
+    c.body = NULL;
+    ok = 1;
+done:
+    free(c.body);
+    curl_slist_free_all(hdr);
+    curl_easy_cleanup(curl);
+    saef_inside--;
+    return ok;
+}
+
+void saef_maf_reply_free(saef_maf_reply *r)
+{
+    free(r->body);
+    OPENSSL_cleanse(r, sizeof(*r));
+}

@@ -1,0 +1,137 @@
+/* Entity B's MAF Key Retrieval (TS-0003 8.8.2.8), from inside the handshake. */
+#include "maf-client.h"
+#include "saef-internal.h"
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+/* Identities the MAF refused, so a flood of them costs no round trips. */
+#define NEG_SLOTS 1024
+/* Retrievals per second per process, whatever the identities. */
+#define RATE_PER_SEC 20
+
+static struct {
+    uint64_t hash;
+    int64_t until;
+} neg[NEG_SLOTS];
+static int64_t bucket_second;
+static int bucket_used;
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+
+static uint64_t fnv1a(const char *p, size_t n)
+{
+    uint64_t h = 1469598103934665603ULL;
+
+    while (n--)
+        h = (h ^ (unsigned char)*p++) * 1099511628211ULL;
+    return h;
+}
+
+/* 1 if a retrieval may go out now (not refused recently, under the rate). */
+static int admit(uint64_t h, int64_t now, const char **why)
+{
+    int ok = 1;
+
+    pthread_mutex_lock(&lock);
+    if (neg[h % NEG_SLOTS].hash == h && neg[h % NEG_SLOTS].until > now) {
+        *why = "refused by the MAF recently";
+        ok = 0;
+    } else if (bucket_second == now && bucket_used >= RATE_PER_SEC) {
+        *why = "MAF retrieval rate limit reached";
+        ok = 0;
+    } else {
+        if (bucket_second != now) {
+            bucket_second = now;
+            bucket_used = 0;
+        }
+        bucket_used++;
+    }
+    pthread_mutex_unlock(&lock);
+    return ok;
+}
+
+static void remember_refusal(uint64_t h, int64_t until)
+{
+    pthread_mutex_lock(&lock);
+    neg[h % NEG_SLOTS].hash = h;
+    neg[h % NEG_SLOTS].until = until;
+    pthread_mutex_unlock(&lock);
+}
+
+/* The answer of 8.8.2.8 into rec; 0 with why set if it is not acceptable. */
+static int parse_reply(const char *body, int64_t now, saef_ks_record *rec, const char **why)
+{
+    json_t *j = json_loads(body, 0, NULL);
+    const char *key, *exp, *src;
+    json_int_t suid;
+    int n, ok = 0;
+
+    *why = "malformed MAF answer";
+    if (j == NULL || json_unpack(j, "{s:s, s:s, s:I, s:s}", "keyValue", &key, "expirationTime",
+                                 &exp, "SUID", &suid, "sourceMAFClientID", &src) != 0)
+        goto out;
+    n = saef_hex_decode(key, strlen(key), rec->key, sizeof(rec->key));
+    if (n <= 0 || !saef_time_parse(exp, now, &rec->not_after) || strlen(src) == 0 ||
+        strlen(src) > SAEF_KS_ENTITY_MAX || suid < 0 || suid > 99)
+        goto out;
+    if (rec->not_after <= now) {
+        *why = "the MAF answered with an expired key";
+        goto out;
+    }
+    rec->key_len = (size_t)n;
+    rec->suid = (int32_t)suid;
+    strcpy(rec->peer, src);
+    ok = 1;
+out:
+    json_decref(j);
+    return ok;
+}
+
+int saef_maf_retrieve(const saef_conf *conf, saef_ks *ks, const char *id, size_t id_len,
+                      const char *fqdn, size_t fqdn_len, saef_ks_record *rec, const char **why)
+{
+    char url[SAEF_CONF_VALUE_MAX + 32], body[64];
+    const char *kmid = saef_conf_str(conf, SAEF_CONF_MAF_KMID);
+    int64_t now = (int64_t)time(NULL);
+    uint64_t h = fnv1a(id, id_len);
+    saef_ks_record km;
+    saef_maf_reply reply;
+    int ok;
+
+    if (!admit(h, now, why))
+        return 0;
+    if (!saef_conf_maf_url(conf, fqdn, fqdn_len, url, sizeof(url) - 32)) {
+        *why = "no URL for this MAF";
+        return 0;
+    }
+    if (*kmid == '\0' || saef_ks_get(ks, SAEF_KS_KM, kmid, strlen(kmid), &km) != SAEF_KS_OK) {
+        *why = "maf_kmid is not set, or its km key is not in the store";
+        return 0;
+    }
+    strcat(url, url[strlen(url) - 1] == '/' ? "keyRetrieve" : "/keyRetrieve");
+    snprintf(body, sizeof(body), "{\"relativeKeyID\":\"%.32s\"}", id);
+    ok = saef_maf_call("POST", url, body, kmid, km.key, km.key_len,
+                       saef_conf_int(conf, SAEF_CONF_MAF_TIMEOUT), 0, &reply);
+    saef_ks_record_wipe(&km);
+    if (!ok) {
+        *why = "MAF unreachable or not authenticated";
+    } else if (reply.status != 200) {
+        *why = reply.status == 403   ? "the MAF refused: this server is not the key's target"
+               : reply.status == 404 ? "the MAF does not know the key"
+               : reply.status == 410 ? "the key expired at the MAF"
+                                     : "the MAF answered with an error";
+        remember_refusal(h, now + saef_conf_int(conf, SAEF_CONF_MAF_NEGATIVE_TTL));
+        ok = 0;
+    } else {
+        ok = parse_reply(reply.body, now, rec, why);
+    }
+    saef_maf_reply_free(&reply);
+    if (!ok)
+        return 0;
+    /* Cached where every worker sees it; on a read-only store each retrieves. */
+    saef_ks_put(ks, SAEF_KS_KC, id, id_len, rec, SAEF_KS_REPLACE);
+    return 1;
+}

@@ -1,0 +1,195 @@
+#!/bin/bash
+# The MAF-based SAEF end to end with real processes: saef-mafd (the MAF),
+# Entity A registering with saef-maf, Entity B a preloaded s_server that
+# retrieves Kc from the MAF; no key configured between A and B.
+. "$SAEF_SRC/test/lib.sh"
+PATH="$SAEF_SBIN:$PATH"
+KA=0102030405060708090A0B0C0D0E0F10 KB=1112131415161718191A1B1C1D1E1F20
+KX=2122232425262728292A2B2C2D2E2F30
+M="$T/maf.db" A="$T/a.db" B="$T/b.db" X="$T/x.db"
+for s in "$M" "$A" "$B" "$X"; do saef-key -s "$s" init >/dev/null; done
+IDA=//sp.example.com/C-devA IDB=//sp.example.com/in-cse
+# The MAF knows each client's Km and authenticated ID (TS-0003 8.8.3.1).
+saef-key -s "$M" add km a-km@maf.example.com --hex $KA --peer $IDA
+saef-key -s "$M" add km b-km@maf.example.com --hex $KB --peer $IDB
+saef-key -s "$M" add km x-km@maf.example.com --hex $KX --peer //sp.example.com/other-cse
+saef-key -s "$A" add km a-km@maf.example.com --hex $KA --self $IDA
+saef-key -s "$B" add km b-km@maf.example.com --hex $KB
+saef-key -s "$B" add kpsa pre@sp.example.com --hex $KX --peer //sp.example.com/C-pre
+saef-key -s "$X" add km x-km@maf.example.com --hex $KX
+
+MPORT=$(free_port)
+MAF="https://127.0.0.1:$MPORT"
+start_maf() {
+    saef_bg "$T/mafd.log" saef-mafd --store "$M" --fqdn maf.example.com --listen "127.0.0.1:$MPORT" "$@"
+    wait_port "$MPORT"
+    MAFD=$(pgrep -P "$SAEF_LAST_PID") # the daemon itself, not its timeout wrapper
+}
+start_maf
+
+cnf() { # cnf FILE STORE ROLE [extra]
+    f=$1 s=$2 r=$3; shift 3
+    cat >"$f" <<CNF
+openssl_conf = openssl_init
+[openssl_init]
+providers = providers_sect
+[providers_sect]
+default = default_sect
+saef = saef_sect
+[default_sect]
+activate = 1
+[saef_sect]
+module = $SAEF_MODULES/saef.so
+activate = 1
+store = $s
+entity_id = $IDB
+role = $r
+maf = maf.example.com $MAF
+maf_timeout = 1000
+CNF
+    for l in "$@"; do echo "$l" >>"$f"; done
+}
+cnf "$T/b.cnf" "$B" server "maf_kmid = b-km@maf.example.com"
+cnf "$T/a.cnf" "$A" client
+cnf "$T/x.cnf" "$X" server "maf_kmid = x-km@maf.example.com"
+
+check_rc "A registers a key for B at the MAF" 0 saef-maf -s "$A" register --maf "$MAF" --target $IDB --expires +1h --label demo
+KEYID=$(cut -f1 "$T/out")
+check "  ... and prints HEX32@MAF-FQDN" test -n "$(echo "$KEYID" | grep -E '^[0-9A-F]{32}@maf.example.com$')"
+check_rc "  ... stored as a kc record in A's store" 0 saef-key -s "$A" show kc "$KEYID"
+check_grep "  ... bound to IdB" "peer: $IDB" "$T/out"
+check_rc "  ... the MAF holds the registration" 0 saef-key -s "$M" show kc "$KEYID"
+check_grep "  ... from A, for B" "self: $IDA" "$T/out"
+
+BPORT=$(free_port)
+saef_bg "$T/b.log" saef-run --conf "$T/b.cnf" -- openssl s_server -accept "127.0.0.1:$BPORT" -nocert -quiet
+wait_port "$BPORT"
+# A handshake that completed: s_client names a cipher and reports no failure.
+hs_ok() { grep -q "Cipher is" "$T/client" && ! grep -q -E "alert|:error:|Cipher is \(NONE\)" "$T/client"; }
+a_connect() { echo ping | timeout 10 saef-run --conf "$T/a.cnf" -- openssl s_client \
+                  -connect "127.0.0.1:$BPORT" "$@" >"$T/client" 2>&1; }
+established() { grep -q "association established identity=\"$KEYID\"" "$T/client"; }
+a_connect -tls1_2
+check "A connects to B with the MAF key (TLS 1.2)" established
+check_rc "  ... B cached Kc in its store" 0 saef-key -s "$B" show kc "$KEYID"
+check_grep "  ... bound to A's ID from the MAF" "peer: $IDA" "$T/out"
+a_connect -tls1_3
+check "A connects again (TLS 1.3), from B's cache" established
+sleep 0.3
+check_grep "B bound the association to A" "accepted identity=\"$KEYID\" entity=\"$IDA\" framework=maf" "$T/b.log"
+check "  ... with one retrieval at the MAF" test "$(grep -c 'POST /keyRetrieve -> 200' "$T/mafd.log")" = 1
+
+# raw KMID KEY METHOD PATH [BODY]: one HTTP request over openssl s_client,
+# which also prints its own RFC 5705 export of the connection ($T/raw).
+raw() {
+    local b=${5:-}
+    { printf '%s %s HTTP/1.1\r\nHost: maf.example.com\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s' \
+          "$3" "$4" ${#b} "$b"; sleep 0.5; } |
+        OPENSSL_CONF=/dev/null timeout 10 openssl s_client -connect "127.0.0.1:$MPORT" -tls1_2 \
+            -psk_identity "$1" -psk "$2" -keymatexport EXPORTER-oneM2M-Connection \
+            -keymatexportlen 48 -ign_eof >"$T/raw" 2>&1
+}
+status() { sed -n 's|^HTTP/1.1 \([0-9]*\).*|\1|p' "$T/raw" | head -1; }
+FUTURE=$(date -u -d '+1 hour' +%Y%m%dT%H%M%S)
+reg() { echo '{"expirationTime":"'"${1:-$FUTURE}"'","adminFQDN":"sp.example.com","SUID":'"${2:-32}"',"targetIDs":'"${3:-[\"$IDB\"]}"'}'; }
+
+# The derivation checked independently: openssl's export of the same connection.
+raw a-km@maf.example.com $KA POST /keyReg "$(reg)"
+check "raw key registration: 201" test "$(status)" = 201
+ekm=$(sed -n 's/^ *Keying material: *//p' "$T/raw")
+rel=$(grep -o '"relativeKeyID":"[0-9A-F]*"' "$T/raw" | cut -d'"' -f4)
+check "  ... RelativeKeyID = hex(KcID) = export bytes 0-15" test -n "$rel" -a "$rel" = "${ekm:0:32}"
+check_rc "  ... the MAF holds it" 0 saef-key -s "$M" show kc "$rel@maf.example.com" --reveal --key-only
+check "  ... Kc = export bytes 16-47" test "$(cat "$T/out")" = "${ekm:32:64}"
+
+# Bad requests: a clear status, and nothing changes.
+before=$(saef-key -s "$M" list kc | wc -l)
+bad() { # bad STATUS DESC METHOD PATH [BODY]
+    want=$1 desc=$2; shift 2
+    raw a-km@maf.example.com $KA "$@"
+    check "$desc: $want" test "$(status)" = "$want"
+}
+bad 400 "malformed JSON" POST /keyReg '{"expirationTime":'
+bad 400 "not an object" POST /keyReg '[1,2]'
+bad 400 "missing SUID" POST /keyReg '{"expirationTime":"'$FUTURE'","adminFQDN":"a","targetIDs":["'$IDB'"]}'
+bad 400 "extra field" POST /keyReg "$(reg | sed 's/}$/,"color":"red"}/')"
+bad 400 "two targets" POST /keyReg "$(reg "" 32 '["'$IDB'","//sp.example.com/x"]')"
+bad 400 "relative target ID" POST /keyReg "$(reg "" 32 '["in-cse"]')"
+bad 400 "SUID not 32" POST /keyReg "$(reg "" 12)"
+bad 400 "expirationTime in the past" POST /keyReg "$(reg 20200101T000000)"
+bad 400 "another MAF-FQDN" POST /keyReg "$(reg | sed 's/^{/{"MAF-FQDN":"other.example.com",/')"
+bad 413 "body over the limit" POST /keyReg "{\"labels\":[\"$(head -c 20000 /dev/zero | tr '\0' x)\"]}"
+bad 405 "GET /keyReg" GET /keyReg
+bad 404 "unknown resource" POST /nothing '{}'
+bad 400 "retrieval with a bad id" POST /keyRetrieve '{"relativeKeyID":"xyz"}'
+bad 404 "retrieval of an unknown id" POST /keyRetrieve '{"relativeKeyID":"00000000000000000000000000000000"}'
+bad 403 "retrieval by the source, not the target" POST /keyRetrieve '{"relativeKeyID":"'$rel'"}'
+raw x-km@maf.example.com $KX DELETE "/keyReg/$rel"
+check "deregistration by another client: 403" test "$(status)" = 403
+check "  ... nothing changed" test "$(saef-key -s "$M" list kc | wc -l)" = "$before"
+raw b-km@maf.example.com $KB POST /keyRetrieve '{"relativeKeyID":"'$rel'"}'
+check "retrieval by the target: 200" test "$(status)" = 200
+check_grep "  ... with the source client and adminFQDN" '"sourceMAFClientID":"'$IDA'"' "$T/raw"
+check_grep "  ... and adminFQDN" '"adminFQDN":"sp.example.com"' "$T/raw"
+check_grep "  ... and the key" '"keyValue":"'"${ekm:32:64}"'"' "$T/raw"
+
+# Update and deregistration by the source, with saef-maf.
+check_rc "saef-maf update --expires" 0 saef-maf -s "$A" update --maf "$MAF" --key "$KEYID" --expires +2h
+check_rc "saef-maf deregister" 0 saef-maf -s "$A" deregister --maf "$MAF" --key "$rel@maf.example.com"
+check_rc "  ... gone from the MAF" 1 saef-key -s "$M" show kc "$rel@maf.example.com"
+check_rc "deregistering again: not found" 1 saef-maf -s "$A" deregister --maf "$MAF" --key "$rel@maf.example.com"
+
+# Another server that is not the target: the MAF refuses, its handshake fails.
+XPORT=$(free_port)
+saef_bg "$T/x.log" saef-run --conf "$T/x.cnf" -- openssl s_server -accept "127.0.0.1:$XPORT" -nocert -quiet
+wait_port "$XPORT"
+echo ping | timeout 10 saef-run --conf "$T/a.cnf" -- openssl s_client -connect "127.0.0.1:$XPORT" \
+    -tls1_2 >"$T/client" 2>&1
+check_not "a server that is not the target gets no key" hs_ok
+sleep 0.3
+check_grep "  ... the MAF said 403" "POST /keyRetrieve -> 403" "$T/mafd.log"
+check_grep "  ... and the server logged why" "not the key's target" "$T/x.log"
+
+# A wrong Km fails the MAF handshake.
+saef-key -s "$T/w.db" init >/dev/null
+saef-key -s "$T/w.db" add km a-km@maf.example.com --hex FFFF --self $IDA
+check_rc "a wrong Km fails at the MAF" 4 saef-maf -s "$T/w.db" register --maf "$MAF" --target $IDB
+
+# Lifetime: a 2-second key works, then B fails the handshake (also from its cache).
+check_rc "A registers a 2-second key" 0 saef-maf -s "$A" register --maf "$MAF" --target $IDB --expires +2s
+SHORT=$(cut -f1 "$T/out")
+saef-key -s "$A" del kc "$KEYID"
+a_connect -tls1_2
+check "  ... it works at once" grep -q "established identity=\"$SHORT\"" "$T/client"
+sleep 2.2
+echo ping | OPENSSL_CONF=/dev/null timeout 10 openssl s_client -connect "127.0.0.1:$BPORT" -tls1_2 \
+    -psk_identity "$SHORT" -psk "$(saef-key -s "$A" show kc "$SHORT" --reveal --key-only)" >"$T/client" 2>&1
+check_not "  ... and fails after expirationTime (B's cached copy too)" hs_ok
+sleep 0.3
+check_grep "  ... B says expired" "identity=\"$SHORT\" reason=\"key expired\"" "$T/b.log"
+raw b-km@maf.example.com $KB POST /keyRetrieve '{"relativeKeyID":"'${SHORT:0:32}'"}'
+check "  ... the MAF answers 410 for it" test "$(status)" = 410
+check_rc "  ... and purged it" 1 saef-key -s "$M" show kc "$SHORT"
+
+# Restart: registrations survive; MAF down: B fails fast and still serves others.
+check_rc "A registers another key" 0 saef-maf -s "$A" register --maf "$MAF" --target $IDB --expires +1h
+LATE=$(cut -f1 "$T/out")
+kill -9 "$MAFD"
+while kill -0 "$MAFD" 2>/dev/null; do sleep 0.05; done
+start_maf
+check_rc "the MAF restarted after kill -9 keeps the registration" 0 saef-key -s "$M" show kc "$LATE"
+kill "$MAFD"
+while kill -0 "$MAFD" 2>/dev/null; do sleep 0.05; done
+start=$(date +%s%N)
+echo ping | OPENSSL_CONF=/dev/null timeout 10 openssl s_client -connect "127.0.0.1:$BPORT" -tls1_2 \
+    -psk_identity "$LATE" -psk "$(saef-key -s "$A" show kc "$LATE" --reveal --key-only)" >"$T/client" 2>&1
+ms=$(( ($(date +%s%N) - start) / 1000000 ))
+check_not "MAF down: the MAF key fails" hs_ok
+check "  ... within the time limit (${ms} ms)" test "$ms" -lt 3000
+echo ping | OPENSSL_CONF=/dev/null timeout 10 openssl s_client -connect "127.0.0.1:$BPORT" -tls1_2 \
+    -psk_identity pre@sp.example.com -psk $KX >"$T/client" 2>&1
+check "  ... and B still serves pre-provisioned clients" hs_ok
+for f in "$T"/*.log; do
+    for k in $KA $KB $KX; do check_nogrep "no key in $(basename "$f")" "$k" "$f"; done
+done
+done_testing

@@ -3,7 +3,7 @@
 # using only installed programs. Usage: demo.sh [PREFIX]
 set -eu
 prefix=${1:-/usr/local}
-PATH="$prefix/bin:$PATH"
+PATH="$prefix/bin:$prefix/sbin:$PATH"
 example="$prefix/share/doc/saef/examples/openssl.cnf"
 [ -r "$example" ] || { echo "demo: $example is missing: run cmake --install first" >&2; exit 1; }
 d=$(mktemp -d /tmp/saef-demo.XXXXXX)
@@ -53,5 +53,37 @@ sleep 0.5
 step "Entity B's log: each association bound to the AE-ID, the refusal with its reason"
 cat "$d/server.log"
 grep -q 'association accepted identity="dev-42@sp.example.com" entity="/sp.example.com/C-dev42"' "$d/server.log"
+
+step "7. The MAF-based framework: a MAF, Entity A registering Kc for B, B fetching it"
+# The MAF knows each client's KmID/Km and authenticated ID; A and B hold their own.
+ka=$(openssl rand -hex 32); kb=$(openssl rand -hex 32)
+saef-key -s "$d/maf.db" init >/dev/null
+echo "$ka" | saef-key -s "$d/maf.db" add km a-km@maf.example.com --peer //sp.example.com/C-dev42
+echo "$kb" | saef-key -s "$d/maf.db" add km b-km@maf.example.com --peer //sp.example.com/in-cse
+echo "$ka" | saef-key -s "$d/a.db" add km a-km@maf.example.com --self //sp.example.com/C-dev42
+echo "$kb" | saef-key -s "$d/keys.db" add km b-km@maf.example.com
+mport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+saef-mafd --store "$d/maf.db" --fqdn maf.example.com --listen "127.0.0.1:$mport" 2>"$d/maf.log" &
+pids="$pids $!"
+sleep 0.5
+echo "-- Entity A registers a connection key for B (key export, TS-0003 10.3.1):"
+saef-key -s "$d/a.db" del kpsa dev-42@sp.example.com
+saef-maf -s "$d/a.db" register --maf "https://127.0.0.1:$mport" --target //sp.example.com/in-cse --expires +1h
+sed -e "s|^store = .*|store = $d/keys.db|" -e "s|^entity_id = .*|entity_id = //sp.example.com/in-cse|" \
+    "$example" >"$d/b-maf.cnf"
+printf 'maf = maf.example.com https://127.0.0.1:%s\nmaf_kmid = b-km@maf.example.com\n' "$mport" >>"$d/b-maf.cnf"
+bport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+saef-run --conf "$d/b-maf.cnf" -- openssl s_server -accept "127.0.0.1:$bport" -nocert -quiet >"$d/b-maf.log" 2>&1 &
+pids="$pids $!"
+sleep 0.5
+echo "-- Entity A connects to B with HEX(KcID)@maf.example.com; no key was ever configured between them:"
+echo "hello over the MAF" | saef-run --conf "$d/a.cnf" -- openssl s_client \
+    -connect "127.0.0.1:$bport" -tls1_3 -quiet 2>&1 | grep -E "saef|error" || true
+sleep 0.5
+echo "-- Entity B fetched Kc from the MAF and bound the association to A:"
+grep saef "$d/b-maf.log"
+grep -q 'framework=maf' "$d/b-maf.log"
+echo "-- the MAF's log:"
+cat "$d/maf.log"
 echo
-echo "demo finished: associations bound to /sp.example.com/C-dev42 over TLS 1.2 and 1.3"
+echo "demo finished: pre-provisioned and MAF-based associations, bound to A's ID"

@@ -150,6 +150,19 @@ sleep 0.3
 check_grep "  ... the MAF said 403" "POST /keyRetrieve -> 403" "$T/mafd.log"
 check_grep "  ... and the server logged why" "not the key's target" "$T/x.log"
 
+# Unknown MAF identities: refused like a wrong key, one MAF round trip for many tries.
+UNKNOWN=0123456789ABCDEF0123456789ABCDEF@maf.example.com
+before=$(grep -c "keyRetrieve" "$T/mafd.log")
+for i in 1 2 3 4 5; do
+    echo ping | OPENSSL_CONF=/dev/null timeout 10 openssl s_client -connect "127.0.0.1:$BPORT" \
+        -tls1_2 -psk_identity $UNKNOWN -psk $KA >"$T/client" 2>&1
+done
+check_not "an identity the MAF does not know is refused" hs_ok
+check "  ... five tries cost one MAF round trip (negative cache)" \
+    test "$(( $(grep -c "keyRetrieve" "$T/mafd.log") - before ))" = 1
+sleep 0.3
+check_grep "  ... later ones refused from the cache" "refused by the MAF recently" "$T/b.log"
+
 # A wrong Km fails the MAF handshake.
 saef-key -s "$T/w.db" init >/dev/null
 saef-key -s "$T/w.db" add km a-km@maf.example.com --hex FFFF --self $IDA

@@ -64,6 +64,33 @@ wait_log() {
     return 1
 }
 
+# saef_cnf FILE STORE [LINE...]: an openssl.cnf activating default and the
+# staged saef provider on STORE; each LINE ("key = value") is appended.
+saef_cnf() {
+    f=$1 s=$2
+    shift 2
+    cat >"$f" <<CNF
+openssl_conf = openssl_init
+[openssl_init]
+providers = providers_sect
+[providers_sect]
+default = default_sect
+saef = saef_sect
+[default_sect]
+activate = 1
+[saef_sect]
+module = $SAEF_MODULES/saef.so
+activate = 1
+store = $s
+CNF
+    for l in "$@"; do echo "$l" >>"$f"; done
+}
+
+# handshake_ok FILE: openssl s_client's output shows a completed handshake.
+handshake_ok() {
+    grep -q "Cipher is" "$1" && ! grep -q -E "alert|:error:|Cipher is \(NONE\)" "$1"
+}
+
 pass() { echo "ok   - $*"; }
 fail() { echo "FAIL - $*"; FAILS=$((FAILS + 1)); }
 

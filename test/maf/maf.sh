@@ -27,27 +27,10 @@ start_maf() {
 }
 start_maf
 
-cnf() { # cnf FILE STORE ROLE [extra]
-    f=$1 s=$2 r=$3; shift 3
-    cat >"$f" <<CNF
-openssl_conf = openssl_init
-[openssl_init]
-providers = providers_sect
-[providers_sect]
-default = default_sect
-saef = saef_sect
-[default_sect]
-activate = 1
-[saef_sect]
-module = $SAEF_MODULES/saef.so
-activate = 1
-store = $s
-entity_id = $IDB
-role = $r
-maf = maf.example.com $MAF
-maf_timeout = 1000
-CNF
-    for l in "$@"; do echo "$l" >>"$f"; done
+cnf() { # cnf FILE STORE ROLE [LINE...]
+    f=$1 s=$2 r=$3
+    shift 3
+    saef_cnf "$f" "$s" "entity_id = $IDB" "role = $r" "maf = maf.example.com $MAF" "maf_timeout = 1000" "$@"
 }
 cnf "$T/b.cnf" "$B" server "maf_kmid = b-km@maf.example.com"
 cnf "$T/a.cnf" "$A" client
@@ -65,7 +48,7 @@ BPORT=$(free_port)
 saef_bg "$T/b.log" saef-run --conf "$T/b.cnf" -- openssl s_server -accept "127.0.0.1:$BPORT" -nocert -quiet
 wait_port "$BPORT"
 # A handshake that completed: s_client names a cipher and reports no failure.
-hs_ok() { grep -q "Cipher is" "$T/client" && ! grep -q -E "alert|:error:|Cipher is \(NONE\)" "$T/client"; }
+hs_ok() { handshake_ok "$T/client"; }
 a_connect() { echo ping | timeout 10 saef-run --conf "$T/a.cnf" -- openssl s_client \
                   -connect "127.0.0.1:$BPORT" "$@" >"$T/client" 2>&1; }
 established() { grep -q "association established identity=\"$KEYID\"" "$T/client"; }

@@ -10,25 +10,7 @@ saef-key -s "$T/keys.db" add kc 000102030405060708090A0B0C0D0E0F@maf.example.com
 saef-key -s "$T/keys.db" add kpsa old@sp.example.com --hex 0A0B --expires +2s
 
 # conf FILE [extra lines...]: an openssl.cnf loading default and saef.
-conf() {
-    f=$1; shift
-    cat >"$f" <<CNF
-openssl_conf = openssl_init
-[openssl_init]
-providers = providers_sect
-[providers_sect]
-default = default_sect
-saef = saef_sect
-[default_sect]
-activate = 1
-[saef_sect]
-module = $SAEF_MODULES/saef.so
-activate = 1
-store = $T/keys.db
-entity_id = /sp.example.com/in-cse
-CNF
-    for l in "$@"; do echo "$l" >>"$f"; done
-}
+conf() { f=$1; shift; saef_cnf "$f" "$T/keys.db" "entity_id = /sp.example.com/in-cse" "$@"; }
 conf "$T/ok.cnf"
 export OPENSSL_CONF="$T/ok.cnf"
 

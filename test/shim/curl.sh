@@ -6,24 +6,7 @@ B="$T/b.db" A="$T/a.db"
 saef-key -s "$B" init >/dev/null
 saef-key -s "$B" add kpsa dev1@sp.example.com --hex $K --peer /sp.example.com/C-dev1
 saef-key -s "$B" add kpsa dev2@sp.example.com --hex FF$K --peer /sp.example.com/C-dev2
-cnf() { # cnf FILE STORE ROLE
-    cat >"$1" <<CNF
-openssl_conf = openssl_init
-[openssl_init]
-providers = providers_sect
-[providers_sect]
-default = default_sect
-saef = saef_sect
-[default_sect]
-activate = 1
-[saef_sect]
-module = $SAEF_MODULES/saef.so
-activate = 1
-store = $2
-entity_id = /sp.example.com/in-cse
-role = $3
-CNF
-}
+cnf() { saef_cnf "$1" "$2" "entity_id = /sp.example.com/in-cse" "role = $3"; } # cnf FILE STORE ROLE
 cnf "$T/b.cnf" "$B" server
 cnf "$T/a.cnf" "$A" client
 PORT=$(free_port)

@@ -6,21 +6,7 @@ K=00112233445566778899AABBCCDDEEFF
 S="$T/keys.db"
 saef-key -s "$S" init >/dev/null
 saef-key -s "$S" add kpsa dev1@sp.example.com --hex $K --peer /sp.example.com/C-dev1
-cat >"$T/openssl.cnf" <<CNF
-openssl_conf = openssl_init
-[openssl_init]
-providers = providers_sect
-[providers_sect]
-default = default_sect
-saef = saef_sect
-[default_sect]
-activate = 1
-[saef_sect]
-module = $SAEF_MODULES/saef.so
-activate = 1
-store = $S
-entity_id = /sp.example.com/in-cse
-CNF
+saef_cnf "$T/openssl.cnf" "$S" "entity_id = /sp.example.com/in-cse"
 export OPENSSL_CONF="$T/openssl.cnf"
 
 TLS12="NORMAL:-VERS-ALL:+VERS-TLS1.2:-KX-ALL:+PSK:-CIPHER-ALL:+AES-128-CBC:-MAC-ALL:+SHA256"

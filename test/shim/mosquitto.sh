@@ -10,22 +10,7 @@ S="$T/keys.db"
 saef-key -s "$S" init >/dev/null
 saef-key -s "$S" add kpsa dev1@sp.example.com --hex $K --peer /sp.example.com/C-dev1
 echo "native-id:0A0B0C0D" >"$T/psk.txt"
-cat >"$T/openssl.cnf" <<CNF
-openssl_conf = openssl_init
-[openssl_init]
-providers = providers_sect
-[providers_sect]
-default = default_sect
-saef = saef_sect
-[default_sect]
-activate = 1
-[saef_sect]
-module = $SAEF_MODULES/saef.so
-activate = 1
-store = $S
-entity_id = /sp.example.com/in-cse
-role = server
-CNF
+saef_cnf "$T/openssl.cnf" "$S" "entity_id = /sp.example.com/in-cse" "role = server"
 PORT=$(free_port)
 cat >"$T/mosquitto.conf" <<MQ
 listener $PORT 127.0.0.1

@@ -11,26 +11,7 @@ saef-key -s "$S" add kpsa dev1@sp.example.com --hex $K --peer /sp.example.com/C-
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=localhost \
     -keyout "$T/key.pem" -out "$T/cert.pem" 2>/dev/null
 
-conf() {
-    cat >"$T/openssl.cnf" <<CNF
-openssl_conf = openssl_init
-[openssl_init]
-providers = providers_sect
-[providers_sect]
-default = default_sect
-saef = saef_sect
-[default_sect]
-activate = 1
-[saef_sect]
-module = $SAEF_MODULES/saef.so
-activate = 1
-store = $S
-entity_id = /sp.example.com/in-cse
-role = server
-log = stderr
-CNF
-    for l in "$@"; do echo "$l" >>"$T/openssl.cnf"; done
-}
+conf() { saef_cnf "$T/openssl.cnf" "$S" "entity_id = /sp.example.com/in-cse" "role = server" "log = stderr" "$@"; }
 
 start_nginx() {
     PORT=$(free_port)

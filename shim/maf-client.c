@@ -1,5 +1,6 @@
 /* The MAF client side of TS-0003 8.8.2.2: HTTPS over TLS-PSK with KmID/Km. */
 #include "maf-client.h"
+#include "saef-internal.h"
 
 #include <curl/curl.h>
 #include <openssl/crypto.h>
@@ -47,20 +48,13 @@ static unsigned int psk_cb(SSL *ssl, const char *hint, char *identity, unsigned 
 static int use_session_cb(SSL *ssl, const EVP_MD *md, const unsigned char **id, size_t *idlen,
                           SSL_SESSION **sess)
 {
-    static const unsigned char aes128gcmsha256[] = {0x13, 0x01};
     const call_ctx *c = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ctx_idx);
-    const SSL_CIPHER *cipher = SSL_CIPHER_find(ssl, aes128gcmsha256);
 
     *sess = NULL;
-    if (c == NULL || cipher == NULL || (md != NULL && !EVP_MD_is_a(md, "SHA256")))
+    if (c == NULL || (md != NULL && !EVP_MD_is_a(md, "SHA256")))
         return 1;
-    if ((*sess = SSL_SESSION_new()) == NULL || !SSL_SESSION_set1_master_key(*sess, c->km, c->km_len) ||
-        !SSL_SESSION_set_cipher(*sess, cipher) ||
-        !SSL_SESSION_set_protocol_version(*sess, TLS1_3_VERSION)) {
-        SSL_SESSION_free(*sess);
-        *sess = NULL;
+    if ((*sess = saef_psk_session(ssl, c->km, c->km_len)) == NULL)
         return 0;
-    }
     *id = (const unsigned char *)c->kmid;
     *idlen = strlen(c->kmid);
     return 1;

@@ -20,6 +20,8 @@ int saef_chain(SSL_CTX *ctx, SAEF_NEXT which, void (*fn)(void), void *arg);
 /* After the program changed ctx's cipher lists: PSK suites first again. */
 void saef_reapply_ciphers(SSL_CTX *ctx);
 int saef_is_installed(const SSL_CTX *ctx);
+/* A TLS 1.3 external PSK session (SHA-256) for key, with ssl's id context. */
+SSL_SESSION *saef_psk_session(SSL *ssl, const unsigned char *key, size_t len);
 
 /* Entity B: fetch Kc for identity (HEX32@fqdn) from the MAF named fqdn, within
    maf_timeout; cached in the store. 1 with rec filled, or 0 with why set. */

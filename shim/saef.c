@@ -379,7 +379,7 @@ static void log_unknown(SSL *ssl, const saef_ctx *s, const void *id, size_t id_l
 }
 
 /* A TLS 1.3 external PSK: SHA-256, the hash RFC 8446 assumes for one. */
-static SSL_SESSION *psk_session(SSL *ssl, const unsigned char *key, size_t len)
+SSL_SESSION *saef_psk_session(SSL *ssl, const unsigned char *key, size_t len)
 {
     static const unsigned char aes128gcmsha256[] = {0x13, 0x01};
     const SSL_CIPHER *cipher = SSL_CIPHER_find(ssl, aes128gcmsha256);
@@ -459,7 +459,7 @@ static int find_session_cb(SSL *ssl, const unsigned char *id, size_t id_len, SSL
         return 0;
     switch (server_key(ssl, cd, id, id_len, &rec, c)) {
     case KEY_OK:
-        *sess = psk_session(ssl, rec.key, rec.key_len);
+        *sess = saef_psk_session(ssl, rec.key, rec.key_len);
         saef_ks_record_wipe(&rec);
         return *sess != NULL;
     case KEY_UNKNOWN:
@@ -475,7 +475,7 @@ static int find_session_cb(SSL *ssl, const unsigned char *id, size_t id_len, SSL
         break;
     }
     if ((n = refusal_key(cd->s, rnd, sizeof(rnd))) > 0)
-        *sess = psk_session(ssl, rnd, n);
+        *sess = saef_psk_session(ssl, rnd, n);
     OPENSSL_cleanse(rnd, sizeof(rnd));
     return 1;
 }
@@ -692,7 +692,7 @@ static int use_session_cb(SSL *ssl, const EVP_MD *md, const unsigned char **id, 
         return 1;
     if (!client_key(ssl, cd->s, c, &rec))
         return cd->next_use != NULL ? cd->next_use(ssl, md, id, idlen, sess) : 1;
-    *sess = psk_session(ssl, rec.key, rec.key_len);
+    *sess = saef_psk_session(ssl, rec.key, rec.key_len);
     saef_ks_record_wipe(&rec);
     *id = (const unsigned char *)c->identity;
     *idlen = strlen(c->identity);

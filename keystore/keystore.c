@@ -1,4 +1,5 @@
 /* The saef key store on LMDB. */
+#define _GNU_SOURCE /* secure_getenv */
 #include "saef_keystore.h"
 
 #include <errno.h>
@@ -7,9 +8,11 @@
 #include <openssl/crypto.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -24,78 +27,128 @@
 #define REC_VERSION 1
 #define REC_HDR 28
 #define REC_MAX (REC_HDR + SAEF_KS_KEY_MAX + 2 * SAEF_KS_ENTITY_MAX + SAEF_KS_META_MAX)
-/* Virtual size only: the file grows as records are written. */
-#define MAP_SIZE ((size_t)16 << 30)
+/* Virtual size: the file grows only as records are written, and the map
+   doubles when a write finds it full. SAEF_KS_MAP_SIZE sets another start. */
+#define MAP_SIZE ((size_t)1 << 30)
+#define MAP_SIZE_MIN ((size_t)1 << 16)
+/* Reader slots in the lock file, shared by every process. */
+#define MAX_READERS 510
+/* Reset read transactions kept per environment for the next lookups. */
+#define POOL 8
+/* A write operation as the batch journal keeps it: op, identity length,
+   record length (2 bytes), then the LMDB key and value. */
+#define OP_HDR 4
+#define OP_MAX (OP_HDR + 1 + SAEF_KS_ID_MAX + REC_MAX)
+#define ID_TEXT_MAX (4 * SAEF_KS_ID_MAX + 1)
+
+enum { OP_PUT, OP_ADD, OP_DEL };
+enum { BATCH_NONE, BATCH_OPEN, BATCH_FAILED };
+
+/*
+ * LMDB allows one environment per store file in a process: closing a second
+ * one drops the process's locks on the lock file, and another process may
+ * then reset the reader table under the first. So every handle on the same
+ * file (the shim, the provider, a writer opened for a moment) shares one.
+ */
+struct ks_env {
+    struct ks_env *next;
+    dev_t dev;
+    ino_t ino;
+    int refs;
+    int writable; /* opened without MDB_RDONLY */
+    MDB_env *env;
+    MDB_dbi dbi;
+    /* Held shared by every transaction, exclusively to remap the file. */
+    pthread_rwlock_t map_lock;
+    _Atomic(MDB_txn *) pool[POOL];
+};
 
 struct saef_ks {
     char *path;
     unsigned flags;
-    unsigned gen; /* fork generation the env belongs to */
-    struct shared_env *sh; /* the process's environment for this file */
-    MDB_env *env;          /* sh->env, and sh->dbi */
-    MDB_dbi dbi;
-    MDB_txn *inherited_txn; /* the parent's read txn after fork: kept, never aborted */
-    pthread_mutex_t rd_lock; /* guards rd_txn, the reusable read transaction */
-    MDB_txn *rd_txn;
-    MDB_txn *wtxn; /* open batch, or NULL */
-    char err[512];
+    atomic_uint gen; /* fork generation that e belongs to */
+    struct ks_env *e;
+    int batch;
+    MDB_txn *wtxn; /* the open batch; holds e->map_lock shared */
+    unsigned char *jr; /* the batch's operations, replayed after the map grows */
+    size_t jr_len, jr_cap;
 };
 
-/*
- * LMDB allows one environment per file per process: closing a second one
- * drops the process's locks and reader slots under the first. Handles on
- * the same file (by device and inode) share one, opened read-write whenever
- * the process may write the file; SAEF_KS_RDONLY is enforced per handle.
- */
-typedef struct shared_env {
-    struct shared_env *next;
-    dev_t dev;
-    ino_t ino;
-    unsigned gen; /* fork generation; older ones belong to the parent */
-    unsigned refs;
-    int rdonly;
-    MDB_env *env;
-    MDB_dbi dbi;
-} shared_env;
-
-static _Thread_local char open_err[512];
-static unsigned fork_gen;
+static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct ks_env *envs;      /* this process's environments */
+static struct ks_env *inherited; /* the parent's, after fork(): never touched */
+static atomic_uint fork_gen;
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
-static shared_env *envs; /* guarded by envs_lock */
-static pthread_mutex_t envs_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static void on_fork_child(void)
+static _Thread_local struct {
+    const saef_ks *ks;
+    char msg[512];
+} last_err;
+
+/* The registry is consistent in the child because fork waits for reg_lock. */
+static void before_fork(void)
 {
-    fork_gen++;
-    /* Another thread may have held it at fork(); the parent's envs stay
-       listed (reachable) but are never used or closed here. */
-    pthread_mutex_init(&envs_lock, NULL);
+    pthread_mutex_lock(&reg_lock);
+}
+
+static void after_fork_parent(void)
+{
+    pthread_mutex_unlock(&reg_lock);
+}
+
+static void after_fork_child(void)
+{
+    struct ks_env **tail = &inherited;
+
+    while (*tail != NULL)
+        tail = &(*tail)->next;
+    *tail = envs;
+    envs = NULL;
+    atomic_fetch_add(&fork_gen, 1);
+    pthread_mutex_unlock(&reg_lock);
 }
 
 static void install_atfork(void)
 {
-    pthread_atfork(NULL, NULL, on_fork_child);
+    pthread_atfork(before_fork, after_fork_parent, after_fork_child);
 }
 
-static SAEF_KS_ERR fail(saef_ks *ks, SAEF_KS_ERR err, const char *fmt, ...)
+static SAEF_KS_ERR fail(const saef_ks *ks, SAEF_KS_ERR err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-static SAEF_KS_ERR fail(saef_ks *ks, SAEF_KS_ERR err, const char *fmt, ...)
+static SAEF_KS_ERR fail(const saef_ks *ks, SAEF_KS_ERR err, const char *fmt, ...)
 {
     va_list ap;
 
+    last_err.ks = ks;
     va_start(ap, fmt);
-    vsnprintf(ks != NULL ? ks->err : open_err, sizeof(open_err), fmt, ap);
+    vsnprintf(last_err.msg, sizeof(last_err.msg), fmt, ap);
     va_end(ap);
     return err;
 }
 
 const char *saef_ks_last_error(const saef_ks *ks)
 {
-    return ks != NULL ? ks->err : open_err;
+    return last_err.ks == ks ? last_err.msg : "";
 }
 
-static SAEF_KS_ERR from_mdb(saef_ks *ks, int rc, const char *what)
+/* Identities may hold any bytes (--any-identity): messages show them escaped. */
+static const char *id_text(const void *id, size_t len, char buf[ID_TEXT_MAX])
+{
+    const unsigned char *p = id;
+    size_t o = 0;
+
+    for (size_t i = 0; i < len && i < SAEF_KS_ID_MAX; i++) {
+        if (p[i] >= 0x20 && p[i] < 0x7f && p[i] != '\\')
+            buf[o++] = (char)p[i];
+        else
+            o += (size_t)snprintf(buf + o, 5, "\\x%02x", p[i]);
+    }
+    buf[o] = '\0';
+    return buf;
+}
+
+static SAEF_KS_ERR from_mdb(const saef_ks *ks, int rc, const char *what)
 {
     switch (rc) {
     case MDB_NOTFOUND: return SAEF_KS_ENOTFOUND;
@@ -104,14 +157,21 @@ static SAEF_KS_ERR from_mdb(saef_ks *ks, int rc, const char *what)
     case MDB_CORRUPTED:
     case MDB_VERSION_MISMATCH:
     case MDB_PAGE_NOTFOUND:
-        return fail(ks, SAEF_KS_ECORRUPT, "store %s is corrupt or not a saef store (%s: %s)",
+        return fail(ks, SAEF_KS_ECORRUPT,
+                    "store %s is corrupt or not a saef store (%s: %s): restore it from a "
+                    "backup",
                     ks->path, what, mdb_strerror(rc));
-    case MDB_MAP_FULL:
-        return fail(ks, SAEF_KS_EIO, "store %s is full (%zu GiB): %s", ks->path,
-                    MAP_SIZE >> 30, what);
+    case MDB_READERS_FULL:
+        return fail(ks, SAEF_KS_EIO,
+                    "store %s: all %d reader slots are taken (%s): too many processes or "
+                    "threads read it at once",
+                    ks->path, MAX_READERS, what);
     case EACCES:
     case EPERM:
-        return fail(ks, SAEF_KS_EPERM, "store %s: %s: permission denied", ks->path, what);
+        return fail(ks, SAEF_KS_EPERM,
+                    "store %s: %s: permission denied (readers need to read it and write "
+                    "%s-lock; writers need to write both)",
+                    ks->path, what, ks->path);
     }
     return fail(ks, SAEF_KS_EIO, "store %s: %s: %s", ks->path, what, mdb_strerror(rc));
 }
@@ -131,12 +191,12 @@ static uint64_t get_le(const unsigned char *p, int n)
     return v;
 }
 
-/* version, reserved, key_len(2), created(8), not_after(8), suid(4),
+/* version, flags (0), key_len(2), created(8), not_after(8), suid(4),
    peer_len, self_len, meta_len(2), then key, peer, self, meta. */
 static size_t rec_encode(const saef_ks_record *r, size_t peer_len, size_t self_len,
-                         unsigned char *buf)
+                         size_t meta_len, unsigned char *buf)
 {
-    size_t meta_len = strnlen(r->meta, sizeof(r->meta));
+    unsigned char *p = buf + REC_HDR;
 
     buf[0] = REC_VERSION;
     buf[1] = 0;
@@ -147,37 +207,39 @@ static size_t rec_encode(const saef_ks_record *r, size_t peer_len, size_t self_l
     buf[24] = (unsigned char)peer_len;
     buf[25] = (unsigned char)self_len;
     put_le(buf + 26, meta_len, 2);
-    memcpy(buf + REC_HDR, r->key, r->key_len);
-    memcpy(buf + REC_HDR + r->key_len, r->peer, peer_len);
-    memcpy(buf + REC_HDR + r->key_len + peer_len, r->self, self_len);
-    memcpy(buf + REC_HDR + r->key_len + peer_len + self_len, r->meta, meta_len);
-    return REC_HDR + r->key_len + peer_len + self_len + meta_len;
+    memcpy(p, r->key, r->key_len);
+    memcpy(p += r->key_len, r->peer, peer_len);
+    memcpy(p += peer_len, r->self, self_len);
+    memcpy(p += self_len, r->meta, meta_len);
+    return (size_t)(p + meta_len - buf);
 }
 
+/* Checks every length before writing anything to r. */
 static int rec_decode(const MDB_val *v, saef_ks_record *r)
 {
-    const unsigned char *b = v->mv_data;
+    const unsigned char *b = v->mv_data, *p = b + REC_HDR;
     size_t key_len, peer_len, self_len, meta_len;
 
-    if (v->mv_size < REC_HDR || b[0] != REC_VERSION)
+    if (v->mv_size < REC_HDR || b[0] != REC_VERSION || b[1] != 0)
         return 0;
     key_len = get_le(b + 2, 2);
     peer_len = b[24];
     self_len = b[25];
     meta_len = get_le(b + 26, 2);
-    if (key_len == 0 || key_len > SAEF_KS_KEY_MAX || meta_len > SAEF_KS_META_MAX ||
+    if (key_len == 0 || key_len > SAEF_KS_KEY_MAX || peer_len > SAEF_KS_ENTITY_MAX ||
+        self_len > SAEF_KS_ENTITY_MAX || meta_len > SAEF_KS_META_MAX ||
         v->mv_size != REC_HDR + key_len + peer_len + self_len + meta_len)
         return 0;
     r->key_len = key_len;
     r->created = (int64_t)get_le(b + 4, 8);
     r->not_after = (int64_t)get_le(b + 12, 8);
     r->suid = (int32_t)get_le(b + 20, 4);
-    memcpy(r->key, b + REC_HDR, key_len);
-    memcpy(r->peer, b + REC_HDR + key_len, peer_len);
+    memcpy(r->key, p, key_len);
+    memcpy(r->peer, p += key_len, peer_len);
     r->peer[peer_len] = '\0';
-    memcpy(r->self, b + REC_HDR + key_len + peer_len, self_len);
+    memcpy(r->self, p += peer_len, self_len);
     r->self[self_len] = '\0';
-    memcpy(r->meta, b + REC_HDR + key_len + peer_len + self_len, meta_len);
+    memcpy(r->meta, p += self_len, meta_len);
     r->meta[meta_len] = '\0';
     return 1;
 }
@@ -188,7 +250,9 @@ void saef_ks_record_wipe(saef_ks_record *rec)
         OPENSSL_cleanse(rec, sizeof(*rec));
 }
 
-static SAEF_KS_ERR check_mode(saef_ks *ks, const struct stat *st)
+/* ---- opening ---------------------------------------------------------- */
+
+static SAEF_KS_ERR check_mode(const saef_ks *ks, const struct stat *st)
 {
     mode_t m = st->st_mode & 0777;
     const char *fix = ks->flags & SAEF_KS_GROUP_READ ? "640" : "600";
@@ -196,9 +260,8 @@ static SAEF_KS_ERR check_mode(saef_ks *ks, const struct stat *st)
     if (!S_ISREG(st->st_mode))
         return fail(ks, SAEF_KS_ECORRUPT, "store %s is not a regular file", ks->path);
     if (m & 0022)
-        return fail(ks, SAEF_KS_EPERM,
-                    "store %s is writable by %s (mode %04o): chmod %s %s", ks->path,
-                    m & 0002 ? "others" : "its group", (unsigned)m, fix, ks->path);
+        return fail(ks, SAEF_KS_EPERM, "store %s is writable by %s (mode %04o): chmod %s %s",
+                    ks->path, m & 0002 ? "others" : "its group", (unsigned)m, fix, ks->path);
     if (m & 0004)
         return fail(ks, SAEF_KS_EPERM, "store %s is readable by others (mode %04o): chmod %s %s",
                     ks->path, (unsigned)m, fix, ks->path);
@@ -210,281 +273,440 @@ static SAEF_KS_ERR check_mode(saef_ks *ks, const struct stat *st)
     return SAEF_KS_OK;
 }
 
+static SAEF_KS_ERR stat_store(const saef_ks *ks, struct stat *st)
+{
+    if (stat(ks->path, st) == 0)
+        return SAEF_KS_OK;
+    if (errno == ENOENT)
+        return fail(ks, SAEF_KS_ENOSTORE,
+                    "store %s does not exist: create it with saef-key -s %s init", ks->path,
+                    ks->path);
+    return fail(ks, errno == EACCES ? SAEF_KS_EPERM : SAEF_KS_EIO, "store %s: %s", ks->path,
+                strerror(errno));
+}
+
+static SAEF_KS_ERR map_size(const saef_ks *ks, size_t *size)
+{
+    const char *s = secure_getenv("SAEF_KS_MAP_SIZE");
+    unsigned long long v;
+    char *end;
+
+    *size = MAP_SIZE;
+    if (s == NULL)
+        return SAEF_KS_OK;
+    errno = 0;
+    v = strtoull(s, &end, 10);
+    if (*s < '0' || *s > '9' || *end != '\0' || errno != 0 || v < MAP_SIZE_MIN || v > SIZE_MAX)
+        return fail(ks, SAEF_KS_EINVAL,
+                    "SAEF_KS_MAP_SIZE=%s is not a map size in bytes (%zu or more)", s,
+                    MAP_SIZE_MIN);
+    *size = (size_t)v;
+    return SAEF_KS_OK;
+}
+
+/* mdb_env_open with our settings; returns an LMDB or errno code. */
+static int lmdb_open(const saef_ks *ks, const char *file, unsigned eflags, size_t map,
+                     MDB_env **env)
+{
+    mode_t lock_mode = ks->flags & SAEF_KS_GROUP_READ ? 0660 : 0600;
+    int rc;
+
+    if ((rc = mdb_env_create(env)) != 0)
+        return rc;
+    if ((rc = mdb_env_set_mapsize(*env, map)) != 0 ||
+        (rc = mdb_env_set_maxreaders(*env, MAX_READERS)) != 0 ||
+        (rc = mdb_env_open(*env, file, MDB_NOSUBDIR | MDB_NOTLS | eflags, lock_mode)) != 0) {
+        mdb_env_close(*env);
+        *env = NULL;
+    }
+    return rc;
+}
+
+/*
+ * A new store is built under a temporary name and linked into place, so
+ * nobody ever opens a half-made one.
+ */
+static SAEF_KS_ERR create_store(const saef_ks *ks)
+{
+    size_t n = strlen(ks->path), map;
+    char *tmp = malloc(n + 8), *lock = malloc(n + 13);
+    MDB_val k = {sizeof(MARKER_KEY) - 1, MARKER_KEY}, v = {sizeof(MARKER_VAL) - 1, MARKER_VAL};
+    MDB_env *env = NULL;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    SAEF_KS_ERR err = SAEF_KS_OK;
+    int fd, rc;
+
+    if (tmp == NULL || lock == NULL) {
+        err = fail(ks, SAEF_KS_EIO, "out of memory");
+        goto out;
+    }
+    if ((err = map_size(ks, &map)) != SAEF_KS_OK)
+        goto out;
+    snprintf(tmp, n + 8, "%s.XXXXXX", ks->path);
+    snprintf(lock, n + 13, "%s-lock", tmp);
+    if ((fd = mkstemp(tmp)) < 0) {
+        err = fail(ks, errno == EACCES ? SAEF_KS_EPERM : SAEF_KS_EIO,
+                   "cannot create store %s: %s", ks->path, strerror(errno));
+        goto out;
+    }
+    if ((ks->flags & SAEF_KS_GROUP_READ) && fchmod(fd, 0640) != 0)
+        err = fail(ks, SAEF_KS_EIO, "cannot create store %s: chmod: %s", ks->path,
+                   strerror(errno));
+    close(fd);
+    if (err == SAEF_KS_OK) {
+        if ((rc = lmdb_open(ks, tmp, 0, map, &env)) == 0 &&
+            (rc = mdb_txn_begin(env, NULL, 0, &txn)) == 0) {
+            if ((rc = mdb_dbi_open(txn, NULL, 0, &dbi)) != 0 ||
+                (rc = mdb_put(txn, dbi, &k, &v, 0)) != 0)
+                mdb_txn_abort(txn);
+            else
+                rc = mdb_txn_commit(txn);
+        }
+        if (rc != 0)
+            err = from_mdb(ks, rc, "create");
+        mdb_env_close(env);
+        unlink(lock);
+    }
+    /* Somebody else made it meanwhile: theirs is as good. */
+    if (err == SAEF_KS_OK && link(tmp, ks->path) != 0 && errno != EEXIST)
+        err = fail(ks, errno == EACCES ? SAEF_KS_EPERM : SAEF_KS_EIO,
+                   "cannot create store %s: %s", ks->path, strerror(errno));
+    unlink(tmp);
+out:
+    free(tmp);
+    free(lock);
+    return err;
+}
+
 /* A truncated file would fault (SIGBUS) when a page past its end is read. */
-static SAEF_KS_ERR check_size(saef_ks *ks)
+static SAEF_KS_ERR check_size(const saef_ks *ks, MDB_env *env, const struct stat *fs)
 {
     MDB_envinfo info;
     MDB_stat st;
-    struct stat fs;
 
-    if (mdb_env_info(ks->env, &info) != 0 || mdb_env_stat(ks->env, &st) != 0 ||
-        stat(ks->path, &fs) != 0)
+    if (mdb_env_info(env, &info) != 0 || mdb_env_stat(env, &st) != 0)
         return fail(ks, SAEF_KS_EIO, "store %s: cannot read its size", ks->path);
-    if ((uint64_t)fs.st_size < ((uint64_t)info.me_last_pgno + 1) * st.ms_psize)
+    if ((uint64_t)fs->st_size < ((uint64_t)info.me_last_pgno + 1) * st.ms_psize)
         return fail(ks, SAEF_KS_ECORRUPT,
                     "store %s is truncated (%lld bytes, needs %llu): restore it from a backup",
-                    ks->path, (long long)fs.st_size,
+                    ks->path, (long long)fs->st_size,
                     (unsigned long long)(info.me_last_pgno + 1) * st.ms_psize);
     return SAEF_KS_OK;
 }
 
-static SAEF_KS_ERR env_open_new(saef_ks *ks, int creating, int rdonly);
-
-static SAEF_KS_ERR env_open(saef_ks *ks, int creating)
+static SAEF_KS_ERR check_marker(const saef_ks *ks, MDB_env *env, MDB_dbi *dbi)
 {
-    struct stat st;
-    shared_env *sh;
-    SAEF_KS_ERR err = SAEF_KS_OK;
-    int rdonly;
-
-    if (stat(ks->path, &st) != 0)
-        return fail(ks, SAEF_KS_EIO, "store %s: %s", ks->path, strerror(errno));
-    rdonly = access(ks->path, W_OK) != 0;
-    if (rdonly && !(ks->flags & SAEF_KS_RDONLY))
-        return fail(ks, SAEF_KS_EPERM, "store %s is not writable by this user", ks->path);
-    pthread_mutex_lock(&envs_lock);
-    for (sh = envs; sh != NULL; sh = sh->next)
-        if (sh->gen == fork_gen && sh->dev == st.st_dev && sh->ino == st.st_ino)
-            break;
-    if (sh != NULL) {
-        sh->refs++;
-    } else if ((err = env_open_new(ks, creating, rdonly)) == SAEF_KS_OK) {
-        if ((sh = calloc(1, sizeof(*sh))) == NULL) {
-            mdb_env_close(ks->env);
-            err = fail(ks, SAEF_KS_EIO, "out of memory");
-        } else {
-            *sh = (shared_env){envs, st.st_dev, st.st_ino, fork_gen, 1, rdonly, ks->env, ks->dbi};
-            envs = sh;
-        }
-    }
-    pthread_mutex_unlock(&envs_lock);
-    if (err != SAEF_KS_OK)
-        return err;
-    ks->sh = sh;
-    ks->env = sh->env;
-    ks->dbi = sh->dbi;
-    ks->gen = fork_gen;
-    return SAEF_KS_OK;
-}
-
-static SAEF_KS_ERR env_open_new(saef_ks *ks, int creating, int rdonly)
-{
-    unsigned eflags = MDB_NOSUBDIR | MDB_NOTLS;
-    mode_t mode = ks->flags & SAEF_KS_GROUP_READ ? 0640 : 0600;
-    MDB_txn *txn = NULL;
     MDB_val k = {sizeof(MARKER_KEY) - 1, MARKER_KEY}, v;
-    SAEF_KS_ERR err;
+    MDB_txn *txn;
     int rc;
 
-    if (rdonly)
-        eflags |= MDB_RDONLY;
-    if ((rc = mdb_env_create(&ks->env)) != 0 ||
-        (rc = mdb_env_set_mapsize(ks->env, MAP_SIZE)) != 0)
-        return from_mdb(ks, rc, "create environment");
-    if ((rc = mdb_env_open(ks->env, ks->path, eflags, mode)) != 0) {
-        err = from_mdb(ks, rc, "open");
-        goto fail;
-    }
-    if ((err = check_size(ks)) != SAEF_KS_OK)
-        goto fail;
-    if ((rc = mdb_txn_begin(ks->env, NULL, creating ? 0 : MDB_RDONLY, &txn)) != 0 ||
-        (rc = mdb_dbi_open(txn, NULL, 0, &ks->dbi)) != 0) {
-        err = from_mdb(ks, rc, "begin");
-        goto fail;
-    }
-    if (creating) {
-        v.mv_size = sizeof(MARKER_VAL) - 1;
-        v.mv_data = MARKER_VAL;
-        if ((rc = mdb_put(txn, ks->dbi, &k, &v, 0)) != 0 || (rc = mdb_txn_commit(txn)) != 0) {
-            txn = NULL;
-            err = from_mdb(ks, rc, "initialise");
-            goto fail;
-        }
-        txn = NULL;
-    } else {
-        rc = mdb_get(txn, ks->dbi, &k, &v);
-        if (rc != 0 || v.mv_size != sizeof(MARKER_VAL) - 1 ||
-            memcmp(v.mv_data, MARKER_VAL, v.mv_size) != 0) {
-            err = fail(ks, SAEF_KS_ECORRUPT, "%s is an LMDB file but not a saef store",
-                       ks->path);
-            goto fail;
-        }
-        mdb_txn_abort(txn);
-        txn = NULL;
-    }
-    return SAEF_KS_OK;
-fail:
-    if (txn != NULL)
-        mdb_txn_abort(txn);
-    mdb_env_close(ks->env);
-    ks->env = NULL;
-    return err;
+    if ((rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn)) != 0)
+        return from_mdb(ks, rc, "open");
+    if ((rc = mdb_dbi_open(txn, NULL, 0, dbi)) == 0)
+        rc = mdb_get(txn, *dbi, &k, &v);
+    if (rc == 0 && (v.mv_size != sizeof(MARKER_VAL) - 1 || memcmp(v.mv_data, MARKER_VAL, v.mv_size)))
+        rc = MDB_NOTFOUND;
+    mdb_txn_abort(txn);
+    if (rc == MDB_NOTFOUND)
+        return fail(ks, SAEF_KS_ECORRUPT, "%s is an LMDB file but not a saef store", ks->path);
+    return rc == 0 ? SAEF_KS_OK : from_mdb(ks, rc, "open");
 }
 
-/* Both files of a group-readable store: readers need write access to the lock. */
-static void set_modes(saef_ks *ks)
+/* Group readers write the lock file too; LMDB made it under the umask. */
+static void share_lock_file(const saef_ks *ks)
 {
-    char lock[4096];
+    size_t n = strlen(ks->path) + 6;
+    char *lock = malloc(n);
+    struct stat st;
 
-    if (ks->flags & SAEF_KS_GROUP_READ) {
-        chmod(ks->path, 0640);
-        snprintf(lock, sizeof(lock), "%s-lock", ks->path);
-        chmod(lock, 0660);
+    if (lock == NULL)
+        return;
+    snprintf(lock, n, "%s-lock", ks->path);
+    if (stat(lock, &st) == 0 && st.st_uid == geteuid() && (st.st_mode & 0060) != 0060)
+        chmod(lock, (st.st_mode & 0777) | 0060);
+    free(lock);
+}
+
+static void env_free(struct ks_env *e)
+{
+    for (int i = 0; i < POOL; i++)
+        if (e->pool[i] != NULL)
+            mdb_txn_abort(e->pool[i]);
+    mdb_env_close(e->env);
+    pthread_rwlock_destroy(&e->map_lock);
+    free(e);
+}
+
+/* Attaches ks to the process's environment of its store, opening it if
+   needed. Called with reg_lock held. */
+static SAEF_KS_ERR env_attach(saef_ks *ks)
+{
+    struct ks_env *e;
+    struct stat st;
+    SAEF_KS_ERR err;
+    size_t map;
+    int rc, fd, dead;
+
+    if ((err = stat_store(ks, &st)) != SAEF_KS_OK || (err = check_mode(ks, &st)) != SAEF_KS_OK)
+        return err;
+    /* LMDB would silently make an empty file a new store. */
+    if (st.st_size == 0)
+        return fail(ks, SAEF_KS_ECORRUPT,
+                    "store %s is empty, not a saef store: remove it, then saef-key -s %s init",
+                    ks->path, ks->path);
+    for (e = envs; e != NULL; e = e->next)
+        if (e->dev == st.st_dev && e->ino == st.st_ino)
+            break;
+    if (e != NULL) {
+        if (!e->writable && !(ks->flags & SAEF_KS_RDONLY))
+            return fail(ks, SAEF_KS_EPERM, "store %s is not writable by this user", ks->path);
+        e->refs++;
+        ks->e = e;
+        return SAEF_KS_OK;
     }
+    if ((err = map_size(ks, &map)) != SAEF_KS_OK)
+        return err;
+    if ((e = calloc(1, sizeof(*e))) == NULL)
+        return fail(ks, SAEF_KS_EIO, "out of memory");
+    /* Read-write when this user may: a later writable handle shares it. */
+    e->writable = 1;
+    rc = lmdb_open(ks, ks->path, 0, map, &e->env);
+    if ((rc == EACCES || rc == EROFS) && (ks->flags & SAEF_KS_RDONLY)) {
+        e->writable = 0;
+        rc = lmdb_open(ks, ks->path, MDB_RDONLY, map, &e->env);
+    }
+    if (rc != 0) {
+        free(e);
+        return from_mdb(ks, rc, "open");
+    }
+    /* The file LMDB opened is the one to judge, whatever the path is now. */
+    if (mdb_env_get_fd(e->env, &fd) != 0 || fstat(fd, &st) != 0)
+        err = fail(ks, SAEF_KS_EIO, "store %s: %s", ks->path, strerror(errno));
+    if (err == SAEF_KS_OK && (err = check_mode(ks, &st)) == SAEF_KS_OK &&
+        (err = check_size(ks, e->env, &st)) == SAEF_KS_OK)
+        err = check_marker(ks, e->env, &e->dbi);
+    if (err != SAEF_KS_OK) {
+        mdb_env_close(e->env);
+        free(e);
+        return err;
+    }
+    /* Slots left by readers that died would keep old pages from reuse. */
+    mdb_reader_check(e->env, &dead);
+    if (ks->flags & SAEF_KS_GROUP_READ)
+        share_lock_file(ks);
+    pthread_rwlock_init(&e->map_lock, NULL);
+    e->dev = st.st_dev;
+    e->ino = st.st_ino;
+    e->refs = 1;
+    e->next = envs;
+    envs = e;
+    ks->e = e;
+    return SAEF_KS_OK;
+}
+
+static void env_detach(saef_ks *ks)
+{
+    struct ks_env **p;
+
+    if (ks->e == NULL || --ks->e->refs > 0)
+        return;
+    for (p = &envs; *p != ks->e; p = &(*p)->next)
+        ;
+    *p = ks->e->next;
+    env_free(ks->e);
 }
 
 SAEF_KS_ERR saef_ks_open(const char *path, unsigned flags, saef_ks **out)
 {
     saef_ks *ks;
     struct stat st;
-    SAEF_KS_ERR err;
-    int creating = 0;
+    SAEF_KS_ERR err = SAEF_KS_OK;
 
-    *out = NULL;
     pthread_once(&atfork_once, install_atfork);
+    if (out == NULL)
+        return fail(NULL, SAEF_KS_EINVAL, "no place for the handle");
+    *out = NULL;
     if (path == NULL || *path == '\0')
         return fail(NULL, SAEF_KS_EINVAL, "no store path given");
+    if (flags & ~(unsigned)(SAEF_KS_RDONLY | SAEF_KS_CREATE | SAEF_KS_GROUP_READ))
+        return fail(NULL, SAEF_KS_EINVAL, "unknown open flags 0x%x", flags);
     if ((ks = calloc(1, sizeof(*ks))) == NULL || (ks->path = strdup(path)) == NULL) {
         free(ks);
         return fail(NULL, SAEF_KS_EIO, "out of memory");
     }
     ks->flags = flags;
-    pthread_mutex_init(&ks->rd_lock, NULL);
-    if (stat(path, &st) != 0) {
-        if (errno != ENOENT) {
-            err = fail(ks, errno == EACCES ? SAEF_KS_EPERM : SAEF_KS_EIO, "store %s: %s", path,
-                       strerror(errno));
-            goto fail;
-        }
-        if (!(flags & SAEF_KS_CREATE) || (flags & SAEF_KS_RDONLY)) {
-            err = fail(ks, SAEF_KS_ENOSTORE,
-                       "store %s does not exist: create it with saef-key -s %s init", path,
-                       path);
-            goto fail;
-        }
-        int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC,
-                      flags & SAEF_KS_GROUP_READ ? 0640 : 0600);
-        if (fd < 0) {
-            err = fail(ks, errno == EACCES ? SAEF_KS_EPERM : SAEF_KS_EIO,
-                       "cannot create store %s: %s", path, strerror(errno));
-            goto fail;
-        }
-        close(fd);
-        creating = 1;
-    } else {
-        if ((err = check_mode(ks, &st)) != SAEF_KS_OK)
-            goto fail;
-        /* LMDB would silently initialise an empty file as a new store. */
-        if (st.st_size == 0) {
-            err = fail(ks, SAEF_KS_ECORRUPT, "store %s is empty: not a saef store", path);
-            goto fail;
-        }
+    if ((flags & SAEF_KS_CREATE) && !(flags & SAEF_KS_RDONLY) && stat(path, &st) != 0 &&
+        errno == ENOENT)
+        err = create_store(ks);
+    if (err == SAEF_KS_OK) {
+        pthread_mutex_lock(&reg_lock);
+        err = env_attach(ks);
+        atomic_store(&ks->gen, atomic_load(&fork_gen));
+        pthread_mutex_unlock(&reg_lock);
     }
-    if ((err = env_open(ks, creating)) != SAEF_KS_OK) {
-        if (creating)
-            unlink(path);
-        goto fail;
+    if (err != SAEF_KS_OK) {
+        last_err.ks = NULL;
+        free(ks->path);
+        free(ks);
+        return err;
     }
-    if (creating)
-        set_modes(ks);
     *out = ks;
     return SAEF_KS_OK;
-fail:
-    memcpy(open_err, ks->err, sizeof(open_err));
-    pthread_mutex_destroy(&ks->rd_lock);
-    free(ks->path);
-    free(ks);
-    return err;
+}
+
+static void jr_clear(saef_ks *ks)
+{
+    if (ks->jr != NULL)
+        OPENSSL_cleanse(ks->jr, ks->jr_len);
+    ks->jr_len = 0;
 }
 
 /*
- * After fork() the inherited environment belongs to the parent: LMDB forbids
- * using it, and mdb_env_close() here would clear the parent's reader slots
- * (they carry the opener's pid). So it is dropped without closing, and the
- * store is opened afresh.
+ * The environment of ks in this process. After fork() the inherited one
+ * belongs to the parent: LMDB forbids using it, and closing it (or ending
+ * its transactions) would clear reader slots that carry a pid the parent or
+ * our own new environment uses, and release this process's locks on the
+ * lock file. So it is left as it is, and the store is opened afresh.
  */
-static SAEF_KS_ERR ensure_env(saef_ks *ks)
+static SAEF_KS_ERR use_env(saef_ks *ks)
 {
-    if (ks->gen == fork_gen && ks->env != NULL)
+    SAEF_KS_ERR err = SAEF_KS_OK;
+
+    if (atomic_load_explicit(&ks->gen, memory_order_acquire) ==
+        atomic_load_explicit(&fork_gen, memory_order_relaxed))
         return SAEF_KS_OK;
-    if (ks->env != NULL)
-        ks->inherited_txn = ks->rd_txn;
-    ks->sh = NULL;
-    ks->env = NULL;
-    ks->rd_txn = NULL;
-    ks->wtxn = NULL;
-    pthread_mutex_init(&ks->rd_lock, NULL);
-    return env_open(ks, 0);
+    pthread_mutex_lock(&reg_lock);
+    if (atomic_load(&ks->gen) != atomic_load(&fork_gen)) {
+        ks->e = NULL;
+        ks->wtxn = NULL;
+        ks->batch = BATCH_NONE;
+        jr_clear(ks);
+        if ((err = env_attach(ks)) == SAEF_KS_OK)
+            atomic_store_explicit(&ks->gen, atomic_load(&fork_gen), memory_order_release);
+    }
+    pthread_mutex_unlock(&reg_lock);
+    return err;
 }
 
 void saef_ks_close(saef_ks *ks)
 {
     if (ks == NULL)
         return;
-    if (ks->gen == fork_gen && ks->env != NULL) {
-        if (ks->wtxn != NULL)
-            mdb_txn_abort(ks->wtxn);
-        if (ks->rd_txn != NULL)
-            mdb_txn_abort(ks->rd_txn);
-        pthread_mutex_lock(&envs_lock);
-        if (--ks->sh->refs == 0) {
-            shared_env **p = &envs;
-            while (*p != ks->sh)
-                p = &(*p)->next;
-            *p = ks->sh->next;
-            mdb_env_close(ks->sh->env);
-            free(ks->sh);
-        }
-        pthread_mutex_unlock(&envs_lock);
-    }
-    pthread_mutex_destroy(&ks->rd_lock);
+    saef_ks_write_abort(ks);
+    pthread_mutex_lock(&reg_lock);
+    if (atomic_load(&ks->gen) == atomic_load(&fork_gen))
+        env_detach(ks);
+    pthread_mutex_unlock(&reg_lock);
+    free(ks->jr);
     free(ks->path);
     free(ks);
 }
 
-/* A read transaction: the handle's reusable one if free, else a fresh one. */
-static int rd_begin(saef_ks *ks, MDB_txn **txn, int *cached)
-{
-    int rc;
+/* ---- the map: every transaction holds map_lock shared ------------------ */
 
-    for (int tries = 0; tries < 2; tries++) {
-        *cached = pthread_mutex_trylock(&ks->rd_lock) == 0;
-        if (*cached && ks->rd_txn != NULL) {
-            rc = mdb_txn_renew(ks->rd_txn);
-            *txn = ks->rd_txn;
+static size_t mapped(struct ks_env *e)
+{
+    MDB_envinfo info;
+
+    return mdb_env_info(e->env, &info) == 0 ? info.me_mapsize : 0;
+}
+
+/* Another process grew the store past our map: take the size it recorded. */
+static int adopt_map(struct ks_env *e)
+{
+    MDB_envinfo info;
+    MDB_stat st;
+    int rc = 0;
+
+    pthread_rwlock_wrlock(&e->map_lock);
+    if (mdb_env_info(e->env, &info) != 0 || mdb_env_stat(e->env, &st) != 0 ||
+        ((size_t)info.me_last_pgno + 1) * st.ms_psize > info.me_mapsize)
+        rc = mdb_env_set_mapsize(e->env, 0);
+    pthread_rwlock_unlock(&e->map_lock);
+    return rc;
+}
+
+/* A write found the map full at size `seen`: double it (once per fill). */
+static int grow_map(struct ks_env *e, size_t seen)
+{
+    int rc = 0;
+    void *probe;
+
+    pthread_rwlock_wrlock(&e->map_lock);
+    if (mapped(e) == seen) {
+        /* LMDB unmaps before mapping anew, and a failed map leaves the
+           environment unusable: make sure the address space is there. */
+        probe = seen <= SIZE_MAX / 2 ? mmap(NULL, seen * 2, PROT_NONE,
+                                            MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
+                                     : MAP_FAILED;
+        if (probe == MAP_FAILED) {
+            rc = MDB_MAP_FULL;
         } else {
-            rc = mdb_txn_begin(ks->env, NULL, MDB_RDONLY, txn);
-            if (rc == 0 && *cached)
-                ks->rd_txn = *txn;
+            munmap(probe, seen * 2);
+            rc = mdb_env_set_mapsize(e->env, seen * 2);
         }
-        if (rc == 0)
+    }
+    pthread_rwlock_unlock(&e->map_lock);
+    return rc;
+}
+
+static int txn_begin(struct ks_env *e, unsigned flags, MDB_txn **txn)
+{
+    int rc = MDB_MAP_RESIZED;
+
+    for (int tries = 0; tries < 4 && rc == MDB_MAP_RESIZED; tries++) {
+        pthread_rwlock_rdlock(&e->map_lock);
+        if ((rc = mdb_txn_begin(e->env, NULL, flags, txn)) == 0)
             return 0;
-        if (*cached) {
-            if (ks->rd_txn != NULL) {
-                mdb_txn_abort(ks->rd_txn);
-                ks->rd_txn = NULL;
-            }
-            pthread_mutex_unlock(&ks->rd_lock);
-        }
-        /* Another process grew the map: adopt its size and try again. */
-        if (rc != MDB_MAP_RESIZED || mdb_env_set_mapsize(ks->env, 0) != 0)
+        pthread_rwlock_unlock(&e->map_lock);
+        if (rc == MDB_MAP_RESIZED && adopt_map(e) != 0)
             break;
     }
     return rc;
 }
 
-static void rd_end(saef_ks *ks, MDB_txn *txn, int cached)
+/* A read transaction: a pooled one renewed (sees the latest commit), or new. */
+static int rd_begin(struct ks_env *e, MDB_txn **txn)
 {
-    if (cached) {
-        mdb_txn_reset(txn);
-        pthread_mutex_unlock(&ks->rd_lock);
-    } else {
-        mdb_txn_abort(txn);
+    MDB_txn *t = NULL;
+    int rc;
+
+    pthread_rwlock_rdlock(&e->map_lock);
+    for (int i = 0; i < POOL && t == NULL; i++)
+        if (atomic_load_explicit(&e->pool[i], memory_order_relaxed) != NULL)
+            t = atomic_exchange_explicit(&e->pool[i], NULL, memory_order_acquire);
+    if (t != NULL) {
+        if ((rc = mdb_txn_renew(t)) == 0) {
+            *txn = t;
+            return 0;
+        }
+        mdb_txn_abort(t);
     }
+    pthread_rwlock_unlock(&e->map_lock);
+    return txn_begin(e, MDB_RDONLY, txn);
 }
 
-static SAEF_KS_ERR check_id(saef_ks *ks, SAEF_KS_TYPE type, const void *id, size_t id_len)
+static void rd_end(struct ks_env *e, MDB_txn *txn)
 {
+    mdb_txn_reset(txn);
+    for (int i = 0; i < POOL && txn != NULL; i++) {
+        MDB_txn *none = NULL;
+        if (atomic_compare_exchange_strong_explicit(&e->pool[i], &none, txn,
+                                                    memory_order_release, memory_order_relaxed))
+            txn = NULL;
+    }
+    if (txn != NULL)
+        mdb_txn_abort(txn);
+    pthread_rwlock_unlock(&e->map_lock);
+}
+
+/* ---- lookups ----------------------------------------------------------- */
+
+static SAEF_KS_ERR check_id(const saef_ks *ks, SAEF_KS_TYPE type, const void *id, size_t id_len)
+{
+    if (ks == NULL)
+        return fail(NULL, SAEF_KS_EINVAL, "no store handle");
     if (saef_ks_type_name(type) == NULL)
         return fail(ks, SAEF_KS_EINVAL, "unknown key type %d (use kpsa, km or kc)", (int)type);
     if (id == NULL || id_len == 0)
@@ -508,108 +730,278 @@ SAEF_KS_ERR saef_ks_get(saef_ks *ks, SAEF_KS_TYPE type, const void *id, size_t i
                         saef_ks_record *out)
 {
     unsigned char kbuf[1 + SAEF_KS_ID_MAX];
+    char text[ID_TEXT_MAX];
     MDB_val k, v;
     MDB_txn *txn;
     SAEF_KS_ERR err;
-    int rc, cached, ok;
+    int rc, ok;
 
-    if ((err = check_id(ks, type, id, id_len)) != SAEF_KS_OK ||
-        (err = ensure_env(ks)) != SAEF_KS_OK)
+    if ((err = check_id(ks, type, id, id_len)) != SAEF_KS_OK)
+        return err;
+    if (out == NULL)
+        return fail(ks, SAEF_KS_EINVAL, "no record to fill");
+    if ((err = use_env(ks)) != SAEF_KS_OK)
         return err;
     make_key(type, id, id_len, kbuf, &k);
-    if ((rc = rd_begin(ks, &txn, &cached)) != 0)
+    if ((rc = rd_begin(ks->e, &txn)) != 0)
         return from_mdb(ks, rc, "read");
-    rc = mdb_get(txn, ks->dbi, &k, &v);
+    rc = mdb_get(txn, ks->e->dbi, &k, &v);
     ok = rc == 0 && rec_decode(&v, out);
-    rd_end(ks, txn, cached);
+    rd_end(ks->e, txn);
     if (rc == MDB_NOTFOUND)
-        return fail(ks, SAEF_KS_ENOTFOUND, "no %s key %.*s", saef_ks_type_name(type),
-                    (int)id_len, (const char *)id);
+        return fail(ks, SAEF_KS_ENOTFOUND, "no %s key %s", saef_ks_type_name(type),
+                    id_text(id, id_len, text));
     if (rc != 0)
         return from_mdb(ks, rc, "read");
     if (!ok) {
         saef_ks_record_wipe(out);
-        return fail(ks, SAEF_KS_ECORRUPT, "store %s: the %s record %.*s is malformed", ks->path,
-                    saef_ks_type_name(type), (int)id_len, (const char *)id);
+        return fail(ks, SAEF_KS_ECORRUPT, "store %s: the %s record %s is malformed", ks->path,
+                    saef_ks_type_name(type), id_text(id, id_len, text));
     }
     return SAEF_KS_OK;
 }
 
-static SAEF_KS_ERR writable(saef_ks *ks)
+/* ---- writes ------------------------------------------------------------ */
+
+static size_t op_encode(int op, SAEF_KS_TYPE type, const void *id, size_t id_len,
+                        const unsigned char *val, size_t val_len, unsigned char *buf)
 {
-    if (ks->flags & SAEF_KS_RDONLY)
-        return fail(ks, SAEF_KS_EINVAL, "store %s is open read-only", ks->path);
-    return ensure_env(ks);
+    buf[0] = (unsigned char)op;
+    buf[1] = (unsigned char)(id_len + 1);
+    put_le(buf + 2, val_len, 2);
+    buf[OP_HDR] = (unsigned char)type;
+    memcpy(buf + OP_HDR + 1, id, id_len);
+    memcpy(buf + OP_HDR + 1 + id_len, val, val_len);
+    return OP_HDR + 1 + id_len + val_len;
 }
 
-/* Runs op inside the open batch, or in a transaction of its own. */
-static SAEF_KS_ERR write_op(saef_ks *ks, MDB_val *k, MDB_val *v, unsigned mflags)
+static size_t op_size(const unsigned char *op)
 {
-    MDB_txn *txn = ks->wtxn;
+    return OP_HDR + op[1] + get_le(op + 2, 2);
+}
+
+static int op_apply(MDB_txn *txn, MDB_dbi dbi, const unsigned char *op)
+{
+    MDB_val k = {op[1], (void *)(op + OP_HDR)};
+    MDB_val v = {get_le(op + 2, 2), (void *)(op + OP_HDR + op[1])};
+
+    if (op[0] == OP_DEL)
+        return mdb_del(txn, dbi, &k, NULL);
+    return mdb_put(txn, dbi, &k, &v, op[0] == OP_ADD ? MDB_NOOVERWRITE : 0);
+}
+
+static SAEF_KS_ERR full(const saef_ks *ks, size_t seen)
+{
+    return fail(ks, SAEF_KS_EIO, "store %s is full: its map cannot grow past %zu MiB", ks->path,
+                seen >> 20);
+}
+
+/* One operation in a transaction of its own. */
+static SAEF_KS_ERR write_one(saef_ks *ks, const unsigned char *op)
+{
+    struct ks_env *e = ks->e;
+    MDB_txn *txn;
+    size_t seen;
     int rc;
 
-    if (txn == NULL && (rc = mdb_txn_begin(ks->env, NULL, 0, &txn)) != 0)
-        return from_mdb(ks, rc, "begin write");
-    rc = v != NULL ? mdb_put(txn, ks->dbi, k, v, mflags) : mdb_del(txn, ks->dbi, k, NULL);
-    if (ks->wtxn == NULL) {
-        if (rc == 0)
+    for (;;) {
+        if ((rc = txn_begin(e, 0, &txn)) != 0)
+            return from_mdb(ks, rc, "begin a write");
+        if ((rc = op_apply(txn, e->dbi, op)) == 0)
             rc = mdb_txn_commit(txn);
         else
             mdb_txn_abort(txn);
+        seen = mapped(e);
+        pthread_rwlock_unlock(&e->map_lock);
+        if (rc != MDB_MAP_FULL)
+            break;
+        if (grow_map(e, seen) != 0)
+            return full(ks, seen);
     }
     return rc == 0 ? SAEF_KS_OK : from_mdb(ks, rc, "write");
+}
+
+/* The batch cannot go on: drop it; only write_abort clears this state. */
+static void batch_fail(saef_ks *ks)
+{
+    if (ks->wtxn != NULL) {
+        mdb_txn_abort(ks->wtxn);
+        pthread_rwlock_unlock(&ks->e->map_lock);
+        ks->wtxn = NULL;
+    }
+    ks->batch = BATCH_FAILED;
+    jr_clear(ks);
+}
+
+/*
+ * The batch's transaction ended on MDB_MAP_FULL (the lock is still held):
+ * grow the map and replay the journal in a new transaction.
+ */
+static SAEF_KS_ERR batch_regrow(saef_ks *ks)
+{
+    struct ks_env *e = ks->e;
+    size_t seen;
+    int rc;
+
+    do {
+        seen = mapped(e);
+        ks->wtxn = NULL;
+        pthread_rwlock_unlock(&e->map_lock);
+        if (grow_map(e, seen) != 0) {
+            batch_fail(ks);
+            return full(ks, seen);
+        }
+        if ((rc = txn_begin(e, 0, &ks->wtxn)) != 0) {
+            ks->wtxn = NULL;
+            batch_fail(ks);
+            return from_mdb(ks, rc, "begin a write");
+        }
+        rc = 0;
+        for (size_t off = 0; off < ks->jr_len && rc == 0; off += op_size(ks->jr + off))
+            rc = op_apply(ks->wtxn, e->dbi, ks->jr + off);
+        if (rc == MDB_MAP_FULL)
+            mdb_txn_abort(ks->wtxn);
+    } while (rc == MDB_MAP_FULL);
+    if (rc == 0)
+        return SAEF_KS_OK;
+    batch_fail(ks);
+    if (rc == MDB_KEYEXIST || rc == MDB_NOTFOUND)
+        return fail(ks, SAEF_KS_EIO,
+                    "store %s changed while the batch grew it: nothing of the batch was "
+                    "written; run it again",
+                    ks->path);
+    return from_mdb(ks, rc, "write");
+}
+
+static int jr_append(saef_ks *ks, const unsigned char *op, size_t len)
+{
+    unsigned char *grown;
+    size_t cap = ks->jr_cap ? ks->jr_cap : 1 << 16;
+
+    while (cap - ks->jr_len < len)
+        cap *= 2;
+    if (cap != ks->jr_cap) {
+        /* Not realloc: the old block holds key bytes and must be wiped. */
+        if ((grown = malloc(cap)) == NULL)
+            return 0;
+        if (ks->jr != NULL) {
+            memcpy(grown, ks->jr, ks->jr_len);
+            OPENSSL_cleanse(ks->jr, ks->jr_len);
+            free(ks->jr);
+        }
+        ks->jr = grown;
+        ks->jr_cap = cap;
+    }
+    memcpy(ks->jr + ks->jr_len, op, len);
+    ks->jr_len += len;
+    return 1;
+}
+
+static SAEF_KS_ERR batch_one(saef_ks *ks, const unsigned char *op)
+{
+    size_t len = op_size(op);
+    int rc;
+
+    if (!jr_append(ks, op, len))
+        return fail(ks, SAEF_KS_EIO, "out of memory");
+    rc = op_apply(ks->wtxn, ks->e->dbi, op);
+    if (rc == MDB_KEYEXIST || rc == MDB_NOTFOUND) {
+        /* Changed nothing, and the transaction goes on. */
+        ks->jr_len -= len;
+        OPENSSL_cleanse(ks->jr + ks->jr_len, len);
+        return from_mdb(ks, rc, "write");
+    }
+    if (rc == MDB_MAP_FULL) {
+        mdb_txn_abort(ks->wtxn);
+        return batch_regrow(ks);
+    }
+    if (rc != 0) {
+        batch_fail(ks);
+        return from_mdb(ks, rc, "write");
+    }
+    return SAEF_KS_OK;
+}
+
+static SAEF_KS_ERR batch_failed(const saef_ks *ks)
+{
+    return fail(ks, SAEF_KS_EIO, "store %s: the open batch failed and wrote nothing: abort it",
+                ks->path);
+}
+
+static SAEF_KS_ERR write_op(saef_ks *ks, const unsigned char *op)
+{
+    if (ks->batch == BATCH_FAILED)
+        return batch_failed(ks);
+    return ks->batch == BATCH_OPEN ? batch_one(ks, op) : write_one(ks, op);
+}
+
+static SAEF_KS_ERR writable(saef_ks *ks)
+{
+    SAEF_KS_ERR err;
+
+    if (ks->flags & SAEF_KS_RDONLY)
+        return fail(ks, SAEF_KS_EINVAL, "store %s is open read-only", ks->path);
+    if ((err = use_env(ks)) != SAEF_KS_OK)
+        return err;
+    if (!ks->e->writable)
+        return fail(ks, SAEF_KS_EPERM, "store %s is not writable by this user", ks->path);
+    return SAEF_KS_OK;
 }
 
 SAEF_KS_ERR saef_ks_put(saef_ks *ks, SAEF_KS_TYPE type, const void *id, size_t id_len,
                         const saef_ks_record *rec, unsigned flags)
 {
-    unsigned char kbuf[1 + SAEF_KS_ID_MAX], vbuf[REC_MAX];
-    size_t peer_len, self_len;
+    unsigned char val[REC_MAX], op[OP_MAX];
+    char text[ID_TEXT_MAX];
+    size_t peer_len, self_len, meta_len, val_len;
     saef_ks_record r;
-    MDB_val k, v;
     SAEF_KS_ERR err;
 
-    if ((err = check_id(ks, type, id, id_len)) != SAEF_KS_OK || (err = writable(ks)) != SAEF_KS_OK)
+    if ((err = check_id(ks, type, id, id_len)) != SAEF_KS_OK)
         return err;
     if (rec == NULL || rec->key_len == 0 || rec->key_len > SAEF_KS_KEY_MAX)
         return fail(ks, SAEF_KS_EINVAL, "key is %zu bytes; it must be 1 to %d",
                     rec != NULL ? rec->key_len : 0, SAEF_KS_KEY_MAX);
-    peer_len = strnlen(rec->peer, sizeof(rec->peer));
-    self_len = strnlen(rec->self, sizeof(rec->self));
-    if (peer_len > SAEF_KS_ENTITY_MAX || self_len > SAEF_KS_ENTITY_MAX)
-        return fail(ks, SAEF_KS_EINVAL, "entity ID longer than %d bytes", SAEF_KS_ENTITY_MAX);
-    if (strnlen(rec->meta, sizeof(rec->meta)) > SAEF_KS_META_MAX)
-        return fail(ks, SAEF_KS_EINVAL, "metadata longer than %d bytes", SAEF_KS_META_MAX);
+    if ((peer_len = strnlen(rec->peer, sizeof(rec->peer))) > SAEF_KS_ENTITY_MAX)
+        return fail(ks, SAEF_KS_EINVAL, "peer entity ID is longer than %d bytes",
+                    SAEF_KS_ENTITY_MAX);
+    if ((self_len = strnlen(rec->self, sizeof(rec->self))) > SAEF_KS_ENTITY_MAX)
+        return fail(ks, SAEF_KS_EINVAL, "self entity ID is longer than %d bytes",
+                    SAEF_KS_ENTITY_MAX);
+    if ((meta_len = strnlen(rec->meta, sizeof(rec->meta))) > SAEF_KS_META_MAX)
+        return fail(ks, SAEF_KS_EINVAL, "metadata is longer than %d bytes", SAEF_KS_META_MAX);
     if (rec->not_after < 0)
-        return fail(ks, SAEF_KS_EINVAL, "negative expiry time");
+        return fail(ks, SAEF_KS_EINVAL, "expiry time %lld is before 1970",
+                    (long long)rec->not_after);
+    if ((err = writable(ks)) != SAEF_KS_OK)
+        return err;
     r = *rec;
     if (r.created == 0)
         r.created = (int64_t)time(NULL);
-    make_key(type, id, id_len, kbuf, &k);
-    v.mv_size = rec_encode(&r, peer_len, self_len, vbuf);
-    v.mv_data = vbuf;
-    err = write_op(ks, &k, &v, flags & SAEF_KS_REPLACE ? 0 : MDB_NOOVERWRITE);
-    OPENSSL_cleanse(vbuf, sizeof(vbuf));
+    val_len = rec_encode(&r, peer_len, self_len, meta_len, val);
+    op_encode(flags & SAEF_KS_REPLACE ? OP_PUT : OP_ADD, type, id, id_len, val, val_len, op);
+    err = write_op(ks, op);
+    OPENSSL_cleanse(op, sizeof(op));
+    OPENSSL_cleanse(val, sizeof(val));
     saef_ks_record_wipe(&r);
     if (err == SAEF_KS_EEXISTS)
-        return fail(ks, err, "%s key %.*s already exists (--replace overwrites it)",
-                    saef_ks_type_name(type), (int)id_len, (const char *)id);
+        return fail(ks, err, "%s key %s already exists (--replace overwrites it)",
+                    saef_ks_type_name(type), id_text(id, id_len, text));
     return err;
 }
 
 SAEF_KS_ERR saef_ks_del(saef_ks *ks, SAEF_KS_TYPE type, const void *id, size_t id_len)
 {
-    unsigned char kbuf[1 + SAEF_KS_ID_MAX];
-    MDB_val k;
+    unsigned char op[OP_HDR + 1 + SAEF_KS_ID_MAX];
+    char text[ID_TEXT_MAX];
     SAEF_KS_ERR err;
 
     if ((err = check_id(ks, type, id, id_len)) != SAEF_KS_OK || (err = writable(ks)) != SAEF_KS_OK)
         return err;
-    make_key(type, id, id_len, kbuf, &k);
-    err = write_op(ks, &k, NULL, 0);
+    op_encode(OP_DEL, type, id, id_len, NULL, 0, op);
+    err = write_op(ks, op);
     if (err == SAEF_KS_ENOTFOUND)
-        return fail(ks, err, "no %s key %.*s", saef_ks_type_name(type), (int)id_len,
-                    (const char *)id);
+        return fail(ks, err, "no %s key %s", saef_ks_type_name(type), id_text(id, id_len, text));
     return err;
 }
 
@@ -618,63 +1010,101 @@ SAEF_KS_ERR saef_ks_write_begin(saef_ks *ks)
     SAEF_KS_ERR err;
     int rc;
 
+    if (ks == NULL)
+        return fail(NULL, SAEF_KS_EINVAL, "no store handle");
     if ((err = writable(ks)) != SAEF_KS_OK)
         return err;
-    if (ks->wtxn != NULL)
-        return fail(ks, SAEF_KS_EINVAL, "a batch is already open");
-    if ((rc = mdb_txn_begin(ks->env, NULL, 0, &ks->wtxn)) != 0) {
+    if (ks->batch != BATCH_NONE)
+        return fail(ks, SAEF_KS_EINVAL, "a batch is already open on store %s", ks->path);
+    if ((rc = txn_begin(ks->e, 0, &ks->wtxn)) != 0) {
         ks->wtxn = NULL;
-        return from_mdb(ks, rc, "begin write");
+        return from_mdb(ks, rc, "begin a write");
     }
+    ks->batch = BATCH_OPEN;
+    ks->jr_len = 0;
     return SAEF_KS_OK;
 }
 
 SAEF_KS_ERR saef_ks_write_commit(saef_ks *ks)
 {
+    SAEF_KS_ERR err;
     int rc;
 
-    if (ks->wtxn == NULL || ks->gen != fork_gen)
-        return fail(ks, SAEF_KS_EINVAL, "no batch is open");
-    rc = mdb_txn_commit(ks->wtxn);
+    if (ks == NULL)
+        return fail(NULL, SAEF_KS_EINVAL, "no store handle");
+    if ((err = use_env(ks)) != SAEF_KS_OK)
+        return err;
+    if (ks->batch == BATCH_FAILED)
+        return batch_failed(ks);
+    if (ks->batch != BATCH_OPEN)
+        return fail(ks, SAEF_KS_EINVAL, "no batch is open on store %s", ks->path);
+    /* Commit can also need pages (the free list), so it may grow and replay. */
+    while ((rc = mdb_txn_commit(ks->wtxn)) == MDB_MAP_FULL)
+        if ((err = batch_regrow(ks)) != SAEF_KS_OK)
+            return err;
     ks->wtxn = NULL;
+    pthread_rwlock_unlock(&ks->e->map_lock);
+    ks->batch = BATCH_NONE;
+    jr_clear(ks);
     return rc == 0 ? SAEF_KS_OK : from_mdb(ks, rc, "commit");
 }
 
 void saef_ks_write_abort(saef_ks *ks)
 {
-    if (ks->wtxn != NULL && ks->gen == fork_gen)
+    if (ks == NULL)
+        return;
+    /* A batch inherited over fork() is the parent's: forget it. */
+    if (ks->wtxn != NULL && atomic_load(&ks->gen) == atomic_load(&fork_gen)) {
         mdb_txn_abort(ks->wtxn);
-    ks->wtxn = NULL;
+        pthread_rwlock_unlock(&ks->e->map_lock);
+        ks->wtxn = NULL;
+    }
+    ks->batch = BATCH_NONE;
+    jr_clear(ks);
 }
+
+/* ---- walks ------------------------------------------------------------- */
 
 /* Walks records of `type` (0 = all); fn NULL just counts. */
 static SAEF_KS_ERR walk(saef_ks *ks, SAEF_KS_TYPE type, saef_ks_iter_fn fn, void *arg,
                         size_t *count)
 {
     unsigned char first = type != 0 ? (unsigned char)type : SAEF_KS_KPSA;
+    char id[SAEF_KS_ID_MAX + 1], text[ID_TEXT_MAX];
     MDB_val k = {1, &first}, v;
     MDB_cursor *cur;
     MDB_txn *txn;
+    MDB_stat st;
     saef_ks_record r;
     SAEF_KS_ERR err = SAEF_KS_OK;
-    int rc, cached;
+    int rc;
 
+    if (ks == NULL)
+        return fail(NULL, SAEF_KS_EINVAL, "no store handle");
     if (type != 0 && saef_ks_type_name(type) == NULL)
-        return fail(ks, SAEF_KS_EINVAL, "unknown key type %d", (int)type);
-    if ((err = ensure_env(ks)) != SAEF_KS_OK)
+        return fail(ks, SAEF_KS_EINVAL, "unknown key type %d (use kpsa, km or kc)", (int)type);
+    if ((err = use_env(ks)) != SAEF_KS_OK)
         return err;
-    if ((rc = rd_begin(ks, &txn, &cached)) != 0)
+    if ((rc = rd_begin(ks->e, &txn)) != 0)
         return from_mdb(ks, rc, "read");
-    if ((rc = mdb_cursor_open(txn, ks->dbi, &cur)) != 0) {
-        rd_end(ks, txn, cached);
-        return from_mdb(ks, rc, "cursor");
-    }
     *count = 0;
+    /* Every record but the marker, without a walk. */
+    if (fn == NULL && type == 0 && (rc = mdb_stat(txn, ks->e->dbi, &st)) == 0) {
+        *count = st.ms_entries > 0 ? st.ms_entries - 1 : 0;
+        rd_end(ks->e, txn);
+        return SAEF_KS_OK;
+    }
+    if ((rc = mdb_cursor_open(txn, ks->e->dbi, &cur)) != 0) {
+        rd_end(ks->e, txn);
+        return from_mdb(ks, rc, "read");
+    }
     for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
          rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         const unsigned char *kb = k.mv_data;
-        if (k.mv_size < 2 || kb[0] == 0 || kb[0] > SAEF_KS_KC) {
-            err = fail(ks, SAEF_KS_ECORRUPT, "store %s holds a malformed key", ks->path);
+        size_t id_len = k.mv_size - 1;
+        if (k.mv_size < 2 || k.mv_size > 1 + SAEF_KS_ID_MAX || kb[0] == 0 || kb[0] > SAEF_KS_KC) {
+            err = fail(ks, SAEF_KS_ECORRUPT, "store %s holds a malformed key: restore it from "
+                       "a backup", ks->path);
             break;
         }
         if (type != 0 && kb[0] != type)
@@ -683,20 +1113,21 @@ static SAEF_KS_ERR walk(saef_ks *ks, SAEF_KS_TYPE type, saef_ks_iter_fn fn, void
         if (fn == NULL)
             continue;
         if (!rec_decode(&v, &r)) {
-            err = fail(ks, SAEF_KS_ECORRUPT, "store %s: the %s record %.*s is malformed",
-                       ks->path, saef_ks_type_name(kb[0]), (int)k.mv_size - 1,
-                       (const char *)kb + 1);
+            err = fail(ks, SAEF_KS_ECORRUPT, "store %s: the %s record %s is malformed",
+                       ks->path, saef_ks_type_name(kb[0]), id_text(kb + 1, id_len, text));
             break;
         }
-        int stop = fn((SAEF_KS_TYPE)kb[0], (const char *)kb + 1, k.mv_size - 1, &r, arg);
+        memcpy(id, kb + 1, id_len);
+        id[id_len] = '\0';
+        int stop = fn((SAEF_KS_TYPE)kb[0], id, id_len, &r, arg);
         saef_ks_record_wipe(&r);
         if (stop)
             break;
     }
     if (err == SAEF_KS_OK && rc != 0 && rc != MDB_NOTFOUND)
-        err = from_mdb(ks, rc, "iterate");
+        err = from_mdb(ks, rc, "read");
     mdb_cursor_close(cur);
-    rd_end(ks, txn, cached);
+    rd_end(ks->e, txn);
     return err;
 }
 
@@ -711,5 +1142,7 @@ SAEF_KS_ERR saef_ks_iter(saef_ks *ks, SAEF_KS_TYPE type, saef_ks_iter_fn fn, voi
 
 SAEF_KS_ERR saef_ks_count(saef_ks *ks, SAEF_KS_TYPE type, size_t *count)
 {
+    if (count == NULL)
+        return fail(ks, SAEF_KS_EINVAL, "no place for the count");
     return walk(ks, type, NULL, NULL, count);
 }

@@ -7,11 +7,24 @@
  * grow with the number of keys in any way that matters.
  *
  * Threads: a handle may be used by several threads at once for reads
- * (saef_ks_get, saef_ks_iter). Writes (put, del, the write_* batch calls)
- * on one handle must come from one thread at a time.
+ * (saef_ks_get, saef_ks_iter, saef_ks_count). Writes (put, del, the write_*
+ * batch calls) on one handle must come from one thread at a time, and a
+ * batch is begun, filled and ended by the same thread. One write
+ * transaction runs at a time across all processes: while a batch is open,
+ * a write through another handle waits for it (in the same thread: forever).
+ *
+ * Processes: all handles on one store file in a process share one LMDB
+ * environment (LMDB allows no more), so the provider, the shim and a
+ * short-lived writer may each open their own.
  *
  * fork(): a handle opened before fork() is reopened transparently in the
- * child at its next use (LMDB forbids using a parent's environment).
+ * child at its next use (LMDB forbids using a parent's environment); a batch
+ * open at fork() stays the parent's.
+ *
+ * Size: the store maps 1 GiB of address space at first (the file grows only
+ * as records are written) and doubles the map when a write fills it. The
+ * environment variable SAEF_KS_MAP_SIZE (bytes, 65536 or more) sets another
+ * starting size, e.g. for small address-space limits.
  *
  * Secrets: key bytes are copied into the caller's saef_ks_record; the
  * library wipes every buffer of its own that held them. Callers wipe
@@ -112,9 +125,10 @@ SAEF_EXPORT void saef_ks_write_abort(saef_ks *ks);
 
 /*
  * Visit every record (of one type, or all when type == 0) in identity
- * order inside one read transaction. The record passed to `fn` is wiped
- * after the call. A non-zero return from `fn` stops the walk early
- * (still SAEF_KS_OK).
+ * order inside one read transaction. `id` is a NUL-terminated copy, `rec`
+ * is wiped after the call. A non-zero return from `fn` stops the walk early
+ * (still SAEF_KS_OK). `fn` may look keys up but must not write to the
+ * store: collect what to change and write after the walk.
  */
 typedef int (*saef_ks_iter_fn)(SAEF_KS_TYPE type, const char *id, size_t id_len,
                                const saef_ks_record *rec, void *arg);
@@ -125,9 +139,11 @@ SAEF_EXPORT SAEF_KS_ERR saef_ks_iter(saef_ks *ks, SAEF_KS_TYPE type, saef_ks_ite
 SAEF_EXPORT SAEF_KS_ERR saef_ks_count(saef_ks *ks, SAEF_KS_TYPE type, size_t *count);
 
 /*
- * The last error's message for this handle (or, with NULL, for the last
- * failed saef_ks_open in this thread): names the store, the identity or
- * the field and, where it can, what to do. Never contains key bytes.
+ * The message of the calling thread's last failed call on this handle (or,
+ * with NULL, of its last failed saef_ks_open); "" when the thread's last
+ * failure was on another handle. It names the store, the identity (bytes
+ * outside printable ASCII as \xNN) or the field and, where it can, what to
+ * do. Never contains key bytes. Valid until the thread's next call.
  */
 SAEF_EXPORT const char *saef_ks_last_error(const saef_ks *ks);
 SAEF_EXPORT const char *saef_ks_strerror(SAEF_KS_ERR err);

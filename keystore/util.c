@@ -1,13 +1,23 @@
 /* Identity, hex and time helpers shared by the CLI, the provider and the shim. */
 #include "saef_keystore.h"
 
-#include <ctype.h>
 #include <string.h>
 #include <time.h>
 
+/* ASCII only, whatever the program's locale says a letter is. */
+static int is_digit(int c)
+{
+    return c >= '0' && c <= '9';
+}
+
+static int is_alnum(int c)
+{
+    return is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
 static int is_relchar(int c)
 {
-    return isalnum(c) || c == '.' || c == '_' || c == '-';
+    return is_alnum(c) || c == '.' || c == '_' || c == '-';
 }
 
 /* DNS name: labels of [A-Za-z0-9-], 1..63, not starting or ending with '-'. */
@@ -25,7 +35,7 @@ static int is_fqdn(const char *s, size_t len)
             label = 0;
             continue;
         }
-        if (!isalnum(c) && c != '-')
+        if (!is_alnum(c) && c != '-')
             return 0;
         if (label == 0 && c == '-')
             return 0;
@@ -108,7 +118,7 @@ static int digits(const char **p, int n)
     int v = 0;
 
     for (int i = 0; i < n; i++) {
-        if (!isdigit((unsigned char)(*p)[i]))
+        if (!is_digit((unsigned char)(*p)[i]))
             return -1;
         v = v * 10 + ((*p)[i] - '0');
     }
@@ -129,9 +139,9 @@ static int skip_fraction(const char **p, char sep)
     if (**p != sep)
         return 1;
     (*p)++;
-    if (!isdigit((unsigned char)**p))
+    if (!is_digit((unsigned char)**p))
         return 0;
-    while (isdigit((unsigned char)**p))
+    while (is_digit((unsigned char)**p))
         (*p)++;
     return 1;
 }
@@ -157,9 +167,9 @@ static int parse_relative(const char *p, int64_t now, int64_t *out)
 {
     int64_t n = 0, unit;
 
-    if (!isdigit((unsigned char)*p))
+    if (!is_digit((unsigned char)*p))
         return 0;
-    while (isdigit((unsigned char)*p)) {
+    while (is_digit((unsigned char)*p)) {
         if (n > INT64_C(100000000000))
             return 0;
         n = n * 10 + (*p++ - '0');
@@ -172,7 +182,8 @@ static int parse_relative(const char *p, int64_t now, int64_t *out)
     case 'w': unit = 604800; break;
     default: return 0;
     }
-    if (*p != '\0' || n == 0 || n > INT64_C(100000000000) / unit)
+    if (*p != '\0' || n == 0 || n > INT64_C(100000000000) / unit || now < 0 ||
+        now > INT64_MAX - n * unit)
         return 0;
     *out = now + n * unit;
     return 1;
@@ -214,28 +225,34 @@ int saef_time_parse(const char *text, int64_t now, int64_t *out)
             !skip_fraction(&p, ',') || !to_time(y, mo, d, h, mi, s, &t))
             return 0;
     }
-    if (*p != '\0')
+    if (*p != '\0' || t < 0)
         return 0;
     *out = t;
     return 1;
 }
 
-void saef_time_format(int64_t t, char *buf, size_t len)
+/* A time gmtime cannot express (past year 2^31) comes out as "". */
+static void format(int64_t t, int onem2m, char *buf, size_t len)
 {
     time_t tt = (time_t)t;
     struct tm tm;
 
-    gmtime_r(&tt, &tm);
-    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    if (len == 0)
+        return;
+    if (gmtime_r(&tt, &tm) == NULL ||
+        (onem2m ? strftime(buf, len, "%Y%m%dT%H%M%S", &tm)
+                : strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm)) == 0)
+        buf[0] = '\0';
+}
+
+void saef_time_format(int64_t t, char *buf, size_t len)
+{
+    format(t, 0, buf, len);
 }
 
 void saef_time_format_onem2m(int64_t t, char *buf, size_t len)
 {
-    time_t tt = (time_t)t;
-    struct tm tm;
-
-    gmtime_r(&tt, &tm);
-    strftime(buf, len, "%Y%m%dT%H%M%S", &tm);
+    format(t, 1, buf, len);
 }
 
 const char *saef_ks_type_name(SAEF_KS_TYPE type)

@@ -344,12 +344,12 @@ static SAEF_KS_ERR create_store(const saef_ks *ks)
     if ((err = map_size(ks, &map)) != SAEF_KS_OK)
         goto out;
     snprintf(tmp, n + 8, "%s.XXXXXX", ks->path);
-    snprintf(lock, n + 13, "%s-lock", tmp);
     if ((fd = mkstemp(tmp)) < 0) {
         err = fail(ks, errno == EACCES ? SAEF_KS_EPERM : SAEF_KS_EIO,
                    "cannot create store %s: %s", ks->path, strerror(errno));
         goto out;
     }
+    snprintf(lock, n + 13, "%s-lock", tmp);
     if ((ks->flags & SAEF_KS_GROUP_READ) && fchmod(fd, 0640) != 0)
         err = fail(ks, SAEF_KS_EIO, "cannot create store %s: chmod: %s", ks->path,
                    strerror(errno));
@@ -771,7 +771,8 @@ static size_t op_encode(int op, SAEF_KS_TYPE type, const void *id, size_t id_len
     put_le(buf + 2, val_len, 2);
     buf[OP_HDR] = (unsigned char)type;
     memcpy(buf + OP_HDR + 1, id, id_len);
-    memcpy(buf + OP_HDR + 1 + id_len, val, val_len);
+    if (val_len > 0) /* a delete has none */
+        memcpy(buf + OP_HDR + 1 + id_len, val, val_len);
     return OP_HDR + 1 + id_len + val_len;
 }
 

@@ -1,9 +1,16 @@
 /* CUnit tests of libsaef-keystore: records, errors, concurrency, helpers. */
+#define _GNU_SOURCE /* memmem */
 #include "saef_conf.h"
 #include "saef_keystore.h"
 
 #include <CUnit/Basic.h>
+#include <dirent.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <lmdb.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,7 +22,7 @@
 static char dir[] = "/tmp/saef-unit.XXXXXX";
 static int counter;
 
-/* A fresh store path per test. */
+/* A fresh store path per call (a static buffer: copy it to keep two). */
 static const char *path(void)
 {
     static char p[256];
@@ -41,6 +48,19 @@ static saef_ks_record rec_with(const char *hex, const char *peer)
     return r;
 }
 
+/* The biggest record there is: every field full. */
+static saef_ks_record big_rec(void)
+{
+    saef_ks_record r = {0};
+
+    r.key_len = SAEF_KS_KEY_MAX;
+    memset(r.key, 0x42, r.key_len);
+    memset(r.peer, 'p', SAEF_KS_ENTITY_MAX);
+    memset(r.self, 's', SAEF_KS_ENTITY_MAX);
+    memset(r.meta, 'm', SAEF_KS_META_MAX);
+    return r;
+}
+
 static int mode_of(const char *p)
 {
     struct stat st;
@@ -48,10 +68,79 @@ static int mode_of(const char *p)
     return stat(p, &st) == 0 ? (int)(st.st_mode & 0777) : -1;
 }
 
+/* kpsa "STEM-N@sp.example.com" */
+static int put_id(saef_ks *ks, const char *stem, int i, const saef_ks_record *r)
+{
+    char id[64];
+    int len = snprintf(id, sizeof(id), "%s-%d@sp.example.com", stem, i);
+
+    return saef_ks_put(ks, SAEF_KS_KPSA, id, (size_t)len, r, 0);
+}
+
+static int get_id(saef_ks *ks, const char *stem, int i, saef_ks_record *out)
+{
+    char id[64];
+    int len = snprintf(id, sizeof(id), "%s-%d@sp.example.com", stem, i);
+
+    return saef_ks_get(ks, SAEF_KS_KPSA, id, (size_t)len, out);
+}
+
+static void write_file(const char *p, const void *data, size_t len)
+{
+    int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+    CU_ASSERT_FATAL(fd >= 0);
+    CU_ASSERT_EQUAL((size_t)write(fd, data, len), len);
+    close(fd);
+}
+
+/* How many descriptors this process holds on `file`. */
+static int fds_on(const char *file)
+{
+    char want[PATH_MAX], link[PATH_MAX], fdpath[300];
+    struct dirent *d;
+    DIR *dp;
+    int n = 0;
+
+    if (realpath(file, want) == NULL || (dp = opendir("/proc/self/fd")) == NULL)
+        return -1;
+    while ((d = readdir(dp)) != NULL) {
+        ssize_t len;
+        snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%s", d->d_name);
+        if ((len = readlink(fdpath, link, sizeof(link) - 1)) > 0) {
+            link[len] = '\0';
+            n += strcmp(link, want) == 0;
+        }
+    }
+    closedir(dp);
+    return n;
+}
+
+static void send_byte(int fd)
+{
+    CU_ASSERT_EQUAL(write(fd, "x", 1), 1);
+}
+
+static int wait_byte(int fd)
+{
+    char c;
+
+    return read(fd, &c, 1) == 1;
+}
+
+static int child_ok(pid_t pid)
+{
+    int status;
+
+    return waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+/* ---- records ------------------------------------------------------------ */
+
 static void test_round_trip_keeps_every_field(void)
 {
     saef_ks *ks = fresh();
-    saef_ks_record in = rec_with("00112233", "/sp/C-dev1"), out;
+    saef_ks_record in = rec_with("00112233", "/sp/C-dev1"), out, big = big_rec();
 
     strcpy(in.self, "/sp/in-cse");
     strcpy(in.meta, "{\"adminFQDN\":\"sp.example.com\"}");
@@ -68,6 +157,15 @@ static void test_round_trip_keeps_every_field(void)
     CU_ASSERT_EQUAL(out.not_after, 4000000000);
     CU_ASSERT_EQUAL(out.created, 1700000000);
     CU_ASSERT_EQUAL(out.suid, 12);
+    /* Every field at its limit, and a negative SUID. */
+    big.suid = -7;
+    CU_ASSERT_EQUAL(saef_ks_put(ks, SAEF_KS_KC, "big@b.c", 7, &big, 0), SAEF_KS_OK);
+    CU_ASSERT_EQUAL(saef_ks_get(ks, SAEF_KS_KC, "big@b.c", 7, &out), SAEF_KS_OK);
+    CU_ASSERT(out.key_len == SAEF_KS_KEY_MAX && memcmp(out.key, big.key, SAEF_KS_KEY_MAX) == 0);
+    CU_ASSERT_STRING_EQUAL(out.peer, big.peer);
+    CU_ASSERT_STRING_EQUAL(out.self, big.self);
+    CU_ASSERT_STRING_EQUAL(out.meta, big.meta);
+    CU_ASSERT_EQUAL(out.suid, -7);
     /* Types are separate namespaces. */
     CU_ASSERT_EQUAL(saef_ks_get(ks, SAEF_KS_KM, "a@b.c", 5, &out), SAEF_KS_ENOTFOUND);
     saef_ks_close(ks);
@@ -85,148 +183,6 @@ static void test_created_defaults_to_now(void)
     saef_ks_close(ks);
 }
 
-static void test_missing_store_is_enostore(void)
-{
-    saef_ks *ks = (saef_ks *)1;
-
-    CU_ASSERT_EQUAL(saef_ks_open(path(), 0, &ks), SAEF_KS_ENOSTORE);
-    CU_ASSERT_PTR_NULL(ks);
-    CU_ASSERT_PTR_NOT_NULL(strstr(saef_ks_last_error(NULL), "init"));
-}
-
-static void test_created_owner_only(void)
-{
-    const char *p = path();
-    char lock[300];
-    saef_ks *ks;
-
-    CU_ASSERT_EQUAL_FATAL(saef_ks_open(p, SAEF_KS_CREATE, &ks), SAEF_KS_OK);
-    CU_ASSERT_EQUAL(mode_of(p), 0600);
-    saef_ks_close(ks);
-    p = path();
-    CU_ASSERT_EQUAL_FATAL(saef_ks_open(p, SAEF_KS_CREATE | SAEF_KS_GROUP_READ, &ks), SAEF_KS_OK);
-    snprintf(lock, sizeof(lock), "%s-lock", p);
-    CU_ASSERT_EQUAL(mode_of(p), 0640);
-    CU_ASSERT_EQUAL(mode_of(lock), 0660);
-    saef_ks_close(ks);
-}
-
-static void test_unsafe_permissions_refused(void)
-{
-    static const struct {
-        int mode;
-        unsigned flags;
-        SAEF_KS_ERR want;
-    } cases[] = {
-        {0644, 0, SAEF_KS_EPERM},
-        {0666, 0, SAEF_KS_EPERM},
-        {0620, 0, SAEF_KS_EPERM},
-        {0640, 0, SAEF_KS_EPERM},
-        {0640, SAEF_KS_GROUP_READ, SAEF_KS_OK},
-        {0644, SAEF_KS_GROUP_READ, SAEF_KS_EPERM},
-        {0600, 0, SAEF_KS_OK},
-    };
-    const char *p = path();
-    saef_ks *ks;
-
-    CU_ASSERT_EQUAL_FATAL(saef_ks_open(p, SAEF_KS_CREATE, &ks), SAEF_KS_OK);
-    saef_ks_close(ks);
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        chmod(p, (mode_t)cases[i].mode);
-        CU_ASSERT_EQUAL(saef_ks_open(p, cases[i].flags, &ks), cases[i].want);
-        if (cases[i].want == SAEF_KS_OK)
-            saef_ks_close(ks);
-        else
-            CU_ASSERT_PTR_NOT_NULL(strstr(saef_ks_last_error(NULL), "chmod"));
-    }
-}
-
-static void write_file(const char *p, const void *data, size_t len)
-{
-    int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-
-    CU_ASSERT_FATAL(fd >= 0);
-    CU_ASSERT_EQUAL((size_t)write(fd, data, len), len);
-    close(fd);
-}
-
-static void test_corrupt_empty_and_truncated_files_refused(void)
-{
-    unsigned char junk[65536];
-    const char *p = path(), *q;
-    saef_ks *ks;
-    saef_ks_record r = rec_with("00112233445566778899", "");
-    char id[64];
-    FILE *f;
-
-    for (size_t i = 0; i < sizeof(junk); i++)
-        junk[i] = (unsigned char)(i * 7919 + 13);
-    write_file(p, junk, sizeof(junk));
-    CU_ASSERT_EQUAL(saef_ks_open(p, 0, &ks), SAEF_KS_ECORRUPT);
-    write_file(p = path(), "", 0);
-    CU_ASSERT_EQUAL(saef_ks_open(p, 0, &ks), SAEF_KS_ECORRUPT);
-    CU_ASSERT_PTR_NOT_NULL(strstr(saef_ks_last_error(NULL), "empty"));
-
-    /* A real store, cut short. */
-    p = path();
-    CU_ASSERT_EQUAL_FATAL(saef_ks_open(p, SAEF_KS_CREATE, &ks), SAEF_KS_OK);
-    saef_ks_write_begin(ks);
-    for (int i = 0; i < 5000; i++) {
-        snprintf(id, sizeof(id), "dev-%05d@sp.example.com", i);
-        CU_ASSERT_EQUAL(saef_ks_put(ks, SAEF_KS_KPSA, id, strlen(id), &r, 0), SAEF_KS_OK);
-    }
-    CU_ASSERT_EQUAL(saef_ks_write_commit(ks), SAEF_KS_OK);
-    saef_ks_close(ks);
-    f = fopen(p, "rb");
-    CU_ASSERT_FATAL(f != NULL);
-    CU_ASSERT_EQUAL(fread(junk, 1, 8192, f), 8192);
-    fclose(f);
-    write_file(q = path(), junk, 8192);
-    CU_ASSERT_EQUAL(saef_ks_open(q, 0, &ks), SAEF_KS_ECORRUPT);
-    CU_ASSERT_PTR_NOT_NULL(strstr(saef_ks_last_error(NULL), "truncated"));
-}
-
-static void test_identity_and_key_limits(void)
-{
-    saef_ks *ks = fresh();
-    saef_ks_record r = rec_with("00", ""), out;
-    char id[130];
-
-    memset(id, 'a', sizeof(id));
-    CU_ASSERT_EQUAL(saef_ks_put(ks, SAEF_KS_KPSA, id, 129, &r, 0), SAEF_KS_EINVAL);
-    CU_ASSERT_PTR_NOT_NULL(strstr(saef_ks_last_error(ks), "limit is 128"));
-    CU_ASSERT_EQUAL(saef_ks_put(ks, SAEF_KS_KPSA, id, 128, &r, 0), SAEF_KS_OK);
-    CU_ASSERT_EQUAL(saef_ks_get(ks, SAEF_KS_KPSA, id, 128, &out), SAEF_KS_OK);
-    CU_ASSERT_EQUAL(saef_ks_get(ks, SAEF_KS_KPSA, id, 129, &out), SAEF_KS_EINVAL);
-    CU_ASSERT_EQUAL(saef_ks_put(ks, SAEF_KS_KPSA, "", 0, &r, 0), SAEF_KS_EINVAL);
-    CU_ASSERT_EQUAL(saef_ks_put(ks, (SAEF_KS_TYPE)9, "a@b.c", 5, &r, 0), SAEF_KS_EINVAL);
-    r.key_len = 0;
-    CU_ASSERT_EQUAL(saef_ks_put(ks, SAEF_KS_KPSA, "a@b.c", 5, &r, 0), SAEF_KS_EINVAL);
-    r.key_len = SAEF_KS_KEY_MAX + 1;
-    CU_ASSERT_EQUAL(saef_ks_put(ks, SAEF_KS_KPSA, "a@b.c", 5, &r, 0), SAEF_KS_EINVAL);
-    r.key_len = SAEF_KS_KEY_MAX;
-    CU_ASSERT_EQUAL(saef_ks_put(ks, SAEF_KS_KPSA, "a@b.c", 5, &r, 0), SAEF_KS_OK);
-    saef_ks_close(ks);
-}
-
-static void test_duplicate_replace_and_delete(void)
-{
-    saef_ks *ks = fresh();
-    saef_ks_record a = rec_with("AA", ""), b = rec_with("BB", ""), out;
-
-    CU_ASSERT_EQUAL(saef_ks_put(ks, SAEF_KS_KPSA, "a@b.c", 5, &a, 0), SAEF_KS_OK);
-    CU_ASSERT_EQUAL(saef_ks_put(ks, SAEF_KS_KPSA, "a@b.c", 5, &b, 0), SAEF_KS_EEXISTS);
-    CU_ASSERT_EQUAL(saef_ks_get(ks, SAEF_KS_KPSA, "a@b.c", 5, &out), SAEF_KS_OK);
-    CU_ASSERT_EQUAL(out.key[0], 0xAA);
-    CU_ASSERT_EQUAL(saef_ks_put(ks, SAEF_KS_KPSA, "a@b.c", 5, &b, SAEF_KS_REPLACE), SAEF_KS_OK);
-    CU_ASSERT_EQUAL(saef_ks_get(ks, SAEF_KS_KPSA, "a@b.c", 5, &out), SAEF_KS_OK);
-    CU_ASSERT_EQUAL(out.key[0], 0xBB);
-    CU_ASSERT_EQUAL(saef_ks_del(ks, SAEF_KS_KPSA, "a@b.c", 5), SAEF_KS_OK);
-    CU_ASSERT_EQUAL(saef_ks_del(ks, SAEF_KS_KPSA, "a@b.c", 5), SAEF_KS_ENOTFOUND);
-    CU_ASSERT_EQUAL(saef_ks_get(ks, SAEF_KS_KPSA, "a@b.c", 5, &out), SAEF_KS_ENOTFOUND);
-    saef_ks_close(ks);
-}
-
 static void test_expired_record_is_returned_with_its_expiry(void)
 {
     saef_ks *ks = fresh();
@@ -239,15 +195,402 @@ static void test_expired_record_is_returned_with_its_expiry(void)
     saef_ks_close(ks);
 }
 
+static void test_record_wipe_clears_key(void)
+{
+    saef_ks_record r = rec_with("DEADBEEF", "/sp/x");
+    saef_ks_record zero = {0};
+
+    saef_ks_record_wipe(&r);
+    CU_ASSERT(memcmp(&r, &zero, sizeof(r)) == 0);
+}
+
+/* ---- opening: missing, permissions, corrupt ----------------------------- */
+
+static void test_missing_store_is_enostore(void)
+{
+    saef_ks *ks = (saef_ks *)1;
+    char want[600];
+    const char *p = path();
+
+    CU_ASSERT_EQUAL(saef_ks_open(p, 0, &ks), SAEF_KS_ENOSTORE);
+    CU_ASSERT_PTR_NULL(ks);
+    snprintf(want, sizeof(want), "store %s does not exist: create it with saef-key -s %s init", p,
+             p);
+    CU_ASSERT_STRING_EQUAL(saef_ks_last_error(NULL), want);
+    /* Read-only never creates. */
+    CU_ASSERT_EQUAL(saef_ks_open(p, SAEF_KS_RDONLY | SAEF_KS_CREATE, &ks), SAEF_KS_ENOSTORE);
+    CU_ASSERT_EQUAL(access(p, F_OK), -1);
+}
+
+static void test_bad_arguments_to_open_refused(void)
+{
+    saef_ks *ks;
+
+    CU_ASSERT_EQUAL(saef_ks_open("", 0, &ks), SAEF_KS_EINVAL);
+    CU_ASSERT_EQUAL(saef_ks_open(NULL, 0, &ks), SAEF_KS_EINVAL);
+    CU_ASSERT_EQUAL(saef_ks_open(path(), 0x100, &ks), SAEF_KS_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(saef_ks_last_error(NULL), "flags"));
+    CU_ASSERT_EQUAL(saef_ks_open(path(), SAEF_KS_CREATE, NULL), SAEF_KS_EINVAL);
+}
+
+static void test_created_owner_only_and_group_read(void)
+{
+    char p[256], lock[300];
+    saef_ks *ks;
+
+    snprintf(p, sizeof(p), "%s", path());
+    snprintf(lock, sizeof(lock), "%s-lock", p);
+    CU_ASSERT_EQUAL_FATAL(saef_ks_open(p, SAEF_KS_CREATE, &ks), SAEF_KS_OK);
+    CU_ASSERT_EQUAL(mode_of(p), 0600);
+    CU_ASSERT_EQUAL(mode_of(lock), 0600);
+    saef_ks_close(ks);
+    snprintf(p, sizeof(p), "%s", path());
+    snprintf(lock, sizeof(lock), "%s-lock", p);
+    CU_ASSERT_EQUAL_FATAL(saef_ks_open(p, SAEF_KS_CREATE | SAEF_KS_GROUP_READ, &ks), SAEF_KS_OK);
+    CU_ASSERT_EQUAL(mode_of(p), 0640);
+    CU_ASSERT_EQUAL(mode_of(lock), 0660);
+    saef_ks_close(ks);
+    /* A lock file made again under a umask gets group write back. */
+    unlink(lock);
+    umask(022);
+    CU_ASSERT_EQUAL_FATAL(saef_ks_open(p, SAEF_KS_RDONLY | SAEF_KS_GROUP_READ, &ks), SAEF_KS_OK);
+    CU_ASSERT_EQUAL(mode_of(lock), 0660);
+    saef_ks_close(ks);
+}
+
+static void test_create_leaves_no_temporary_file(void)
+{
+    char sub[300], p[320];
+    struct dirent *d;
+    saef_ks *ks;
+    DIR *dp;
+    int others = 0;
+
+    snprintf(sub, sizeof(sub), "%s/create", dir);
+    CU_ASSERT_FATAL(mkdir(sub, 0700) == 0);
+    snprintf(p, sizeof(p), "%s/keys.db", sub);
+    CU_ASSERT_EQUAL_FATAL(saef_ks_open(p, SAEF_KS_CREATE, &ks), SAEF_KS_OK);
+    saef_ks_close(ks);
+    /* Opening it again with CREATE keeps it as it is. */
+    CU_ASSERT_EQUAL_FATAL(saef_ks_open(p, SAEF_KS_CREATE, &ks), SAEF_KS_OK);
+    saef_ks_close(ks);
+    CU_ASSERT_FATAL((dp = opendir(sub)) != NULL);
+    while ((d = readdir(dp)) != NULL)
+        others += strcmp(d->d_name, ".") && strcmp(d->d_name, "..") &&
+                  strcmp(d->d_name, "keys.db") && strcmp(d->d_name, "keys.db-lock");
+    closedir(dp);
+    CU_ASSERT_EQUAL(others, 0);
+    /* No directory, no store: a clear error, nothing left behind. */
+    snprintf(p, sizeof(p), "%s/nodir/keys.db", dir);
+    CU_ASSERT_EQUAL(saef_ks_open(p, SAEF_KS_CREATE, &ks), SAEF_KS_EIO);
+    CU_ASSERT_PTR_NOT_NULL(strstr(saef_ks_last_error(NULL), "cannot create store"));
+}
+
+static void test_unsafe_permissions_refused(void)
+{
+    static const struct {
+        int mode;
+        unsigned flags;
+        SAEF_KS_ERR want;
+        const char *msg;
+    } cases[] = {
+        {0644, 0, SAEF_KS_EPERM, "is readable by others (mode 0644): chmod 600 "},
+        {0666, 0, SAEF_KS_EPERM, "is writable by others (mode 0666): chmod 600 "},
+        {0620, 0, SAEF_KS_EPERM, "is writable by its group (mode 0620)"},
+        {0660, 0, SAEF_KS_EPERM, "is writable by its group (mode 0660)"},
+        {0660, SAEF_KS_GROUP_READ, SAEF_KS_EPERM, "is writable by its group (mode 0660): chmod 640"},
+        {0640, 0, SAEF_KS_EPERM, "store_group_read"},
+        {0604, SAEF_KS_GROUP_READ, SAEF_KS_EPERM, "readable by others"},
+        {0644, SAEF_KS_GROUP_READ, SAEF_KS_EPERM, "readable by others"},
+        {0640, SAEF_KS_GROUP_READ, SAEF_KS_OK, NULL},
+        {0640, SAEF_KS_GROUP_READ | SAEF_KS_RDONLY, SAEF_KS_OK, NULL},
+        {0600, 0, SAEF_KS_OK, NULL},
+        {0400, SAEF_KS_RDONLY, SAEF_KS_OK, NULL},
+    };
+    const char *p = path();
+    saef_ks *ks;
+
+    CU_ASSERT_EQUAL_FATAL(saef_ks_open(p, SAEF_KS_CREATE, &ks), SAEF_KS_OK);
+    saef_ks_close(ks);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        chmod(p, (mode_t)cases[i].mode);
+        CU_ASSERT_EQUAL(saef_ks_open(p, cases[i].flags, &ks), cases[i].want);
+        if (cases[i].want == SAEF_KS_OK) {
+            saef_ks_close(ks);
+        } else {
+            CU_ASSERT_PTR_NOT_NULL(strstr(saef_ks_last_error(NULL), cases[i].msg));
+            CU_ASSERT_PTR_NOT_NULL(strstr(saef_ks_last_error(NULL), p));
+        }
+    }
+}
+
+/* As root: a member of the store's group opens a group-readable store. */
+static void test_group_member_reads_but_cannot_write(void)
+{
+    char sub[300], p[320], lock[330];
+    saef_ks_record r = rec_with("01", ""), out;
+    saef_ks *ks;
+    pid_t pid;
+
+    if (geteuid() != 0) {
+        CU_PASS("needs root to switch users");
+        return;
+    }
+    snprintf(sub, sizeof(sub), "%s/group", dir);
+    CU_ASSERT_FATAL(mkdir(sub, 0750) == 0 && chown(sub, 0, 65534) == 0 && chmod(dir, 0711) == 0);
+    snprintf(p, sizeof(p), "%s/keys.db", sub);
+    snprintf(lock, sizeof(lock), "%s-lock", p);
+    CU_ASSERT_EQUAL_FATAL(saef_ks_open(p, SAEF_KS_CREATE | SAEF_KS_GROUP_READ, &ks), SAEF_KS_OK);
+    CU_ASSERT_EQUAL(saef_ks_put(ks, SAEF_KS_KPSA, "a@b.c", 5, &r, 0), SAEF_KS_OK);
+    saef_ks_close(ks);
+    CU_ASSERT_FATAL(chown(p, 0, 65534) == 0 && chown(lock, 0, 65534) == 0);
+    if ((pid = fork()) == 0) {
+        int ok = setgid(65534) == 0 && setuid(65534) == 0;
+        ok = ok && saef_ks_open(p, SAEF_KS_RDONLY | SAEF_KS_GROUP_READ, &ks) == SAEF_KS_OK &&
+             saef_ks_get(ks, SAEF_KS_KPSA, "a@b.c", 5, &out) == SAEF_KS_OK;
+        /* A writer in the same process shares the read-only environment. */
+        saef_ks *w;
+        ok = ok && saef_ks_open(p, SAEF_KS_GROUP_READ, &w) == SAEF_KS_EPERM &&
+             strstr(saef_ks_last_error(NULL), "not writable") != NULL;
+        /* Without the group flag the same store is refused. */
+        ok = ok && saef_ks_open(p, SAEF_KS_RDONLY, &w) == SAEF_KS_EPERM;
+        saef_ks_close(ks);
+        _exit(ok ? 0 : 1);
+    }
+    CU_ASSERT(child_ok(pid));
+    chmod(dir, 0700);
+}
+
+static void test_corrupt_empty_and_truncated_files_refused(void)
+{
+    static unsigned char junk[65536];
+    static const size_t cuts[] = {8192, 4096, 100};
+    const char *p = path(), *q;
+    saef_ks *ks;
+    saef_ks_record r = rec_with("00112233445566778899", "");
+    FILE *f;
+
+    for (size_t i = 0; i < sizeof(junk); i++)
+        junk[i] = (unsigned char)(i * 7919 + 13);
+    write_file(p, junk, sizeof(junk));
+    CU_ASSERT_EQUAL(saef_ks_open(p, 0, &ks), SAEF_KS_ECORRUPT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(saef_ks_last_error(NULL), "not a saef store"));
+    write_file(p = path(), "", 0);
+    CU_ASSERT_EQUAL(saef_ks_open(p, SAEF_KS_CREATE, &ks), SAEF_KS_ECORRUPT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(saef_ks_last_error(NULL), "is empty"));
+
+    /* A real store, cut short at several places. */
+    p = path();
+    CU_ASSERT_EQUAL_FATAL(saef_ks_open(p, SAEF_KS_CREATE, &ks), SAEF_KS_OK);
+    CU_ASSERT_EQUAL(saef_ks_write_begin(ks), SAEF_KS_OK);
+    for (int i = 0; i < 5000; i++)
+        CU_ASSERT_EQUAL(put_id(ks, "dev", i, &r), SAEF_KS_OK);
+    CU_ASSERT_EQUAL(saef_ks_write_commit(ks), SAEF_KS_OK);
+    saef_ks_close(ks);
+    f = fopen(p, "rb");
+    CU_ASSERT_FATAL(f != NULL);
+    CU_ASSERT_EQUAL(fread(junk, 1, 8192, f), 8192);
+    fclose(f);
+    for (size_t i = 0; i < sizeof(cuts) / sizeof(*cuts); i++) {
+        write_file(q = path(), junk, cuts[i]);
+        CU_ASSERT_EQUAL(saef_ks_open(q, SAEF_KS_RDONLY, &ks), SAEF_KS_ECORRUPT);
+        CU_ASSERT_PTR_NOT_NULL(strstr(saef_ks_last_error(NULL), q));
+    }
+    write_file(q = path(), junk, 8192);
+    CU_ASSERT_EQUAL(saef_ks_open(q, 0, &ks), SAEF_KS_ECORRUPT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(saef_ks_last_error(NULL), "truncated"));
+    /* A directory is not a store. */
+    CU_ASSERT_EQUAL(saef_ks_open(dir, 0, &ks), SAEF_KS_ECORRUPT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(saef_ks_last_error(NULL), "not a regular file"));
+}
+
+/* Writes raw LMDB: no saef handle may be open on `p` meanwhile. */
+static void raw_put(const char *p, const void *k, size_t klen, const void *v, size_t vlen)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    MDB_val key = {klen, (void *)k}, val = {vlen, (void *)v};
+
+    CU_ASSERT_FATAL(mdb_env_create(&env) == 0);
+    CU_ASSERT_FATAL(mdb_env_open(env, p, MDB_NOSUBDIR, 0600) == 0);
+    CU_ASSERT_FATAL(mdb_txn_begin(env, NULL, 0, &txn) == 0);
+    CU_ASSERT_FATAL(mdb_dbi_open(txn, NULL, 0, &dbi) == 0);
+    CU_ASSERT(mdb_put(txn, dbi, &key, &val, 0) == 0);
+    CU_ASSERT(mdb_txn_commit(txn) == 0);
+    mdb_env_close(env);
+}
+
+static int count_cb(SAEF_KS_TYPE type, const char *id, size_t id_len, const saef_ks_record *rec,
+                    void *arg)
+{
+    (void)type, (void)id, (void)id_len, (void)rec;
+    ++*(int *)arg;
+    return 0;
+}
+
+static void test_foreign_lmdb_file_and_malformed_record_refused(void)
+{
+    char p[256];
+    saef_ks_record r = rec_with("01", ""), out;
+    saef_ks *ks;
+    int seen = 0;
+
+    snprintf(p, sizeof(p), "%s", path());
+    raw_put(p, "hello", 5, "world", 5);
+    CU_ASSERT_EQUAL(saef_ks_open(p, 0, &ks), SAEF_KS_ECORRUPT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(saef_ks_last_error(NULL), "an LMDB file but not a saef store"));
+
+    snprintf(p, sizeof(p), "%s", path());
+    CU_ASSERT_EQUAL_FATAL(saef_ks_open(p, SAEF_KS_CREATE, &ks), SAEF_KS_OK);
+    CU_ASSERT_EQUAL(saef_ks_put(ks, SAEF_KS_KPSA, "a@b.c", 5, &r, 0), SAEF_KS_OK);
+    saef_ks_close(ks);
+    raw_put(p, "\001bad@b.c", 8, "\001junk", 5);
+    CU_ASSERT_EQUAL_FATAL(saef_ks_open(p, 0, &ks), SAEF_KS_OK);
+    CU_ASSERT_EQUAL(saef_ks_get(ks, SAEF_KS_KPSA, "bad@b.c", 7, &out), SAEF_KS_ECORRUPT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(saef_ks_last_error(ks), "kpsa record bad@b.c is malformed"));
+    CU_ASSERT_EQUAL(saef_ks_get(ks, SAEF_KS_KPSA, "a@b.c", 5, &out), SAEF_KS_OK);
+    CU_ASSERT_EQUAL(saef_ks_iter(ks, 0, count_cb, &seen), SAEF_KS_ECORRUPT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(saef_ks_last_error(ks), "bad@b.c"));
+    saef_ks_close(ks);
+}
+
+/* ---- argument checks ---------------------------------------------------- */
+
+static void test_identity_and_key_limits(void)
+{
+    saef_ks *ks = fresh();
+    saef_ks_record r = rec_with("00", ""), out;
+    char id[130];
+
+    memset(id, 'a', sizeof(id));
+    CU_ASSERT_EQUAL(saef_ks_put(ks, SAEF_KS_KPSA, id, 129, &r, 0), SAEF_KS_EINVAL);
+    CU_ASSERT_STRING_EQUAL(saef_ks_last_error(ks), "identity is 129 bytes; the limit is 128");
+    CU_ASSERT_EQUAL(saef_ks_put(ks, SAEF_KS_KPSA, id, 128, &r, 0), SAEF_KS_OK);
+    CU_ASSERT_EQUAL(saef_ks_get(ks, SAEF_KS_KPSA, id, 128, &out), SAEF_KS_OK);
+    CU_ASSERT_EQUAL(saef_ks_get(ks, SAEF_KS_KPSA, id, 129, &out), SAEF_KS_EINVAL);
+    CU_ASSERT_EQUAL(saef_ks_del(ks, SAEF_KS_KPSA, id, 129), SAEF_KS_EINVAL);
+    CU_ASSERT_EQUAL(saef_ks_put(ks, SAEF_KS_KPSA, "", 0, &r, 0), SAEF_KS_EINVAL);
+    CU_ASSERT_STRING_EQUAL(saef_ks_last_error(ks), "empty identity");
+    CU_ASSERT_EQUAL(saef_ks_get(ks, SAEF_KS_KPSA, "", 0, &out), SAEF_KS_EINVAL);
+    CU_ASSERT_EQUAL(saef_ks_put(ks, (SAEF_KS_TYPE)9, "a@b.c", 5, &r, 0), SAEF_KS_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(saef_ks_last_error(ks), "unknown key type 9"));
+    CU_ASSERT_EQUAL(saef_ks_get(ks, (SAEF_KS_TYPE)0, "a@b.c", 5, &out), SAEF_KS_EINVAL);
+    r.key_len = 0;
+    CU_ASSERT_EQUAL(saef_ks_put(ks, SAEF_KS_KPSA, "a@b.c", 5, &r, 0), SAEF_KS_EINVAL);
+    CU_ASSERT_STRING_EQUAL(saef_ks_last_error(ks), "key is 0 bytes; it must be 1 to 256");
+    r.key_len = SAEF_KS_KEY_MAX + 1;
+    CU_ASSERT_EQUAL(saef_ks_put(ks, SAEF_KS_KPSA, "a@b.c", 5, &r, 0), SAEF_KS_EINVAL);
+    r.key_len = SAEF_KS_KEY_MAX;
+    CU_ASSERT_EQUAL(saef_ks_put(ks, SAEF_KS_KPSA, "a@b.c", 5, &r, 0), SAEF_KS_OK);
+    CU_ASSERT_EQUAL(saef_ks_put(ks, SAEF_KS_KPSA, "n@b.c", 5, NULL, 0), SAEF_KS_EINVAL);
+    saef_ks_close(ks);
+}
+
+static void test_record_fields_that_do_not_fit_refused(void)
+{
+    saef_ks *ks = fresh();
+    saef_ks_record r = big_rec();
+    size_t n;
+
+    memset(r.peer, 'p', sizeof(r.peer)); /* no room left for the NUL */
+    CU_ASSERT_EQUAL(saef_ks_put(ks, SAEF_KS_KPSA, "a@b.c", 5, &r, 0), SAEF_KS_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(saef_ks_last_error(ks), "peer entity ID"));
+    r = big_rec();
+    memset(r.self, 's', sizeof(r.self));
+    CU_ASSERT_EQUAL(saef_ks_put(ks, SAEF_KS_KPSA, "a@b.c", 5, &r, 0), SAEF_KS_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(saef_ks_last_error(ks), "self entity ID"));
+    r = big_rec();
+    memset(r.meta, 'm', sizeof(r.meta));
+    CU_ASSERT_EQUAL(saef_ks_put(ks, SAEF_KS_KPSA, "a@b.c", 5, &r, 0), SAEF_KS_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(saef_ks_last_error(ks), "metadata"));
+    r = big_rec();
+    r.not_after = -1;
+    CU_ASSERT_EQUAL(saef_ks_put(ks, SAEF_KS_KPSA, "a@b.c", 5, &r, 0), SAEF_KS_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(saef_ks_last_error(ks), "expiry"));
+    CU_ASSERT_EQUAL(saef_ks_count(ks, 0, &n), SAEF_KS_OK);
+    CU_ASSERT_EQUAL(n, 0);
+    saef_ks_close(ks);
+}
+
+static void test_duplicate_replace_and_delete(void)
+{
+    saef_ks *ks = fresh();
+    saef_ks_record a = rec_with("AA", ""), b = rec_with("BB", ""), out;
+
+    CU_ASSERT_EQUAL(saef_ks_put(ks, SAEF_KS_KPSA, "a@b.c", 5, &a, 0), SAEF_KS_OK);
+    CU_ASSERT_EQUAL(saef_ks_put(ks, SAEF_KS_KPSA, "a@b.c", 5, &b, 0), SAEF_KS_EEXISTS);
+    CU_ASSERT_STRING_EQUAL(saef_ks_last_error(ks),
+                           "kpsa key a@b.c already exists (--replace overwrites it)");
+    CU_ASSERT_EQUAL(saef_ks_get(ks, SAEF_KS_KPSA, "a@b.c", 5, &out), SAEF_KS_OK);
+    CU_ASSERT_EQUAL(out.key[0], 0xAA);
+    CU_ASSERT_EQUAL(saef_ks_put(ks, SAEF_KS_KPSA, "a@b.c", 5, &b, SAEF_KS_REPLACE), SAEF_KS_OK);
+    CU_ASSERT_EQUAL(saef_ks_get(ks, SAEF_KS_KPSA, "a@b.c", 5, &out), SAEF_KS_OK);
+    CU_ASSERT_EQUAL(out.key[0], 0xBB);
+    CU_ASSERT_EQUAL(saef_ks_del(ks, SAEF_KS_KPSA, "a@b.c", 5), SAEF_KS_OK);
+    CU_ASSERT_EQUAL(saef_ks_del(ks, SAEF_KS_KPSA, "a@b.c", 5), SAEF_KS_ENOTFOUND);
+    CU_ASSERT_STRING_EQUAL(saef_ks_last_error(ks), "no kpsa key a@b.c");
+    CU_ASSERT_EQUAL(saef_ks_get(ks, SAEF_KS_KPSA, "a@b.c", 5, &out), SAEF_KS_ENOTFOUND);
+    /* REPLACE also adds. */
+    CU_ASSERT_EQUAL(saef_ks_put(ks, SAEF_KS_KPSA, "n@b.c", 5, &b, SAEF_KS_REPLACE), SAEF_KS_OK);
+    saef_ks_close(ks);
+}
+
+static void test_errors_never_contain_key_bytes(void)
+{
+    saef_ks *ks = fresh();
+    saef_ks_record r = rec_with("DEADBEEFCAFE", "");
+
+    saef_ks_put(ks, SAEF_KS_KPSA, "a@b.c", 5, &r, 0);
+    CU_ASSERT_EQUAL(saef_ks_put(ks, SAEF_KS_KPSA, "a@b.c", 5, &r, 0), SAEF_KS_EEXISTS);
+    CU_ASSERT_PTR_NOT_NULL(strstr(saef_ks_last_error(ks), "a@b.c"));
+    CU_ASSERT_PTR_NULL(strstr(saef_ks_last_error(ks), "DEADBEEF"));
+    CU_ASSERT_PTR_NULL(strstr(saef_ks_last_error(ks), "deadbeef"));
+    CU_ASSERT_PTR_NULL(memmem(saef_ks_last_error(ks), strlen(saef_ks_last_error(ks)),
+                              "\xde\xad\xbe\xef", 4));
+    saef_ks_close(ks);
+}
+
+static void test_identity_bytes_escaped_in_messages(void)
+{
+    saef_ks *ks = fresh();
+    saef_ks_record out;
+
+    CU_ASSERT_EQUAL(saef_ks_get(ks, SAEF_KS_KPSA, "a\nb\001\\@c\0d", 9, &out), SAEF_KS_ENOTFOUND);
+    CU_ASSERT_STRING_EQUAL(saef_ks_last_error(ks), "no kpsa key a\\x0ab\\x01\\x5c@c\\x00d");
+    saef_ks_close(ks);
+}
+
+static void test_last_error_belongs_to_its_handle(void)
+{
+    saef_ks *a = fresh(), *b = fresh();
+    saef_ks_record out;
+
+    CU_ASSERT_EQUAL(saef_ks_get(a, SAEF_KS_KPSA, "x@y.z", 5, &out), SAEF_KS_ENOTFOUND);
+    CU_ASSERT_STRING_EQUAL(saef_ks_last_error(a), "no kpsa key x@y.z");
+    CU_ASSERT_STRING_EQUAL(saef_ks_last_error(b), "");
+    saef_ks_close(a);
+    saef_ks_close(b);
+}
+
+/* ---- walks and batches -------------------------------------------------- */
+
 static int collect(SAEF_KS_TYPE type, const char *id, size_t id_len, const saef_ks_record *rec,
                    void *arg)
 {
     char *buf = arg;
 
     (void)rec;
-    snprintf(buf + strlen(buf), 256 - strlen(buf), "%s:%.*s,", saef_ks_type_name(type),
-             (int)id_len, id);
+    CU_ASSERT_EQUAL(strlen(id), id_len); /* a C string too */
+    snprintf(buf + strlen(buf), 256 - strlen(buf), "%s:%s,", saef_ks_type_name(type), id);
     return 0;
+}
+
+static int stop_after_two(SAEF_KS_TYPE type, const char *id, size_t id_len,
+                          const saef_ks_record *rec, void *arg)
+{
+    (void)type, (void)id, (void)id_len, (void)rec;
+    return ++*(int *)arg == 2;
 }
 
 static void test_iteration_order_filter_and_count(void)
@@ -256,45 +599,78 @@ static void test_iteration_order_filter_and_count(void)
     saef_ks_record r = rec_with("01", "");
     char seen[256] = "";
     size_t n;
+    int calls = 0;
 
     saef_ks_put(ks, SAEF_KS_KC, "k@m.n", 5, &r, 0);
     saef_ks_put(ks, SAEF_KS_KPSA, "b@b.c", 5, &r, 0);
     saef_ks_put(ks, SAEF_KS_KPSA, "a@b.c", 5, &r, 0);
+    saef_ks_put(ks, SAEF_KS_KPSA, "ab@b.c", 6, &r, 0);
     saef_ks_put(ks, SAEF_KS_KM, "m@m.n", 5, &r, 0);
     CU_ASSERT_EQUAL(saef_ks_iter(ks, 0, collect, seen), SAEF_KS_OK);
-    CU_ASSERT_STRING_EQUAL(seen, "kpsa:a@b.c,kpsa:b@b.c,km:m@m.n,kc:k@m.n,");
+    CU_ASSERT_STRING_EQUAL(seen, "kpsa:a@b.c,kpsa:ab@b.c,kpsa:b@b.c,km:m@m.n,kc:k@m.n,");
     seen[0] = '\0';
     CU_ASSERT_EQUAL(saef_ks_iter(ks, SAEF_KS_KPSA, collect, seen), SAEF_KS_OK);
-    CU_ASSERT_STRING_EQUAL(seen, "kpsa:a@b.c,kpsa:b@b.c,");
+    CU_ASSERT_STRING_EQUAL(seen, "kpsa:a@b.c,kpsa:ab@b.c,kpsa:b@b.c,");
+    seen[0] = '\0';
+    CU_ASSERT_EQUAL(saef_ks_iter(ks, SAEF_KS_KC, collect, seen), SAEF_KS_OK);
+    CU_ASSERT_STRING_EQUAL(seen, "kc:k@m.n,");
+    CU_ASSERT_EQUAL(saef_ks_iter(ks, 0, stop_after_two, &calls), SAEF_KS_OK);
+    CU_ASSERT_EQUAL(calls, 2);
+    CU_ASSERT_EQUAL(saef_ks_iter(ks, 0, NULL, NULL), SAEF_KS_EINVAL);
+    CU_ASSERT_EQUAL(saef_ks_iter(ks, (SAEF_KS_TYPE)7, collect, seen), SAEF_KS_EINVAL);
     CU_ASSERT_EQUAL(saef_ks_count(ks, 0, &n), SAEF_KS_OK);
-    CU_ASSERT_EQUAL(n, 4);
+    CU_ASSERT_EQUAL(n, 5);
+    CU_ASSERT_EQUAL(saef_ks_count(ks, SAEF_KS_KPSA, &n), SAEF_KS_OK);
+    CU_ASSERT_EQUAL(n, 3);
     CU_ASSERT_EQUAL(saef_ks_count(ks, SAEF_KS_KM, &n), SAEF_KS_OK);
     CU_ASSERT_EQUAL(n, 1);
+    saef_ks_close(ks);
+    /* An empty store walks and counts nothing. */
+    ks = fresh();
+    CU_ASSERT_EQUAL(saef_ks_count(ks, 0, &n), SAEF_KS_OK);
+    CU_ASSERT_EQUAL(n, 0);
+    CU_ASSERT_EQUAL(saef_ks_count(ks, SAEF_KS_KC, &n), SAEF_KS_OK);
+    CU_ASSERT_EQUAL(n, 0);
     saef_ks_close(ks);
 }
 
 static void test_batch_abort_keeps_nothing_commit_keeps_all(void)
 {
     saef_ks *ks = fresh();
-    saef_ks_record r = rec_with("01", "");
+    saef_ks_record r = rec_with("01", ""), two = rec_with("02", ""), out;
     size_t n;
 
+    CU_ASSERT_EQUAL(saef_ks_put(ks, SAEF_KS_KPSA, "old@b.c", 7, &r, 0), SAEF_KS_OK);
     CU_ASSERT_EQUAL(saef_ks_write_begin(ks), SAEF_KS_OK);
     CU_ASSERT_EQUAL(saef_ks_write_begin(ks), SAEF_KS_EINVAL);
-    saef_ks_put(ks, SAEF_KS_KPSA, "a@b.c", 5, &r, 0);
-    saef_ks_put(ks, SAEF_KS_KPSA, "b@b.c", 5, &r, 0);
+    CU_ASSERT_EQUAL(saef_ks_put(ks, SAEF_KS_KPSA, "a@b.c", 5, &r, 0), SAEF_KS_OK);
+    CU_ASSERT_EQUAL(saef_ks_put(ks, SAEF_KS_KPSA, "b@b.c", 5, &r, 0), SAEF_KS_OK);
+    CU_ASSERT_EQUAL(saef_ks_del(ks, SAEF_KS_KPSA, "old@b.c", 7), SAEF_KS_OK);
     saef_ks_write_abort(ks);
     CU_ASSERT_EQUAL(saef_ks_count(ks, 0, &n), SAEF_KS_OK);
-    CU_ASSERT_EQUAL(n, 0);
+    CU_ASSERT_EQUAL(n, 1);
+    CU_ASSERT_EQUAL(saef_ks_get(ks, SAEF_KS_KPSA, "old@b.c", 7, &out), SAEF_KS_OK);
+    /* A refused put leaves the batch going; the rest commits. */
     CU_ASSERT_EQUAL(saef_ks_write_begin(ks), SAEF_KS_OK);
-    saef_ks_put(ks, SAEF_KS_KPSA, "a@b.c", 5, &r, 0);
-    saef_ks_put(ks, SAEF_KS_KPSA, "b@b.c", 5, &r, 0);
+    CU_ASSERT_EQUAL(saef_ks_put(ks, SAEF_KS_KPSA, "a@b.c", 5, &r, 0), SAEF_KS_OK);
+    CU_ASSERT_EQUAL(saef_ks_put(ks, SAEF_KS_KPSA, "a@b.c", 5, &two, 0), SAEF_KS_EEXISTS);
+    CU_ASSERT_EQUAL(saef_ks_del(ks, SAEF_KS_KPSA, "zz@b.c", 6), SAEF_KS_ENOTFOUND);
+    CU_ASSERT_EQUAL(saef_ks_put(ks, SAEF_KS_KPSA, "b@b.c", 5, &r, 0), SAEF_KS_OK);
+    /* Reads outside the batch do not see it yet. */
+    CU_ASSERT_EQUAL(saef_ks_get(ks, SAEF_KS_KPSA, "b@b.c", 5, &out), SAEF_KS_ENOTFOUND);
     CU_ASSERT_EQUAL(saef_ks_write_commit(ks), SAEF_KS_OK);
     CU_ASSERT_EQUAL(saef_ks_count(ks, 0, &n), SAEF_KS_OK);
-    CU_ASSERT_EQUAL(n, 2);
+    CU_ASSERT_EQUAL(n, 3);
+    CU_ASSERT_EQUAL(saef_ks_get(ks, SAEF_KS_KPSA, "a@b.c", 5, &out), SAEF_KS_OK);
+    CU_ASSERT_EQUAL(out.key[0], 0x01);
     CU_ASSERT_EQUAL(saef_ks_write_commit(ks), SAEF_KS_EINVAL);
+    /* Closing with a batch open drops it. */
+    CU_ASSERT_EQUAL(saef_ks_write_begin(ks), SAEF_KS_OK);
+    CU_ASSERT_EQUAL(saef_ks_put(ks, SAEF_KS_KPSA, "c@b.c", 5, &r, 0), SAEF_KS_OK);
     saef_ks_close(ks);
 }
+
+/* ---- sharing, processes, threads ---------------------------------------- */
 
 static void test_reader_sees_committed_write_without_reopen(void)
 {
@@ -310,7 +686,37 @@ static void test_reader_sees_committed_write_without_reopen(void)
     CU_ASSERT_EQUAL(saef_ks_del(w, SAEF_KS_KPSA, "a@b.c", 5), SAEF_KS_OK);
     CU_ASSERT_EQUAL(saef_ks_get(rd, SAEF_KS_KPSA, "a@b.c", 5, &out), SAEF_KS_ENOTFOUND);
     CU_ASSERT_EQUAL(saef_ks_put(rd, SAEF_KS_KPSA, "a@b.c", 5, &r, 0), SAEF_KS_EINVAL);
+    CU_ASSERT_EQUAL(saef_ks_del(rd, SAEF_KS_KPSA, "a@b.c", 5), SAEF_KS_EINVAL);
+    CU_ASSERT_EQUAL(saef_ks_write_begin(rd), SAEF_KS_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(saef_ks_last_error(rd), "read-only"));
     saef_ks_close(rd);
+    saef_ks_close(w);
+}
+
+static void test_forked_reader_sees_committed_write_without_reopen(void)
+{
+    const char *p = path();
+    saef_ks *w;
+    saef_ks_record r = rec_with("01", "");
+    int go[2], ready[2];
+    pid_t pid;
+
+    CU_ASSERT_EQUAL_FATAL(saef_ks_open(p, SAEF_KS_CREATE, &w), SAEF_KS_OK);
+    CU_ASSERT_FATAL(pipe(go) == 0 && pipe(ready) == 0);
+    if ((pid = fork()) == 0) {
+        saef_ks *rd;
+        saef_ks_record out;
+        int ok = saef_ks_open(p, SAEF_KS_RDONLY, &rd) == SAEF_KS_OK &&
+                 saef_ks_get(rd, SAEF_KS_KPSA, "a@b.c", 5, &out) == SAEF_KS_ENOTFOUND;
+        send_byte(ready[1]);
+        ok = ok && wait_byte(go[0]) && saef_ks_get(rd, SAEF_KS_KPSA, "a@b.c", 5, &out) == SAEF_KS_OK;
+        _exit(ok ? 0 : 1);
+    }
+    CU_ASSERT(wait_byte(ready[0]));
+    CU_ASSERT_EQUAL(saef_ks_put(w, SAEF_KS_KPSA, "a@b.c", 5, &r, 0), SAEF_KS_OK);
+    send_byte(go[1]);
+    CU_ASSERT(child_ok(pid));
+    close(go[0]), close(go[1]), close(ready[0]), close(ready[1]);
     saef_ks_close(w);
 }
 
@@ -318,64 +724,242 @@ static void test_fork_child_reopens_and_parent_keeps_working(void)
 {
     saef_ks *ks = fresh();
     saef_ks_record r = rec_with("01", ""), out;
-    int status;
     pid_t pid;
 
     CU_ASSERT_EQUAL(saef_ks_put(ks, SAEF_KS_KPSA, "a@b.c", 5, &r, 0), SAEF_KS_OK);
     CU_ASSERT_EQUAL(saef_ks_get(ks, SAEF_KS_KPSA, "a@b.c", 5, &out), SAEF_KS_OK);
-    pid = fork();
-    CU_ASSERT_FATAL(pid >= 0);
-    if (pid == 0) {
+    if ((pid = fork()) == 0) {
         int ok = saef_ks_get(ks, SAEF_KS_KPSA, "a@b.c", 5, &out) == SAEF_KS_OK &&
                  saef_ks_put(ks, SAEF_KS_KPSA, "child@b.c", 9, &r, 0) == SAEF_KS_OK;
         /* Like a worker process: it exits without closing. */
         _exit(ok ? 0 : 1);
     }
-    CU_ASSERT_EQUAL(waitpid(pid, &status, 0), pid);
-    CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CU_ASSERT(child_ok(pid));
     CU_ASSERT_EQUAL(saef_ks_get(ks, SAEF_KS_KPSA, "child@b.c", 9, &out), SAEF_KS_OK);
+    /* A child that closes the inherited handle leaves the parent alone. */
+    if ((pid = fork()) == 0) {
+        int ok = saef_ks_get(ks, SAEF_KS_KPSA, "a@b.c", 5, &out) == SAEF_KS_OK;
+        saef_ks_close(ks);
+        _exit(ok ? 0 : 1);
+    }
+    CU_ASSERT(child_ok(pid));
+    CU_ASSERT_EQUAL(saef_ks_get(ks, SAEF_KS_KPSA, "a@b.c", 5, &out), SAEF_KS_OK);
+    CU_ASSERT_EQUAL(saef_ks_put(ks, SAEF_KS_KPSA, "parent@b.c", 10, &r, 0), SAEF_KS_OK);
+    saef_ks_close(ks);
+}
+
+static void test_fork_child_does_not_inherit_a_batch(void)
+{
+    saef_ks *ks = fresh();
+    saef_ks_record r = rec_with("01", ""), out;
+    pid_t pid;
+
+    CU_ASSERT_EQUAL(saef_ks_write_begin(ks), SAEF_KS_OK);
+    CU_ASSERT_EQUAL(saef_ks_put(ks, SAEF_KS_KPSA, "a@b.c", 5, &r, 0), SAEF_KS_OK);
+    if ((pid = fork()) == 0) {
+        /* Reads only: the parent's batch holds the store's one write lock. */
+        int ok = saef_ks_get(ks, SAEF_KS_KPSA, "a@b.c", 5, &out) == SAEF_KS_ENOTFOUND &&
+                 saef_ks_write_commit(ks) == SAEF_KS_EINVAL;
+        saef_ks_write_abort(ks);
+        _exit(ok ? 0 : 1);
+    }
+    CU_ASSERT(child_ok(pid));
+    CU_ASSERT_EQUAL(saef_ks_write_commit(ks), SAEF_KS_OK);
     CU_ASSERT_EQUAL(saef_ks_get(ks, SAEF_KS_KPSA, "a@b.c", 5, &out), SAEF_KS_OK);
     saef_ks_close(ks);
 }
 
-static void test_errors_never_contain_key_bytes(void)
+static void test_handles_on_one_store_share_one_environment(void)
 {
-    saef_ks *ks = fresh();
-    saef_ks_record r = rec_with("DEADBEEFCAFE", "");
+    char p[256], lock[300];
+    saef_ks *rd, *w, *rd2;
+    saef_ks_record r = rec_with("01", ""), out;
 
-    saef_ks_put(ks, SAEF_KS_KPSA, "a@b.c", 5, &r, 0);
-    CU_ASSERT_EQUAL(saef_ks_put(ks, SAEF_KS_KPSA, "a@b.c", 5, &r, 0), SAEF_KS_EEXISTS);
-    CU_ASSERT_PTR_NOT_NULL(strstr(saef_ks_last_error(ks), "a@b.c"));
-    CU_ASSERT_PTR_NULL(strstr(saef_ks_last_error(ks), "DEADBEEF"));
-    CU_ASSERT_PTR_NULL(strstr(saef_ks_last_error(ks), "deadbeef"));
+    snprintf(p, sizeof(p), "%s", path());
+    snprintf(lock, sizeof(lock), "%s-lock", p);
+    CU_ASSERT_EQUAL_FATAL(saef_ks_open(p, SAEF_KS_CREATE, &w), SAEF_KS_OK);
+    saef_ks_close(w);
+    /* The shim's reader, then a writer for a moment (its Kc cache). */
+    CU_ASSERT_EQUAL_FATAL(saef_ks_open(p, SAEF_KS_RDONLY, &rd), SAEF_KS_OK);
+    CU_ASSERT_EQUAL_FATAL(saef_ks_open(p, 0, &w), SAEF_KS_OK);
+    CU_ASSERT_EQUAL_FATAL(saef_ks_open(p, SAEF_KS_RDONLY, &rd2), SAEF_KS_OK);
+    CU_ASSERT_EQUAL(fds_on(lock), 1);
+    CU_ASSERT_EQUAL(saef_ks_put(w, SAEF_KS_KPSA, "a@b.c", 5, &r, 0), SAEF_KS_OK);
+    saef_ks_close(w);
+    CU_ASSERT_EQUAL(fds_on(lock), 1);
+    CU_ASSERT_EQUAL(saef_ks_get(rd, SAEF_KS_KPSA, "a@b.c", 5, &out), SAEF_KS_OK);
+    saef_ks_close(rd);
+    CU_ASSERT_EQUAL(saef_ks_get(rd2, SAEF_KS_KPSA, "a@b.c", 5, &out), SAEF_KS_OK);
+    saef_ks_close(rd2);
+    CU_ASSERT_EQUAL(fds_on(lock), 0);
+}
+
+static void small_map(void)
+{
+    setenv("SAEF_KS_MAP_SIZE", "65536", 1);
+}
+
+static void test_map_grows_for_single_puts_and_batches(void)
+{
+    saef_ks *ks;
+    saef_ks_record big = big_rec(), r = rec_with("0102030405060708", "/sp/C-x"), out;
+    size_t n;
+
+    small_map();
+    ks = fresh();
+    unsetenv("SAEF_KS_MAP_SIZE");
+    /* 60 records of 1.8 KB in 64 KiB: single puts must grow it. */
+    for (int i = 0; i < 60; i++)
+        CU_ASSERT_EQUAL(put_id(ks, "big", i, &big), SAEF_KS_OK);
+    /* A batch that grows it several times, with a refused put in it that
+       the replay must leave out. */
+    CU_ASSERT_EQUAL(saef_ks_write_begin(ks), SAEF_KS_OK);
+    CU_ASSERT_EQUAL(put_id(ks, "big", 0, &r), SAEF_KS_EEXISTS);
+    for (int i = 0; i < 3000; i++)
+        CU_ASSERT_EQUAL(put_id(ks, "dev", i, &r), SAEF_KS_OK);
+    CU_ASSERT_EQUAL(saef_ks_write_commit(ks), SAEF_KS_OK);
+    CU_ASSERT_EQUAL(saef_ks_count(ks, 0, &n), SAEF_KS_OK);
+    CU_ASSERT_EQUAL(n, 3060);
+    CU_ASSERT_EQUAL(get_id(ks, "big", 0, &out), SAEF_KS_OK);
+    CU_ASSERT_EQUAL(out.key_len, SAEF_KS_KEY_MAX);
+    CU_ASSERT_EQUAL(get_id(ks, "dev", 2999, &out), SAEF_KS_OK);
+    CU_ASSERT_STRING_EQUAL(out.peer, "/sp/C-x");
+    /* A batch that grew the map and was then aborted leaves nothing. */
+    CU_ASSERT_EQUAL(saef_ks_write_begin(ks), SAEF_KS_OK);
+    for (int i = 0; i < 3000; i++)
+        CU_ASSERT_EQUAL(put_id(ks, "gone", i, &big), SAEF_KS_OK);
+    saef_ks_write_abort(ks);
+    CU_ASSERT_EQUAL(saef_ks_count(ks, 0, &n), SAEF_KS_OK);
+    CU_ASSERT_EQUAL(n, 3060);
     saef_ks_close(ks);
 }
 
-static void test_record_wipe_clears_key(void)
+static void test_reader_adopts_map_grown_by_another_process(void)
 {
-    saef_ks_record r = rec_with("DEADBEEF", "/sp/x");
-    saef_ks_record zero = {0};
+    char p[256];
+    saef_ks *rd;
+    saef_ks_record r = rec_with("0102030405060708", ""), out;
+    size_t n;
+    pid_t pid;
 
-    saef_ks_record_wipe(&r);
-    CU_ASSERT(memcmp(&r, &zero, sizeof(r)) == 0);
+    snprintf(p, sizeof(p), "%s", path());
+    small_map();
+    CU_ASSERT_EQUAL_FATAL(saef_ks_open(p, SAEF_KS_CREATE, &rd), SAEF_KS_OK);
+    CU_ASSERT_EQUAL(saef_ks_count(rd, 0, &n), SAEF_KS_OK);
+    if ((pid = fork()) == 0) {
+        saef_ks *w;
+        int ok = saef_ks_open(p, 0, &w) == SAEF_KS_OK && saef_ks_write_begin(w) == SAEF_KS_OK;
+        for (int i = 0; ok && i < 5000; i++)
+            ok = put_id(w, "dev", i, &r) == SAEF_KS_OK;
+        ok = ok && saef_ks_write_commit(w) == SAEF_KS_OK;
+        _exit(ok ? 0 : 1);
+    }
+    unsetenv("SAEF_KS_MAP_SIZE");
+    CU_ASSERT_FATAL(child_ok(pid));
+    CU_ASSERT_EQUAL(get_id(rd, "dev", 4999, &out), SAEF_KS_OK);
+    CU_ASSERT_EQUAL(saef_ks_count(rd, 0, &n), SAEF_KS_OK);
+    CU_ASSERT_EQUAL(n, 5000);
+    /* Its writes work too, with the adopted map. */
+    CU_ASSERT_EQUAL(put_id(rd, "more", 1, &r), SAEF_KS_OK);
+    saef_ks_close(rd);
 }
+
+static void test_bad_map_size_variable_refused(void)
+{
+    static const char *bad[] = {"abc", "100", "-65536", "65536k", "", "99999999999999999999999"};
+    saef_ks *ks;
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+        setenv("SAEF_KS_MAP_SIZE", bad[i], 1);
+        CU_ASSERT_EQUAL(saef_ks_open(path(), SAEF_KS_CREATE, &ks), SAEF_KS_EINVAL);
+        CU_ASSERT_PTR_NOT_NULL(strstr(saef_ks_last_error(NULL), "SAEF_KS_MAP_SIZE="));
+    }
+    unsetenv("SAEF_KS_MAP_SIZE");
+}
+
+struct reader {
+    saef_ks *ks;
+    atomic_int *stop;
+    long lookups, failures;
+};
+
+static void *read_loop(void *arg)
+{
+    struct reader *rd = arg;
+    saef_ks_record out;
+
+    while (!atomic_load(rd->stop)) {
+        for (int i = 0; i < 50; i++, rd->lookups++)
+            rd->failures += get_id(rd->ks, "pre", i, &out) != SAEF_KS_OK;
+        sched_yield(); /* valgrind runs one thread at a time */
+    }
+    saef_ks_record_wipe(&out);
+    return NULL;
+}
+
+static void test_threads_read_while_the_map_grows(void)
+{
+    saef_ks *ks;
+    saef_ks_record r = rec_with("0102030405060708", ""), big = big_rec();
+    struct reader rd[4];
+    pthread_t th[4];
+    atomic_int stop = 0;
+
+    small_map();
+    ks = fresh();
+    unsetenv("SAEF_KS_MAP_SIZE");
+    for (int i = 0; i < 50; i++)
+        CU_ASSERT_EQUAL(put_id(ks, "pre", i, &r), SAEF_KS_OK);
+    for (int t = 0; t < 4; t++) {
+        rd[t] = (struct reader){ks, &stop, 0, 0};
+        CU_ASSERT_FATAL(pthread_create(&th[t], NULL, read_loop, &rd[t]) == 0);
+    }
+    /* 900 KB in batches: the map doubles four times under the readers. */
+    for (int b = 0; b < 5; b++) {
+        CU_ASSERT_EQUAL(saef_ks_write_begin(ks), SAEF_KS_OK);
+        for (int i = 0; i < 100; i++)
+            CU_ASSERT_EQUAL(put_id(ks, "bulk", b * 100 + i, &big), SAEF_KS_OK);
+        CU_ASSERT_EQUAL(saef_ks_write_commit(ks), SAEF_KS_OK);
+    }
+    atomic_store(&stop, 1);
+    for (int t = 0; t < 4; t++) {
+        pthread_join(th[t], NULL);
+        CU_ASSERT(rd[t].lookups > 0);
+        CU_ASSERT_EQUAL(rd[t].failures, 0);
+    }
+    saef_ks_close(ks);
+}
+
+/* ---- helpers ------------------------------------------------------------ */
 
 static void test_identity_syntax(void)
 {
-    static const char *good[] = {"a@b.c", "dev-1_x.y@sp.example.com", "A@localhost"};
-    static const char *bad[] = {"a",     "@b.c",   "a@",     "a b@c.d", "a@b..c",
-                                "a@-b.c", "a@b@c.d", "a@b.c-", "a@b_c.d", ""};
-    char longid[140];
+    static const char *good[] = {"a@b.c", "dev-1_x.y@sp.example.com", "A@localhost", "._-@a-b.c",
+                                 "0@0.0", "x@xn--bcher-kva.example"};
+    static const char *bad[] = {"a",      "@b.c",   "a@",     "a b@c.d",  "a@b..c",  "a@-b.c",
+                                "a@b@c.d", "a@b.c-", "a@b_c.d", "",        "a@b.c.",  "a@.b.c",
+                                "\xc3\xa4@b.c", "a@b\xc3\xa4.c", "a:b@c.d", "a@b/c", "a@b.c "};
+    char longid[140], label[80];
 
     for (size_t i = 0; i < sizeof(good) / sizeof(*good); i++)
         CU_ASSERT(saef_id_is_conforming(good[i], strlen(good[i])));
     for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++)
         CU_ASSERT(!saef_id_is_conforming(bad[i], strlen(bad[i])));
+    CU_ASSERT(!saef_id_is_conforming("a@b\0c", 5)); /* a NUL inside */
+    CU_ASSERT(!saef_id_is_conforming(NULL, 0));
     memset(longid, 'a', sizeof(longid));
-    memcpy(longid + 120, "@b.c", 4);
-    CU_ASSERT(saef_id_is_conforming(longid, 124));
+    memcpy(longid + 124, "@b.c", 4);
+    CU_ASSERT(saef_id_is_conforming(longid, 128));
     memcpy(longid + 125, "@b.c", 4);
     CU_ASSERT(!saef_id_is_conforming(longid, 129));
+    /* DNS labels: 63 bytes at most. */
+    memset(label, 'l', sizeof(label));
+    memcpy(label, "a@", 2);
+    memcpy(label + 65, ".c", 2);
+    CU_ASSERT(saef_id_is_conforming(label, 67));
+    label[65] = 'l';
+    memcpy(label + 66, ".c", 2);
+    CU_ASSERT(!saef_id_is_conforming(label, 68));
 }
 
 static void test_maf_identity_parsing(void)
@@ -387,11 +971,29 @@ static void test_maf_identity_parsing(void)
     CU_ASSERT_STRING_EQUAL(fqdn, "maf.example.com");
     CU_ASSERT_EQUAL(kcid[0], 0x00);
     CU_ASSERT_EQUAL(kcid[15], 0x0f);
-    CU_ASSERT(!saef_id_parse_maf("000102030405060708090A0B0C0D0E0@maf.example.com", 47, NULL, NULL));
-    CU_ASSERT(!saef_id_parse_maf("000102030405060708090A0B0C0D0E0FF@maf.example.com", 49, NULL, NULL));
-    CU_ASSERT(!saef_id_parse_maf("G00102030405060708090A0B0C0D0E0F@maf.example.com", 48, NULL, NULL));
-    CU_ASSERT(!saef_id_parse_maf("000102030405060708090A0B0C0D0E0F@", 33, NULL, NULL));
-    CU_ASSERT(!saef_id_parse_maf("dev1@sp.example.com", 19, NULL, NULL));
+    CU_ASSERT(saef_id_parse_maf(ok, strlen(ok), NULL, NULL));
+    static const char *bad[] = {
+        "000102030405060708090A0B0C0D0E0@maf.example.com",   /* 31 hex */
+        "000102030405060708090A0B0C0D0E0FF@maf.example.com", /* 33 hex */
+        "G00102030405060708090A0B0C0D0E0F@maf.example.com",  /* not hex */
+        "000102030405060708090A0B0C0D0E0F@",                 /* no FQDN */
+        "000102030405060708090A0B0C0D0E0F@-maf.example.com", /* bad FQDN */
+        "000102030405060708090A0B0C0D0E0F@maf..example.com",
+        "000102030405060708090A0B0C0D0E0F@maf@example.com",
+        "000102030405060708090A0B0C0D0E0Fmaf.example.com",
+        "dev1@sp.example.com",
+        "",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++)
+        CU_ASSERT(!saef_id_parse_maf(bad[i], strlen(bad[i]), NULL, NULL));
+    /* 129 bytes in all. */
+    char longid[140];
+    memcpy(longid, ok, 33);
+    memset(longid + 33, 'a', 96);
+    for (int i = 33 + 60; i < 129; i += 60)
+        longid[i] = '.';
+    CU_ASSERT(saef_id_parse_maf(longid, 128, NULL, NULL));
+    CU_ASSERT(!saef_id_parse_maf(longid, 129, NULL, NULL));
 }
 
 static void test_time_parsing(void)
@@ -400,21 +1002,43 @@ static void test_time_parsing(void)
 
     CU_ASSERT(saef_time_parse("2026-11-24T12:00:00Z", now, &t) && t == 1795521600);
     CU_ASSERT(saef_time_parse("2026-11-24T14:00:00+02:00", now, &t) && t == 1795521600);
+    CU_ASSERT(saef_time_parse("2026-11-24T09:30:00-02:30", now, &t) && t == 1795521600);
+    CU_ASSERT(saef_time_parse("2026-11-24T12:00:00-00:00", now, &t) && t == 1795521600);
     CU_ASSERT(saef_time_parse("2026-11-24T12:00:00.250z", now, &t) && t == 1795521600);
+    CU_ASSERT(saef_time_parse("2026-11-24t12:00:00.123456789+00:00", now, &t) && t == 1795521600);
     CU_ASSERT(saef_time_parse("20261124T120000", now, &t) && t == 1795521600);
     CU_ASSERT(saef_time_parse("20261124T120000,5", now, &t) && t == 1795521600);
+    CU_ASSERT(saef_time_parse("1970-01-01T00:00:00Z", now, &t) && t == 0);
+    CU_ASSERT(saef_time_parse("20280229T000000", now, &t) && t == 1835395200);
+    CU_ASSERT(saef_time_parse("2000-02-29T00:00:00Z", now, &t) && t == 951782400);
     CU_ASSERT(saef_time_parse("+30s", now, &t) && t == now + 30);
+    CU_ASSERT(saef_time_parse("+5m", now, &t) && t == now + 300);
     CU_ASSERT(saef_time_parse("+1h", now, &t) && t == now + 3600);
     CU_ASSERT(saef_time_parse("+30d", now, &t) && t == now + 30 * 86400);
     CU_ASSERT(saef_time_parse("+2w", now, &t) && t == now + 14 * 86400);
-    CU_ASSERT(saef_time_parse("20280229T000000", now, &t));
-    static const char *bad[] = {"20261324T120000", "20260230T000000", "20270229T000000",
-                                "20261124T240000", "2026-11-24T12:00:00",
-                                "2026-11-24T12:00:00Zjunk", "", "+0h", "+5x", "+", "+1",
-                                "+99999999999999999d", "tomorrow", "2026-11-24 12:00:00Z",
-                                "2026-11-24T12:00:00+25:00", "20261124T120000,"};
-    for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++)
+    CU_ASSERT(saef_time_parse("+007h", now, &t) && t == now + 7 * 3600);
+    static const char *bad[] = {
+        /* calendar */
+        "20261324T120000", "20260230T000000", "20270229T000000", "21000229T000000",
+        "20261100T120000", "20261124T240000", "20261124T126000", "20261124T120061",
+        "2026-13-01T00:00:00Z", "2026-02-30T00:00:00Z", "2026-04-31T00:00:00Z",
+        "1969-12-31T23:59:59Z", "1970-01-01T00:30:00+01:00",
+        /* syntax */
+        "2026-11-24T12:00:00", "2026-11-24T12:00:00Zjunk", "2026-11-24 12:00:00Z",
+        "2026-11-24T12:00Z", "2026-11-24T12:00:00.Z", "2026-11-24T12:00:00+0200",
+        "2026-11-24T12:00:00+25:00", "2026-11-24T12:00:00+02:60", "2026-1-24T12:00:00Z",
+        "20261124T120000,", "20261124T120000Z", "20261124120000", "20261124T1200",
+        "20261124T120000.5", "20261124T120000 ", " 20261124T120000", "tomorrow", "",
+        /* relative */
+        "+0h", "+5x", "+", "+1", "+h", "+-1h", "-1h", "+1hx", "+1.5h", "+ 1h",
+        "+99999999999999999d", "+9223372036854775807s", "+100000000000w"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+        t = 42;
         CU_ASSERT(!saef_time_parse(bad[i], now, &t));
+        CU_ASSERT_EQUAL(t, 42); /* untouched */
+    }
+    CU_ASSERT(!saef_time_parse(NULL, now, &t));
+    CU_ASSERT(!saef_time_parse("+1s", INT64_MAX, &t)); /* no overflow */
 }
 
 static void test_time_format_round_trip(void)
@@ -428,6 +1052,13 @@ static void test_time_format_round_trip(void)
     saef_time_format_onem2m(1795521600, buf, sizeof(buf));
     CU_ASSERT_STRING_EQUAL(buf, "20261124T120000");
     CU_ASSERT(saef_time_parse(buf, 0, &t) && t == 1795521600);
+    saef_time_format(0, buf, sizeof(buf));
+    CU_ASSERT_STRING_EQUAL(buf, "1970-01-01T00:00:00Z");
+    /* Too small a buffer or an impossible time: "", never garbage. */
+    saef_time_format(1795521600, buf, 10);
+    CU_ASSERT_STRING_EQUAL(buf, "");
+    saef_time_format(INT64_MAX, buf, sizeof(buf));
+    CU_ASSERT_STRING_EQUAL(buf, "");
 }
 
 static void test_hex(void)
@@ -436,12 +1067,30 @@ static void test_hex(void)
     char hex[9];
 
     CU_ASSERT_EQUAL(saef_hex_decode("00aAfF10", 8, out, sizeof(out)), 4);
-    CU_ASSERT(out[1] == 0xAA && out[2] == 0xFF);
+    CU_ASSERT(out[0] == 0x00 && out[1] == 0xAA && out[2] == 0xFF && out[3] == 0x10);
     saef_hex_encode(out, 4, hex);
     CU_ASSERT_STRING_EQUAL(hex, "00AAFF10");
+    saef_hex_encode(out, 0, hex);
+    CU_ASSERT_STRING_EQUAL(hex, "");
+    CU_ASSERT_EQUAL(saef_hex_decode("", 0, out, sizeof(out)), 0);
     CU_ASSERT_EQUAL(saef_hex_decode("123", 3, out, sizeof(out)), -1);
     CU_ASSERT_EQUAL(saef_hex_decode("zz", 2, out, sizeof(out)), -1);
+    CU_ASSERT_EQUAL(saef_hex_decode("0g", 2, out, sizeof(out)), -1);
+    CU_ASSERT_EQUAL(saef_hex_decode("0 11", 4, out, sizeof(out)), -1);
+    CU_ASSERT_EQUAL(saef_hex_decode("0x11", 4, out, sizeof(out)), -1);
     CU_ASSERT_EQUAL(saef_hex_decode("0011223344", 10, out, sizeof(out)), -1);
+}
+
+static void test_type_names(void)
+{
+    CU_ASSERT_STRING_EQUAL(saef_ks_type_name(SAEF_KS_KPSA), "kpsa");
+    CU_ASSERT_STRING_EQUAL(saef_ks_type_name(SAEF_KS_KM), "km");
+    CU_ASSERT_STRING_EQUAL(saef_ks_type_name(SAEF_KS_KC), "kc");
+    CU_ASSERT_PTR_NULL(saef_ks_type_name((SAEF_KS_TYPE)0));
+    CU_ASSERT_EQUAL(saef_ks_type_from_name("kc"), SAEF_KS_KC);
+    CU_ASSERT_EQUAL(saef_ks_type_from_name("KC"), 0);
+    CU_ASSERT_EQUAL(saef_ks_type_from_name(NULL), 0);
+    CU_ASSERT_STRING_EQUAL(saef_ks_strerror(SAEF_KS_ENOSTORE), "no such store");
 }
 
 static void test_conf_validates_and_names_the_key(void)
@@ -475,7 +1124,8 @@ static void test_conf_validates_and_names_the_key(void)
     CU_ASSERT_STRING_EQUAL(saef_conf_str(&c, SAEF_CONF_SNI), "a.example.com,b.example.com");
 }
 
-int main(void)
+/* saef-test-keystore [WORD]: only the tests whose name holds WORD. */
+int main(int argc, char **argv)
 {
     static const struct {
         const char *name;
@@ -484,24 +1134,39 @@ int main(void)
 #define T(f) {#f, f}
         T(test_round_trip_keeps_every_field),
         T(test_created_defaults_to_now),
-        T(test_missing_store_is_enostore),
-        T(test_created_owner_only),
-        T(test_unsafe_permissions_refused),
-        T(test_corrupt_empty_and_truncated_files_refused),
-        T(test_identity_and_key_limits),
-        T(test_duplicate_replace_and_delete),
         T(test_expired_record_is_returned_with_its_expiry),
+        T(test_record_wipe_clears_key),
+        T(test_missing_store_is_enostore),
+        T(test_bad_arguments_to_open_refused),
+        T(test_created_owner_only_and_group_read),
+        T(test_create_leaves_no_temporary_file),
+        T(test_unsafe_permissions_refused),
+        T(test_group_member_reads_but_cannot_write),
+        T(test_corrupt_empty_and_truncated_files_refused),
+        T(test_foreign_lmdb_file_and_malformed_record_refused),
+        T(test_identity_and_key_limits),
+        T(test_record_fields_that_do_not_fit_refused),
+        T(test_duplicate_replace_and_delete),
+        T(test_errors_never_contain_key_bytes),
+        T(test_identity_bytes_escaped_in_messages),
+        T(test_last_error_belongs_to_its_handle),
         T(test_iteration_order_filter_and_count),
         T(test_batch_abort_keeps_nothing_commit_keeps_all),
         T(test_reader_sees_committed_write_without_reopen),
+        T(test_forked_reader_sees_committed_write_without_reopen),
         T(test_fork_child_reopens_and_parent_keeps_working),
-        T(test_errors_never_contain_key_bytes),
-        T(test_record_wipe_clears_key),
+        T(test_fork_child_does_not_inherit_a_batch),
+        T(test_handles_on_one_store_share_one_environment),
+        T(test_map_grows_for_single_puts_and_batches),
+        T(test_reader_adopts_map_grown_by_another_process),
+        T(test_bad_map_size_variable_refused),
+        T(test_threads_read_while_the_map_grows),
         T(test_identity_syntax),
         T(test_maf_identity_parsing),
         T(test_time_parsing),
         T(test_time_format_round_trip),
         T(test_hex),
+        T(test_type_names),
         T(test_conf_validates_and_names_the_key),
     };
     CU_pSuite suite;
@@ -512,7 +1177,8 @@ int main(void)
         return 2;
     suite = CU_add_suite("keystore", NULL, NULL);
     for (size_t i = 0; i < sizeof(tests) / sizeof(*tests); i++)
-        CU_add_test(suite, tests[i].name, tests[i].fn);
+        if (argc < 2 || strstr(tests[i].name, argv[1]) != NULL)
+            CU_add_test(suite, tests[i].name, tests[i].fn);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();

@@ -3,7 +3,6 @@
 #include "saef_keystore.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <lmdb.h>
 #include <openssl/crypto.h>
 #include <pthread.h>
@@ -19,8 +18,8 @@
 
 /*
  * Layout: one unnamed LMDB database. Key = 1 type byte + identity bytes;
- * type 0 holds store metadata (the marker below). Value = a versioned record,
- * little-endian, see rec_encode().
+ * type 0 holds only the marker below (saef_ks_count relies on it). Value = a
+ * versioned record, little-endian, see rec_encode().
  */
 #define MARKER_KEY "\0saef-store"
 #define MARKER_VAL "saef keystore v1"
@@ -31,7 +30,8 @@
    doubles when a write finds it full. SAEF_KS_MAP_SIZE sets another start. */
 #define MAP_SIZE ((size_t)1 << 30)
 #define MAP_SIZE_MIN ((size_t)1 << 16)
-/* Reader slots in the lock file, shared by every process. */
+/* Reader slots in the lock file, for all processes (LMDB's default: 126).
+   Each pooled or running read transaction holds one. */
 #define MAX_READERS 510
 /* Reset read transactions kept per environment for the next lookups. */
 #define POOL 8

@@ -708,7 +708,7 @@ static SAEF_KS_ERR check_id(const saef_ks *ks, SAEF_KS_TYPE type, const void *id
     if (ks == NULL)
         return fail(NULL, SAEF_KS_EINVAL, "no store handle");
     if (saef_ks_type_name(type) == NULL)
-        return fail(ks, SAEF_KS_EINVAL, "unknown key type %d (use kpsa, km or kc)", (int)type);
+        return fail(ks, SAEF_KS_EINVAL, "unknown key type %d (use kpsa, km, kc or creg)", (int)type);
     if (id == NULL || id_len == 0)
         return fail(ks, SAEF_KS_EINVAL, "empty identity");
     if (id_len > SAEF_KS_ID_MAX)
@@ -1083,7 +1083,7 @@ static SAEF_KS_ERR walk(saef_ks *ks, SAEF_KS_TYPE type, saef_ks_iter_fn fn, void
     if (ks == NULL)
         return fail(NULL, SAEF_KS_EINVAL, "no store handle");
     if (type != 0 && saef_ks_type_name(type) == NULL)
-        return fail(ks, SAEF_KS_EINVAL, "unknown key type %d (use kpsa, km or kc)", (int)type);
+        return fail(ks, SAEF_KS_EINVAL, "unknown key type %d (use kpsa, km, kc or creg)", (int)type);
     if ((err = use_env(ks)) != SAEF_KS_OK)
         return err;
     if ((rc = rd_begin(ks->e, &txn)) != 0)
@@ -1103,7 +1103,7 @@ static SAEF_KS_ERR walk(saef_ks *ks, SAEF_KS_TYPE type, saef_ks_iter_fn fn, void
          rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         const unsigned char *kb = k.mv_data;
         size_t id_len = k.mv_size - 1;
-        if (k.mv_size < 2 || k.mv_size > 1 + SAEF_KS_ID_MAX || kb[0] == 0 || kb[0] > SAEF_KS_KC) {
+        if (k.mv_size < 2 || k.mv_size > 1 + SAEF_KS_ID_MAX || kb[0] == 0 || kb[0] > SAEF_KS_TYPE_LAST) {
             err = fail(ks, SAEF_KS_ECORRUPT, "store %s holds a malformed key: restore it from "
                        "a backup", ks->path);
             break;

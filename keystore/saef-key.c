@@ -29,7 +29,7 @@ static const char usage_text[] =
     "usage: saef-key [-s STORE] [--group-read] COMMAND [ARGS]\n"
     "\n"
     "  init                              create the store (owner-only)\n"
-    "  add TYPE ID [KEY OPTIONS]         add a key; TYPE is kpsa, km or kc\n"
+    "  add TYPE ID [KEY OPTIONS]         add a key; TYPE is kpsa, km or kc (creg: MAF only)\n"
     "      --hex HEX | --random BYTES    the key (default: hex read from stdin)\n"
     "      --peer ENTITY-ID --self ENTITY-ID --expires TIME --suid N\n"
     "      --replace --any-identity\n"
@@ -103,8 +103,18 @@ static int parse_type(const char *name, SAEF_KS_TYPE *type)
 {
     *type = saef_ks_type_from_name(name);
     if (*type == 0)
-        return usage_error("unknown key type '%s' (use kpsa, km or kc)", name);
+        return usage_error("unknown key type '%s' (use kpsa, km, kc or creg)", name);
     return 0;
+}
+
+/* creg records are saef-mafd's client registrations: listed, never provisioned. */
+static int parse_key_type(const char *name, SAEF_KS_TYPE *type)
+{
+    int rc = parse_type(name, type);
+
+    if (rc == 0 && *type == SAEF_KS_CREG)
+        return usage_error("creg records are written by saef-mafd; add kpsa, km or kc keys");
+    return rc;
 }
 
 /* The identity rules: length always; syntax unless --any-identity. */
@@ -321,7 +331,7 @@ static int cmd_add(int argc, char **argv)
         return rc;
     if (argc - optind != 2)
         return usage_error("add needs TYPE and IDENTITY");
-    if ((rc = parse_type(argv[optind], &type)) != 0 ||
+    if ((rc = parse_key_type(argv[optind], &type)) != 0 ||
         (rc = check_identity(type, argv[optind + 1], o.m.any)) != 0 ||
         (rc = apply_meta(&o.m, &rec)) != 0)
         return rc;
@@ -518,7 +528,7 @@ static int cmd_import(int argc, char **argv)
         return rc;
     if (argc - optind != 1)
         return usage_error("import needs one FILE (or - for stdin)");
-    if (o.type != NULL && (rc = parse_type(o.type, &type)) != 0)
+    if (o.type != NULL && (rc = parse_key_type(o.type, &type)) != 0)
         return rc;
     if ((rc = apply_meta(&o.m, &base)) != 0)
         return rc;

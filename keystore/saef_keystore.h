@@ -57,8 +57,11 @@ extern "C" {
 typedef enum {
     SAEF_KS_KPSA = 1, /* pre-provisioned key, identity = KpsaID */
     SAEF_KS_KM = 2,   /* MAF master credential, identity = KmID */
-    SAEF_KS_KC = 3    /* MAF connection key, identity = HEX(KcID)@MAF-FQDN */
+    SAEF_KS_KC = 3,   /* MAF connection key, identity = HEX(KcID)@MAF-FQDN */
+    SAEF_KS_CREG = 4  /* a MAF's client registration (TS-0003 8.8.2.3), identity =
+                         mafClientRegID; written by saef-mafd, never a PSK */
 } SAEF_KS_TYPE;
+#define SAEF_KS_TYPE_LAST SAEF_KS_CREG
 
 typedef enum {
     SAEF_KS_OK = 0,
@@ -150,7 +153,7 @@ SAEF_EXPORT const char *saef_ks_strerror(SAEF_KS_ERR err);
 
 SAEF_EXPORT void saef_ks_record_wipe(saef_ks_record *rec);
 
-/* Type names "kpsa", "km", "kc" <-> SAEF_KS_TYPE; 0 when unknown. */
+/* Type names "kpsa", "km", "kc", "creg" <-> SAEF_KS_TYPE; 0 when unknown. */
 SAEF_EXPORT const char *saef_ks_type_name(SAEF_KS_TYPE type);
 SAEF_EXPORT SAEF_KS_TYPE saef_ks_type_from_name(const char *name);
 

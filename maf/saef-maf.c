@@ -24,11 +24,16 @@ static const char usage[] =
     "       saef-maf [-s STORE] update --maf URL --key KEY-ID [--kmid KmID]\n"
     "                [--expires TIME] [--target IDB]\n"
     "       saef-maf [-s STORE] deregister --maf URL --key KEY-ID [--kmid KmID]\n"
+    "       saef-maf [-s STORE] client-register --maf URL [--admin-fqdn FQDN]\n"
+    "                [--expires TIME] [--label LABEL]... [--kmid KmID]\n"
+    "       saef-maf [-s STORE] client-config|client-deregister --maf URL --reg ID\n"
+    "       saef-maf [-s STORE] client-update --maf URL --reg ID [--expires TIME]\n"
+    "                [--label LABEL]...\n"
     "STORE: -s, else $SAEF_STORE. TIME: +N[smhdw], RFC 3339 or YYYYMMDDTHHMMSS.\n"
     "Exit status: 0 ok, 1 not found, 2 usage, 3 store error, 4 MAF error or refusal.\n";
 
 static struct {
-    const char *store, *maf, *target, *kmid, *expires, *admin, *key;
+    const char *store, *maf, *target, *kmid, *expires, *admin, *key, *reg;
     json_t *labels;
     saef_ks *ks;
     saef_ks_record km;
@@ -270,6 +275,99 @@ static int cmd_change(int delete)
     return 0;
 }
 
+/* MAF Client Registration (TS-0003 8.8.2.3): once per adminFQDN. */
+static int cmd_client_register(void)
+{
+    char exp[16];
+    const char *id, *rexp, *me, *admin, *want_admin;
+    json_t *req, *resp = NULL;
+    saef_maf_reply r;
+    int64_t want, got;
+    int rc;
+
+    if (o.maf == NULL)
+        return fail(EXIT_USAGE, "client-register needs --maf URL\n%s", usage);
+    if (o.expires == NULL)
+        o.expires = "+365d";
+    if ((rc = parse_time(&want)) != 0 || (rc = load_km()) != 0)
+        return rc;
+    want_admin = o.admin != NULL ? o.admin : o.fqdn;
+    saef_time_format_onem2m(want, exp, sizeof(exp));
+    req = json_pack("{s:s, s:s, s:s}", "MAF-FQDN", o.fqdn, "expirationTime", exp, "adminFQDN",
+                    want_admin);
+    if (o.labels != NULL)
+        json_object_set(req, "labels", o.labels);
+    rc = call("POST", "clientReg", req, 0, &r);
+    json_decref(req);
+    if (rc != 0)
+        return rc;
+    if (r.status != 201) {
+        rc = maf_error(&r);
+        goto out;
+    }
+    resp = json_loads(r.body, 0, NULL);
+    rc = EXIT_MAF;
+    if (json_unpack(resp, "{s:s, s:s, s:s, s:s}", "mafClientRegID", &id, "expirationTime", &rexp,
+                    "mafClientID", &me, "adminFQDN", &admin) != 0) {
+        fail(rc, "the MAF's answer lacks mandatory fields");
+        goto out;
+    }
+    if (!saef_time_parse(rexp, 0, &got) || got <= (int64_t)time(NULL)) {
+        fail(rc, "the MAF's expirationTime %s is not in the future", rexp);
+        goto out;
+    }
+    if (strcmp(admin, want_admin) != 0 || (o.km.self[0] != '\0' && strcmp(me, o.km.self) != 0)) {
+        fail(rc, "the MAF changed the adminFQDN or names this client %s", me);
+        goto out;
+    }
+    printf("%s\t%s\t%s\t%s\n", id, me, admin, rexp);
+    rc = 0;
+out:
+    json_decref(resp);
+    saef_maf_reply_free(&r);
+    return rc;
+}
+
+/* Configuration retrieval, update, de-registration (8.8.2.4-8.8.2.6). */
+static int cmd_client_change(const char *method)
+{
+    char path[64], exp[16];
+    saef_maf_reply r;
+    json_t *req = NULL;
+    int64_t want = 0;
+    int rc, put = strcmp(method, "PUT") == 0;
+
+    if (o.maf == NULL || o.reg == NULL || strlen(o.reg) != 32 ||
+        saef_hex_decode(o.reg, 32, (unsigned char[16]){0}, 16) != 16)
+        return fail(EXIT_USAGE, "needs --maf URL and --reg ID (32 hex digits)\n%s", usage);
+    if (put && o.expires == NULL && o.labels == NULL)
+        return fail(EXIT_USAGE, "client-update needs --expires or --label");
+    if ((o.expires != NULL && (rc = parse_time(&want)) != 0) || (rc = load_km()) != 0)
+        return rc;
+    if (put) {
+        req = json_object();
+        if (o.expires != NULL) {
+            saef_time_format_onem2m(want, exp, sizeof(exp));
+            json_object_set_new(req, "expirationTime", json_string(exp));
+        }
+        if (o.labels != NULL)
+            json_object_set(req, "labels", o.labels);
+    }
+    snprintf(path, sizeof(path), "clientReg/%s", o.reg);
+    rc = call(method, path, req, 0, &r);
+    json_decref(req);
+    if (rc != 0)
+        return rc;
+    if (r.status != (strcmp(method, "DELETE") == 0 ? 204 : 200))
+        rc = maf_error(&r);
+    else if (r.body != NULL)
+        fputs(r.body, stdout); /* the MAF's JSON: the configuration or what changed */
+    else
+        printf("deregistered %s\n", o.reg);
+    saef_maf_reply_free(&r);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -278,6 +376,7 @@ int main(int argc, char **argv)
         {"expires", required_argument, NULL, 'e'}, {"admin-fqdn", required_argument, NULL, 'a'},
         {"label", required_argument, NULL, 'L'},   {"key", required_argument, NULL, 'K'},
         {"timeout", required_argument, NULL, 'T'}, {"help", no_argument, NULL, 'h'},
+        {"reg", required_argument, NULL, 'R'},
         {NULL, 0, NULL, 0},
     };
     const char *cmd;
@@ -293,6 +392,7 @@ int main(int argc, char **argv)
         case 'e': o.expires = optarg; break;
         case 'a': o.admin = optarg; break;
         case 'K': o.key = optarg; break;
+        case 'R': o.reg = optarg; break;
         case 'T': o.timeout_ms = atol(optarg); break;
         case 'L':
             if (o.labels == NULL)
@@ -304,7 +404,8 @@ int main(int argc, char **argv)
         }
     }
     if (optind != argc - 1)
-        return fail(EXIT_USAGE, "one command: register, update or deregister\n%s", usage);
+        return fail(EXIT_USAGE, "one command: register, update, deregister, client-register, client-config, "
+                    "client-update or client-deregister\n%s", usage);
     if (o.store == NULL || *o.store == '\0')
         return fail(EXIT_USAGE, "no store: give -s STORE or set SAEF_STORE");
     if (o.maf != NULL && strncmp(o.maf, "https://", 8) != 0)
@@ -318,6 +419,14 @@ int main(int argc, char **argv)
         rc = cmd_change(0);
     else if (strcmp(cmd, "deregister") == 0)
         rc = cmd_change(1);
+    else if (strcmp(cmd, "client-register") == 0)
+        rc = cmd_client_register();
+    else if (strcmp(cmd, "client-config") == 0)
+        rc = cmd_client_change("GET");
+    else if (strcmp(cmd, "client-update") == 0)
+        rc = cmd_client_change("PUT");
+    else if (strcmp(cmd, "client-deregister") == 0)
+        rc = cmd_client_change("DELETE");
     else
         rc = fail(EXIT_USAGE, "unknown command '%s'\n%s", cmd, usage);
     saef_ks_record_wipe(&o.km);

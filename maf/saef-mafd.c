@@ -13,6 +13,7 @@
 #include <event2/http.h>
 #include <getopt.h>
 #include <jansson.h>
+#include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -27,10 +28,12 @@
 
 static struct {
     const char *store, *fqdn, *listen;
-    long max_lifetime, max_body;
+    long max_lifetime, max_reg_lifetime, max_body;
+    int require_reg, port;
     saef_ks *ks; /* read-write: the MAF writes registrations */
     SSL_CTX *ssl;
-} g = {NULL, NULL, "127.0.0.1:8443", 86400, 16384, NULL, NULL};
+} g = {.listen = "127.0.0.1:8443", .max_lifetime = 86400, .max_reg_lifetime = 31536000,
+       .max_body = 16384};
 
 static void logf_(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -53,6 +56,17 @@ static SSL *req_ssl(struct evhttp_request *req)
                         : NULL;
 }
 
+static const char *method_name(enum evhttp_cmd_type cmd)
+{
+    switch (cmd) {
+    case EVHTTP_REQ_GET: return "GET";
+    case EVHTTP_REQ_POST: return "POST";
+    case EVHTTP_REQ_PUT: return "PUT";
+    case EVHTTP_REQ_DELETE: return "DELETE";
+    default: return "other";
+    }
+}
+
 /* Answers status with a JSON body (consumed) and logs the request. */
 static void reply(struct evhttp_request *req, int status, json_t *body, const char *client)
 {
@@ -64,11 +78,7 @@ static void reply(struct evhttp_request *req, int status, json_t *body, const ch
         evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
                           "application/json");
     }
-    logf_("%s %s -> %d client=%s", evhttp_request_get_command(req) == EVHTTP_REQ_POST ? "POST"
-                                   : evhttp_request_get_command(req) == EVHTTP_REQ_PUT ? "PUT"
-                                   : evhttp_request_get_command(req) == EVHTTP_REQ_DELETE
-                                       ? "DELETE"
-                                       : "other",
+    logf_("%s %s -> %d client=%s", method_name(evhttp_request_get_command(req)),
           evhttp_request_get_uri(req), status, client != NULL ? client : "-");
     evhttp_send_reply(req, status, NULL, out);
     /* Key bytes may be in the answer (retrieval): wipe our copy. */
@@ -181,6 +191,18 @@ static void add_meta(json_t *out, const saef_ks_record *rec)
     json_decref(m);
 }
 
+/* The registration's adminFQDN (static buffer: one request at a time). */
+static const char *admin_of(const saef_ks_record *rec)
+{
+    static char admin[SAEF_KS_ENTITY_MAX + 1];
+    json_t *m = json_loads(rec->meta, 0, NULL);
+    const char *a = json_string_value(json_object_get(m, "adminFQDN"));
+
+    snprintf(admin, sizeof(admin), "%s", a != NULL ? a : "");
+    json_decref(m);
+    return admin;
+}
+
 static void timestamp(int64_t t, char *buf)
 {
     saef_time_format_onem2m(t, buf, 16);
@@ -204,6 +226,205 @@ static int expired_purged(const char *id, const saef_ks_record *rec)
         return 0;
     saef_ks_del(g.ks, SAEF_KS_KC, id, strlen(id));
     return 1;
+}
+
+/*
+ * MAF Client Registration (TS-0003 8.8.2.3-8.8.2.6). A client registers once
+ * per administrating stakeholder, so mafClientRegID is derived from (MAF
+ * Client ID, adminFQDN): the same pair always names the same registration.
+ * Records: type creg, peer = the client, self = adminFQDN, meta = labels.
+ */
+static void creg_id(const char *client, const char *admin, char id[33], saef_ks_record *rec)
+{
+    unsigned char md[32];
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+
+    EVP_DigestInit_ex(c, EVP_sha256(), NULL);
+    EVP_DigestUpdate(c, client, strlen(client) + 1); /* the NUL separates the two */
+    EVP_DigestUpdate(c, admin, strlen(admin));
+    EVP_DigestFinal_ex(c, md, NULL);
+    EVP_MD_CTX_free(c);
+    saef_hex_encode(md, 16, id);
+    if (rec != NULL) {
+        memcpy(rec->key, md, 16); /* a record needs key bytes; these are not secret */
+        rec->key_len = 16;
+    }
+}
+
+/* 1 with the live registration in *rec, 0 if none, -1 if it expired (purged). */
+static int creg_get(const char *id, saef_ks_record *rec)
+{
+    if (strlen(id) != 32 || saef_ks_get(g.ks, SAEF_KS_CREG, id, 32, rec) != SAEF_KS_OK)
+        return 0;
+    if (rec->not_after > (int64_t)time(NULL))
+        return 1;
+    saef_ks_del(g.ks, SAEF_KS_CREG, id, 32);
+    saef_ks_record_wipe(rec);
+    return -1;
+}
+
+/* With --require-client-reg: is client registered for this stakeholder? */
+static int registered(const char *client, const char *admin)
+{
+    char id[33];
+    saef_ks_record rec;
+    int ok;
+
+    if (!g.require_reg)
+        return 1;
+    creg_id(client, admin, id, NULL);
+    ok = creg_get(id, &rec) == 1 && strcmp(rec.peer, client) == 0;
+    saef_ks_record_wipe(&rec);
+    return ok;
+}
+
+static int64_t capped(int64_t want, int64_t now, long max)
+{
+    return want < now + max ? want : now + max;
+}
+
+/* 8.8.2.3: POST /clientReg. */
+static void client_registration(struct evhttp_request *req, const char *client)
+{
+    static const char *const allowed[] = {"MAF-FQDN", "expirationTime", "labels", "adminFQDN",
+                                          NULL};
+    char err[256], id[33], exp[16];
+    const char *admin = NULL, *expires = NULL, *fqdn = NULL, *bad;
+    json_t *j = read_json(req, err, sizeof(err)), *labels = NULL, *out;
+    saef_ks_record rec = {0};
+    int64_t now = (int64_t)time(NULL), want;
+
+    if (j == NULL)
+        return error_reply(req, 400, client, "%s", err);
+    if ((bad = unknown_field(j, allowed)) != NULL) {
+        error_reply(req, 400, client, "unknown field '%s'", bad);
+        goto out;
+    }
+    if (json_unpack(j, "{s?s, s:s, s?o, s:s}", "MAF-FQDN", &fqdn, "expirationTime", &expires,
+                    "labels", &labels, "adminFQDN", &admin) != 0) {
+        error_reply(req, 400, client, "expirationTime and adminFQDN are mandatory, with the "
+                                      "types of docs/maf-protocol.md");
+        goto out;
+    }
+    if (fqdn != NULL && strcasecmp(fqdn, g.fqdn) != 0) {
+        error_reply(req, 400, client, "MAF-FQDN %s is not this MAF (%s)", fqdn, g.fqdn);
+        goto out;
+    }
+    if (!valid_labels(labels) || *admin == '\0' || strlen(admin) > SAEF_KS_ENTITY_MAX) {
+        error_reply(req, 400, client, "labels must be a list of strings, adminFQDN a name of "
+                                      "1 to 255 characters");
+        goto out;
+    }
+    if (!saef_time_parse(expires, now, &want) || want <= now) {
+        error_reply(req, 400, client, "expirationTime must be a future YYYYMMDDTHHMMSS");
+        goto out;
+    }
+    creg_id(client, admin, id, &rec);
+    rec.not_after = capped(want, now, g.max_reg_lifetime);
+    snprintf(rec.peer, sizeof(rec.peer), "%s", client);
+    snprintf(rec.self, sizeof(rec.self), "%s", admin);
+    set_meta(&rec, admin, labels);
+    switch (saef_ks_put(g.ks, SAEF_KS_CREG, id, 32, &rec, 0)) {
+    case SAEF_KS_OK:
+        break;
+    case SAEF_KS_EEXISTS: {
+        saef_ks_record old;
+        /* An expired registration gives way to the new one. */
+        if (creg_get(id, &old) == 1) {
+            saef_ks_record_wipe(&old);
+            error_reply(req, 409, client, "already registered for %s as %s: update or "
+                        "deregister it", admin, id);
+            goto out;
+        }
+        if (saef_ks_put(g.ks, SAEF_KS_CREG, id, 32, &rec, 0) == SAEF_KS_OK)
+            break;
+    }
+    /* fall through */
+    default:
+        logf_("%s", saef_ks_last_error(g.ks));
+        error_reply(req, 500, client, "registry error");
+        goto out;
+    }
+    timestamp(rec.not_after, exp);
+    out = json_pack("{s:s, s:s, s:s, s:s}", "mafClientRegID", id, "expirationTime", exp,
+                    "mafClientID", client, "adminFQDN", admin);
+    if (labels != NULL)
+        json_object_set(out, "labels", labels);
+    reply(req, 201, out, client);
+out:
+    saef_ks_record_wipe(&rec);
+    json_decref(j);
+}
+
+/* 8.8.2.4-8.8.2.6: GET (configuration), PUT (update), DELETE /clientReg/ID. */
+static void client_registration_change(struct evhttp_request *req, const char *id,
+                                       const char *client, enum evhttp_cmd_type cmd)
+{
+    static const char *const allowed[] = {"MAF-FQDN", "expirationTime", "labels", NULL};
+    char err[256], exp[16];
+    const char *expires = NULL, *fqdn = NULL, *bad;
+    json_t *j = NULL, *labels = NULL, *out = NULL;
+    saef_ks_record rec;
+    int64_t now = (int64_t)time(NULL), want;
+    int found = creg_get(id, &rec);
+
+    if (found == 0)
+        return error_reply(req, 404, client, "no such client registration");
+    if (found < 0)
+        return error_reply(req, 410, client, "the client registration expired");
+    if (strcmp(rec.peer, client) != 0) {
+        error_reply(req, 403, client, "only the registered client may use it");
+        goto out;
+    }
+    timestamp(rec.not_after, exp);
+    if (cmd == EVHTTP_REQ_DELETE) {
+        saef_ks_del(g.ks, SAEF_KS_CREG, id, 32);
+        reply(req, 204, NULL, client);
+        goto out;
+    }
+    if (cmd == EVHTTP_REQ_GET) {
+        /* mafClientCfg (TS-0003 12.4.2, sec:clientRegCfg). */
+        json_t *cfg = json_pack("{s:s, s:s, s:s, s:i}", "fqdn", g.fqdn, "adminFQDN", rec.self,
+                                "expirationTime", exp, "httpPort", g.port);
+        add_meta(cfg, &rec);
+        reply(req, 200, json_pack("{s:o}", "mafClientCfg", cfg), client);
+        goto out;
+    }
+    if ((j = read_json(req, err, sizeof(err))) == NULL) {
+        error_reply(req, 400, client, "%s", err);
+        goto out;
+    }
+    if ((bad = unknown_field(j, allowed)) != NULL ||
+        json_unpack(j, "{s?s, s?s, s?o}", "MAF-FQDN", &fqdn, "expirationTime", &expires,
+                    "labels", &labels) != 0 ||
+        (expires == NULL && labels == NULL) || !valid_labels(labels) ||
+        (fqdn != NULL && strcasecmp(fqdn, g.fqdn) != 0)) {
+        error_reply(req, 400, client, "give expirationTime and/or labels (docs/maf-protocol.md)");
+        goto out;
+    }
+    if (expires != NULL && (!saef_time_parse(expires, now, &want) || want <= now)) {
+        error_reply(req, 400, client, "expirationTime must be a future YYYYMMDDTHHMMSS");
+        goto out;
+    }
+    out = json_object();
+    if (expires != NULL) {
+        rec.not_after = capped(want, now, g.max_reg_lifetime);
+        timestamp(rec.not_after, exp);
+        json_object_set_new(out, "expirationTime", json_string(exp));
+    }
+    if (labels != NULL) {
+        set_meta(&rec, rec.self, labels);
+        json_object_set(out, "labels", labels);
+    }
+    if (saef_ks_put(g.ks, SAEF_KS_CREG, id, 32, &rec, SAEF_KS_REPLACE) != SAEF_KS_OK) {
+        json_decref(out);
+        error_reply(req, 500, client, "registry error");
+        goto out;
+    }
+    reply(req, 200, out, client);
+out:
+    saef_ks_record_wipe(&rec);
+    json_decref(j);
 }
 
 /* TS-0003 8.8.2.7: key registration by the source client. */
@@ -258,8 +479,13 @@ static void key_registration(struct evhttp_request *req, SSL *ssl, const char *c
         error_reply(req, 400, client, "expirationTime must be a future YYYYMMDDTHHMMSS");
         goto out;
     }
+    if (!registered(client, admin)) {
+        error_reply(req, 403, client, "register with this MAF for %s first (POST /clientReg)",
+                    admin);
+        goto out;
+    }
     /* The MAF's policy caps the lifetime; the answer says what it decided. */
-    rec.not_after = want < now + g.max_lifetime ? want : now + g.max_lifetime;
+    rec.not_after = capped(want, now, g.max_lifetime);
     if (keyhex == NULL) {
         /* TS-0003 10.3.1: both ends export 48 bytes; KcID = 0-15, Kc = 16-47. */
         if (SSL_version(ssl) == TLS1_2_VERSION && SSL_get_extms_support(ssl) != 1) {
@@ -346,6 +572,9 @@ static void key_retrieval(struct evhttp_request *req, const char *client)
     } else if (strcmp(rec.peer, client) != 0) {
         /* TS-0003 8.8.2.8 step 4: only an authorised target gets the key. */
         error_reply(req, 403, client, "this client is not a target of the key");
+    } else if (!registered(client, admin_of(&rec))) {
+        error_reply(req, 403, client, "register with this MAF for %s first (POST /clientReg)",
+                    admin_of(&rec));
     } else {
         saef_hex_encode(rec.key, rec.key_len, hex);
         timestamp(rec.not_after, exp);
@@ -415,7 +644,7 @@ static void key_registration_change(struct evhttp_request *req, const char *rel,
     }
     out = json_object();
     if (expires != NULL) {
-        rec.not_after = want < now + g.max_lifetime ? want : now + g.max_lifetime;
+        rec.not_after = capped(want, now, g.max_lifetime);
         timestamp(rec.not_after, exp);
         json_object_set_new(out, "expirationTime", json_string(exp));
     }
@@ -460,6 +689,16 @@ static void handle(struct evhttp_request *req, void *arg)
             return error_reply(req, 405, client, "use POST /keyRetrieve");
         return key_retrieval(req, client);
     }
+    if (strcmp(path, "/clientReg") == 0) {
+        if (cmd != EVHTTP_REQ_POST)
+            return error_reply(req, 405, client, "use POST /clientReg");
+        return client_registration(req, client);
+    }
+    if (strncmp(path, "/clientReg/", 11) == 0) {
+        if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_PUT && cmd != EVHTTP_REQ_DELETE)
+            return error_reply(req, 405, client, "use GET, PUT or DELETE /clientReg/ID");
+        return client_registration_change(req, path + 11, client, cmd);
+    }
     if (strncmp(path, "/keyReg/", 8) == 0) {
         if (cmd != EVHTTP_REQ_PUT && cmd != EVHTTP_REQ_DELETE)
             return error_reply(req, 405, client, "use PUT or DELETE /keyReg/HEX32");
@@ -499,10 +738,12 @@ static void purge(evutil_socket_t fd, short what, void *arg)
     static expired_list l;
 
     (void)fd, (void)what, (void)arg;
-    l.n = 0;
-    saef_ks_iter(g.ks, SAEF_KS_KC, collect_expired, &l);
-    for (size_t i = 0; i < l.n; i++)
-        saef_ks_del(g.ks, SAEF_KS_KC, l.ids[i], strlen(l.ids[i]));
+    for (SAEF_KS_TYPE t = SAEF_KS_KC; t <= SAEF_KS_CREG; t++) {
+        l.n = 0;
+        saef_ks_iter(g.ks, t, collect_expired, &l);
+        for (size_t i = 0; i < l.n; i++)
+            saef_ks_del(g.ks, t, l.ids[i], strlen(l.ids[i]));
+    }
 }
 
 static void on_signal(evutil_socket_t fd, short what, void *arg)
@@ -513,7 +754,8 @@ static void on_signal(evutil_socket_t fd, short what, void *arg)
 
 static const char usage[] =
     "usage: saef-mafd --store STORE --fqdn MAF-FQDN [--listen HOST:PORT]\n"
-    "                 [--max-lifetime SECONDS] [--max-body BYTES]\n";
+    "                 [--max-lifetime SECONDS] [--max-reg-lifetime SECONDS]\n"
+    "                 [--require-client-reg] [--max-body BYTES]\n";
 
 int main(int argc, char **argv)
 {
@@ -521,6 +763,8 @@ int main(int argc, char **argv)
         {"store", required_argument, NULL, 's'},  {"fqdn", required_argument, NULL, 'f'},
         {"listen", required_argument, NULL, 'l'}, {"max-lifetime", required_argument, NULL, 'L'},
         {"max-body", required_argument, NULL, 'B'}, {"help", no_argument, NULL, 'h'},
+        {"max-reg-lifetime", required_argument, NULL, 'R'},
+        {"require-client-reg", no_argument, NULL, 'r'},
         {NULL, 0, NULL, 0},
     };
     char host[256], err[256], probe[300];
@@ -539,12 +783,14 @@ int main(int argc, char **argv)
         case 'l': g.listen = optarg; break;
         case 'L': g.max_lifetime = atol(optarg); break;
         case 'B': g.max_body = atol(optarg); break;
+        case 'R': g.max_reg_lifetime = atol(optarg); break;
+        case 'r': g.require_reg = 1; break;
         case 'h': fputs(usage, stdout); return 0;
         default: fputs(usage, stderr); return 2;
         }
     }
     snprintf(probe, sizeof(probe), "x@%s", g.fqdn != NULL ? g.fqdn : "");
-    if (g.store == NULL || g.fqdn == NULL || optind != argc || g.max_lifetime < 1 ||
+    if (g.store == NULL || g.fqdn == NULL || optind != argc || g.max_lifetime < 1 || g.max_reg_lifetime < 1 ||
         g.max_body < 256 || strlen(g.fqdn) > 95 || !saef_id_is_conforming(probe, strlen(probe))) {
         fprintf(stderr, "saef-mafd: --store and --fqdn (a DNS name of at most 95 characters) "
                         "are required; lifetimes and sizes must be positive\n%s", usage);
@@ -554,6 +800,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "saef-mafd: bad --listen '%s' (HOST:PORT)\n", g.listen);
         return 2;
     }
+    g.port = port;
     if (saef_ks_open(g.store, 0, &g.ks) != SAEF_KS_OK) {
         fprintf(stderr, "saef-mafd: %s\n", saef_ks_last_error(NULL));
         return 3;

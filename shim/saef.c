@@ -599,7 +599,8 @@ static int pick_cb(SAEF_KS_TYPE type, const char *id, size_t id_len, const saef_
 {
     pick *p = arg;
 
-    if (type == SAEF_KS_KM || (rec->not_after != 0 && rec->not_after <= p->now))
+    if (type == SAEF_KS_KM || type == SAEF_KS_CREG ||
+        (rec->not_after != 0 && rec->not_after <= p->now))
         return 0;
     p->usable++;
     if (p->target != NULL && strcasecmp(rec->peer, p->target) != 0)

@@ -1,6 +1,6 @@
 /* The saef key store on LMDB. */
 #define _GNU_SOURCE /* secure_getenv */
-#include "saef_keystore.h"
+#include "ks-record.h"
 
 #include <errno.h>
 #include <lmdb.h>
@@ -19,13 +19,10 @@
 /*
  * Layout: one unnamed LMDB database. Key = 1 type byte + identity bytes;
  * type 0 holds only the marker below (saef_ks_count relies on it). Value = a
- * versioned record, little-endian, see rec_encode().
+ * versioned record, little-endian, see saef_ks_rec_encode().
  */
 #define MARKER_KEY "\0saef-store"
 #define MARKER_VAL "saef keystore v1"
-#define REC_VERSION 1
-#define REC_HDR 28
-#define REC_MAX (REC_HDR + SAEF_KS_KEY_MAX + 2 * SAEF_KS_ENTITY_MAX + SAEF_KS_META_MAX)
 /* Virtual size: the file grows only as records are written, and the map
    doubles when a write finds it full. SAEF_KS_MAP_SIZE sets another start. */
 #define MAP_SIZE ((size_t)1 << 30)
@@ -193,8 +190,8 @@ static uint64_t get_le(const unsigned char *p, int n)
 
 /* version, flags (0), key_len(2), created(8), not_after(8), suid(4),
    peer_len, self_len, meta_len(2), then key, peer, self, meta. */
-static size_t rec_encode(const saef_ks_record *r, size_t peer_len, size_t self_len,
-                         size_t meta_len, unsigned char *buf)
+size_t saef_ks_rec_encode(const saef_ks_record *r, size_t peer_len, size_t self_len,
+                          size_t meta_len, unsigned char *buf)
 {
     unsigned char *p = buf + REC_HDR;
 
@@ -215,12 +212,12 @@ static size_t rec_encode(const saef_ks_record *r, size_t peer_len, size_t self_l
 }
 
 /* Checks every length before writing anything to r. */
-static int rec_decode(const MDB_val *v, saef_ks_record *r)
+int saef_ks_rec_decode(const void *data, size_t size, saef_ks_record *r)
 {
-    const unsigned char *b = v->mv_data, *p = b + REC_HDR;
+    const unsigned char *b = data, *p = b + REC_HDR;
     size_t key_len, peer_len, self_len, meta_len;
 
-    if (v->mv_size < REC_HDR || b[0] != REC_VERSION || b[1] != 0)
+    if (size < REC_HDR || b[0] != REC_VERSION || b[1] != 0)
         return 0;
     key_len = get_le(b + 2, 2);
     peer_len = b[24];
@@ -228,7 +225,7 @@ static int rec_decode(const MDB_val *v, saef_ks_record *r)
     meta_len = get_le(b + 26, 2);
     if (key_len == 0 || key_len > SAEF_KS_KEY_MAX || peer_len > SAEF_KS_ENTITY_MAX ||
         self_len > SAEF_KS_ENTITY_MAX || meta_len > SAEF_KS_META_MAX ||
-        v->mv_size != REC_HDR + key_len + peer_len + self_len + meta_len)
+        size != REC_HDR + key_len + peer_len + self_len + meta_len)
         return 0;
     r->key_len = key_len;
     r->created = (int64_t)get_le(b + 4, 8);
@@ -746,7 +743,7 @@ SAEF_KS_ERR saef_ks_get(saef_ks *ks, SAEF_KS_TYPE type, const void *id, size_t i
     if ((rc = rd_begin(ks->e, &txn)) != 0)
         return from_mdb(ks, rc, "read");
     rc = mdb_get(txn, ks->e->dbi, &k, &v);
-    ok = rc == 0 && rec_decode(&v, out);
+    ok = rc == 0 && saef_ks_rec_decode(v.mv_data, v.mv_size, out);
     rd_end(ks->e, txn);
     if (rc == MDB_NOTFOUND)
         return fail(ks, SAEF_KS_ENOTFOUND, "no %s key %s", saef_ks_type_name(type),
@@ -979,7 +976,7 @@ SAEF_KS_ERR saef_ks_put(saef_ks *ks, SAEF_KS_TYPE type, const void *id, size_t i
     r = *rec;
     if (r.created == 0)
         r.created = (int64_t)time(NULL);
-    val_len = rec_encode(&r, peer_len, self_len, meta_len, val);
+    val_len = saef_ks_rec_encode(&r, peer_len, self_len, meta_len, val);
     op_encode(flags & SAEF_KS_REPLACE ? OP_PUT : OP_ADD, type, id, id_len, val, val_len, op);
     err = write_op(ks, op);
     OPENSSL_cleanse(op, sizeof(op));
@@ -1113,7 +1110,7 @@ static SAEF_KS_ERR walk(saef_ks *ks, SAEF_KS_TYPE type, saef_ks_iter_fn fn, void
         (*count)++;
         if (fn == NULL)
             continue;
-        if (!rec_decode(&v, &r)) {
+        if (!saef_ks_rec_decode(v.mv_data, v.mv_size, &r)) {
             err = fail(ks, SAEF_KS_ECORRUPT, "store %s: the %s record %s is malformed",
                        ks->path, saef_ks_type_name(kb[0]), id_text(kb + 1, id_len, text));
             break;

@@ -3,6 +3,7 @@
  * a connection key Kc for one target at the MAF, update or deregister it.
  * The kc record it stores is what the client shim offers to the target.
  */
+#include "maf-answer.h"
 #include "maf-client.h"
 #include "saef_keystore.h"
 
@@ -114,13 +115,11 @@ static int call(const char *method, const char *path, json_t *body, int want_ekm
 
 static int maf_error(const saef_maf_reply *r)
 {
-    json_t *j = r->body != NULL ? json_loads(r->body, 0, NULL) : NULL;
-    const char *msg = json_string_value(json_object_get(j, "error"));
-    int code = fail(r->status == 404 ? EXIT_NOTFOUND : EXIT_MAF, "the MAF answered %ld: %s",
-                    r->status, msg != NULL ? msg : "(no reason)");
+    char msg[256];
 
-    json_decref(j);
-    return code;
+    saef_maf_answer_error(r->body, msg, sizeof(msg));
+    return fail(r->status == 404 ? EXIT_NOTFOUND : EXIT_MAF, "the MAF answered %ld: %s",
+                r->status, msg);
 }
 
 static int parse_time(int64_t *t)
@@ -134,10 +133,9 @@ static int parse_time(int64_t *t)
 
 static int cmd_register(void)
 {
-    char exp[16], hex[33], id[SAEF_KS_ID_MAX + 64];
-    const char *rel, *rexp, *src, *admin, *target;
-    json_t *req, *resp = NULL, *targets;
-    json_int_t suid;
+    char exp[16], hex[33], id[SAEF_KS_ID_MAX + 64], why[512];
+    saef_maf_reg_request want_req = {hex, o.target, NULL, NULL};
+    json_t *req;
     saef_maf_reply r;
     saef_ks_record kc = {0};
     int64_t want, got;
@@ -149,10 +147,11 @@ static int cmd_register(void)
         o.expires = "+1d";
     if ((rc = parse_time(&want)) != 0 || (rc = load_km()) != 0)
         return rc;
+    want_req.admin = o.admin != NULL ? o.admin : o.fqdn;
+    want_req.self = o.km.self;
     saef_time_format_onem2m(want, exp, sizeof(exp));
     req = json_pack("{s:s, s:s, s:s, s:i, s:[s]}", "MAF-FQDN", o.fqdn, "expirationTime", exp,
-                    "adminFQDN", o.admin != NULL ? o.admin : o.fqdn, "SUID", 32, "targetIDs",
-                    o.target);
+                    "adminFQDN", want_req.admin, "SUID", 32, "targetIDs", o.target);
     if (o.labels != NULL)
         json_object_set(req, "labels", o.labels);
     rc = call("POST", "keyReg", req, 1, &r);
@@ -165,30 +164,9 @@ static int cmd_register(void)
     }
     /* TS-0003 8.3.9.9.5: every returned value checked before the key is used. */
     saef_hex_encode(r.ekm, 16, hex);
-    resp = json_loads(r.body, 0, NULL);
-    rc = EXIT_MAF;
-    if (json_unpack(resp, "{s:s, s:s, s:s, s:s, s:I, s:o}", "relativeKeyID", &rel,
-                    "expirationTime", &rexp, "sourceMAFClientID", &src, "adminFQDN", &admin,
-                    "SUID", &suid, "targetIDs", &targets) != 0) {
-        fail(rc, "the MAF's answer lacks mandatory fields");
-        goto out;
-    }
-    target = json_string_value(json_array_get(targets, 0));
-    if (strcasecmp(rel, hex) != 0) {
-        fail(rc, "the MAF's RelativeKeyID differs from this side's key export");
-        goto out;
-    }
-    if (!saef_time_parse(rexp, 0, &got) || got <= (int64_t)time(NULL)) {
-        fail(rc, "the MAF's expirationTime %s is not in the future", rexp);
-        goto out;
-    }
-    if (suid != 32 || json_array_size(targets) != 1 || target == NULL ||
-        strcmp(target, o.target) != 0 || strcmp(admin, o.admin != NULL ? o.admin : o.fqdn) != 0) {
-        fail(rc, "the MAF changed the SUID, targetIDs or adminFQDN");
-        goto out;
-    }
-    if (o.km.self[0] != '\0' && strcmp(src, o.km.self) != 0) {
-        fail(rc, "the MAF names this client %s, not %s", src, o.km.self);
+    if (!saef_maf_check_registration(r.body, &want_req, (int64_t)time(NULL), &got, why,
+                                     sizeof(why))) {
+        rc = fail(EXIT_MAF, "%s", why);
         goto out;
     }
     memcpy(kc.key, r.ekm + 16, 32);
@@ -201,11 +179,11 @@ static int cmd_register(void)
         rc = fail(EXIT_STORE, "%s", saef_ks_last_error(o.ks));
         goto out;
     }
-    printf("%s\t%s\t%s\n", id, o.target, rexp);
+    saef_time_format_onem2m(got, exp, sizeof(exp));
+    printf("%s\t%s\t%s\n", id, o.target, exp);
     rc = 0;
 out:
     saef_ks_record_wipe(&kc);
-    json_decref(resp);
     saef_maf_reply_free(&r);
     return rc;
 }
@@ -255,22 +233,18 @@ static int cmd_change(int delete)
         saef_maf_reply_free(&r);
         return rc;
     }
-    saef_maf_reply_free(&r);
-    /* Keep the local record in step with the MAF. */
+    /* Keep the local record in step with the MAF (whose policy may cap the expiry). */
     snprintf(id, sizeof(id), "%s@%s", hex, o.fqdn);
     if (delete) {
         saef_ks_del(o.ks, SAEF_KS_KC, id, strlen(id));
     } else if (saef_ks_get(o.ks, SAEF_KS_KC, id, strlen(id), &kc) == SAEF_KS_OK) {
-        json_t *j = json_loads(r.body != NULL ? r.body : "{}", 0, NULL);
-        const char *e = json_string_value(json_object_get(j, "expirationTime"));
-        if (e != NULL)
-            saef_time_parse(e, 0, &kc.not_after);
+        saef_maf_answer_expiry(r.body, &kc.not_after);
         if (o.target != NULL)
             snprintf(kc.peer, sizeof(kc.peer), "%s", o.target);
         saef_ks_put(o.ks, SAEF_KS_KC, id, strlen(id), &kc, SAEF_KS_REPLACE);
         saef_ks_record_wipe(&kc);
-        json_decref(j);
     }
+    saef_maf_reply_free(&r);
     printf("%s %s\n", delete ? "deregistered" : "updated", id);
     return 0;
 }

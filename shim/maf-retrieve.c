@@ -61,8 +61,7 @@ static void remember_refusal(uint64_t h, int64_t until)
     pthread_mutex_unlock(&lock);
 }
 
-/* The answer of 8.8.2.8 into rec; 0 with why set if it is not acceptable. */
-static int parse_reply(const char *body, int64_t now, saef_ks_record *rec, const char **why)
+int saef_maf_parse_reply(const char *body, int64_t now, saef_ks_record *rec, const char **why)
 {
     json_t *j = json_loads(body, 0, NULL);
     const char *key, *exp, *src;
@@ -126,7 +125,7 @@ int saef_maf_retrieve(const saef_conf *conf, saef_ks *ks, const char *id, size_t
         remember_refusal(h, now + saef_conf_int(conf, SAEF_CONF_MAF_NEGATIVE_TTL));
         ok = 0;
     } else {
-        ok = parse_reply(reply.body, now, rec, why);
+        ok = saef_maf_parse_reply(reply.body, now, rec, why);
     }
     saef_maf_reply_free(&reply);
     if (!ok)

@@ -731,31 +731,33 @@ SAEF_KS_ERR saef_ks_get(saef_ks *ks, SAEF_KS_TYPE type, const void *id, size_t i
     MDB_val k, v;
     MDB_txn *txn;
     SAEF_KS_ERR err;
-    int rc, ok;
+    int rc, ok = 0;
 
     if ((err = check_id(ks, type, id, id_len)) != SAEF_KS_OK)
         return err;
     if (out == NULL)
         return fail(ks, SAEF_KS_EINVAL, "no record to fill");
-    if ((err = use_env(ks)) != SAEF_KS_OK)
+    if ((err = use_env(ks)) != SAEF_KS_OK) {
+        saef_ks_record_wipe(out);
         return err;
+    }
     make_key(type, id, id_len, kbuf, &k);
-    if ((rc = rd_begin(ks->e, &txn)) != 0)
-        return from_mdb(ks, rc, "read");
-    rc = mdb_get(txn, ks->e->dbi, &k, &v);
-    ok = rc == 0 && saef_ks_rec_decode(v.mv_data, v.mv_size, out);
-    rd_end(ks->e, txn);
+    if ((rc = rd_begin(ks->e, &txn)) == 0) {
+        rc = mdb_get(txn, ks->e->dbi, &k, &v);
+        ok = rc == 0 && saef_ks_rec_decode(v.mv_data, v.mv_size, out);
+        rd_end(ks->e, txn);
+    }
+    if (rc == 0 && ok)
+        return SAEF_KS_OK;
+    /* No stale fields for a caller that fills the record in itself. */
+    saef_ks_record_wipe(out);
     if (rc == MDB_NOTFOUND)
         return fail(ks, SAEF_KS_ENOTFOUND, "no %s key %s", saef_ks_type_name(type),
                     id_text(id, id_len, text));
     if (rc != 0)
         return from_mdb(ks, rc, "read");
-    if (!ok) {
-        saef_ks_record_wipe(out);
-        return fail(ks, SAEF_KS_ECORRUPT, "store %s: the %s record %s is malformed", ks->path,
-                    saef_ks_type_name(type), id_text(id, id_len, text));
-    }
-    return SAEF_KS_OK;
+    return fail(ks, SAEF_KS_ECORRUPT, "store %s: the %s record %s is malformed", ks->path,
+                saef_ks_type_name(type), id_text(id, id_len, text));
 }
 
 /* ---- writes ------------------------------------------------------------ */

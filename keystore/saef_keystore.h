@@ -106,7 +106,8 @@ typedef struct {
 SAEF_EXPORT SAEF_KS_ERR saef_ks_open(const char *path, unsigned flags, saef_ks **out);
 SAEF_EXPORT void saef_ks_close(saef_ks *ks);
 
-/* Look up (type, identity). Not-after is NOT checked here: callers decide. */
+/* Look up (type, identity). Not-after is NOT checked here: callers decide.
+   On any failure *out is wiped (all zero). */
 SAEF_EXPORT SAEF_KS_ERR saef_ks_get(saef_ks *ks, SAEF_KS_TYPE type, const void *id,
                                     size_t id_len, saef_ks_record *out);
 

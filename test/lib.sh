@@ -120,3 +120,6 @@ done_testing() {
     [ "$FAILS" -eq 0 ] && echo "all passed" || echo "$FAILS failed"
     exit "$FAILS"
 }
+
+# by_run SHORT LONG: SHORT in the default run, LONG with SAEF_LONG=1.
+by_run() { if [ -n "${SAEF_LONG:-}" ]; then echo "$2"; else echo "$1"; fi; }

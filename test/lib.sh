@@ -123,3 +123,12 @@ done_testing() {
 
 # by_run SHORT LONG: SHORT in the default run, LONG with SAEF_LONG=1.
 by_run() { if [ -n "${SAEF_LONG:-}" ]; then echo "$2"; else echo "$1"; fi; }
+
+# saef_child: the program saef_bg started last, not its timeout wrapper.
+saef_child() { pgrep -P "$SAEF_LAST_PID" | head -1; }
+
+# tally FILE: "CLASS ok|fail" lines -> "CLASS ok=N fail=M" per class.
+tally() {
+    awk '{ n[$1 " " $2]++; c[$1] = 1 }
+         END { for (k in c) printf "%s ok=%d fail=%d\n", k, n[k " ok"], n[k " fail"] }' "$1" | sort
+}

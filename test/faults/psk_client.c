@@ -1,0 +1,186 @@
+/*
+ * saef-test-psk-client: native TLS-PSK handshakes in a loop, one new
+ * connection each, for load and latency tests (no saef in this client).
+ *
+ *   saef-test-psk-client [-v 1.2|1.3|both] [-n COUNT] [-t SECONDS] [-s STOPFILE]
+ *                        [-w MS] [-o RESULTS] HOST:PORT IDENTITY HEXKEY
+ *
+ * Stops after COUNT handshakes, SECONDS, or when STOPFILE exists (first
+ * met). Prints "handshakes=N ok=N fail=N p50_ms=X p99_ms=X max_ms=X"; with
+ * -o, also appends one "ok MS" or "fail MS" line per handshake to RESULTS.
+ * Exit status: 0 if every handshake completed, 1 if one failed, 2 on usage.
+ */
+#include <netdb.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char *identity;
+static unsigned char key[256];
+static long key_len;
+
+static unsigned int psk_cb(SSL *ssl, const char *hint, char *id, unsigned int max_id,
+                           unsigned char *psk, unsigned int max_psk)
+{
+    (void)ssl, (void)hint;
+    if (strlen(identity) >= max_id || (unsigned long)key_len > max_psk)
+        return 0;
+    strcpy(id, identity);
+    memcpy(psk, key, (size_t)key_len);
+    return (unsigned int)key_len;
+}
+
+/* TLS 1.3 external PSK, SHA-256 (what s_client -psk offers). */
+static int use_session_cb(SSL *ssl, const EVP_MD *md, const unsigned char **id, size_t *idlen,
+                          SSL_SESSION **sess)
+{
+    static const unsigned char tls_aes_128_gcm_sha256[] = {0x13, 0x01};
+    const SSL_CIPHER *c = SSL_CIPHER_find(ssl, tls_aes_128_gcm_sha256);
+
+    *sess = NULL;
+    if (md != NULL && !EVP_MD_is_a(md, "SHA256"))
+        return 1;
+    if (c == NULL || (*sess = SSL_SESSION_new()) == NULL ||
+        !SSL_SESSION_set1_master_key(*sess, key, (size_t)key_len) ||
+        !SSL_SESSION_set_cipher(*sess, c) ||
+        !SSL_SESSION_set_protocol_version(*sess, TLS1_3_VERSION))
+        return 0;
+    *id = (const unsigned char *)identity;
+    *idlen = strlen(identity);
+    return 1;
+}
+
+static double now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static int connect_to(const struct addrinfo *ai)
+{
+    int fd = socket(ai->ai_family, SOCK_STREAM, 0);
+    struct timeval limit = {10, 0};
+
+    if (fd < 0)
+        return -1;
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof(limit));
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof(limit));
+    if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* One handshake on a new connection; 1 if it completed with the PSK. */
+static int handshake(SSL_CTX *ctx, const struct addrinfo *ai)
+{
+    SSL *ssl = SSL_new(ctx);
+    int fd = connect_to(ai), ok = 0;
+
+    if (ssl != NULL && fd >= 0 && SSL_set_fd(ssl, fd) && SSL_connect(ssl) == 1) {
+        ok = SSL_version(ssl) != TLS1_3_VERSION || SSL_session_reused(ssl);
+        if (ok && SSL_write(ssl, "ping\n", 5) != 5)
+            ok = 0;
+        SSL_shutdown(ssl);
+    }
+    ERR_clear_error();
+    SSL_free(ssl);
+    if (fd >= 0)
+        close(fd);
+    return ok;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+static int usage(void)
+{
+    fprintf(stderr, "usage: saef-test-psk-client [-v 1.2|1.3|both] [-n COUNT] [-t SECONDS] "
+                    "[-s STOPFILE] [-w MS] [-o RESULTS] HOST:PORT IDENTITY HEXKEY\n");
+    return 2;
+}
+
+int main(int argc, char **argv)
+{
+    const char *versions = "both", *stop = NULL, *results = NULL;
+    long count = 1, secs = 0, wait_ms = 0, n = 0, ok = 0, cap = 1024;
+    double *lat = malloc(sizeof(double) * (size_t)cap), start;
+    char host[256], port[16];
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai;
+    unsigned char *k;
+    SSL_CTX *ctx[2];
+    FILE *out = NULL;
+    int c;
+
+    while ((c = getopt(argc, argv, "v:n:t:s:w:o:")) != -1) {
+        switch (c) {
+        case 'v': versions = optarg; break;
+        case 'n': count = atol(optarg); break;
+        case 't': secs = atol(optarg), count = 0; break;
+        case 's': stop = optarg, count = 0; break;
+        case 'w': wait_ms = atol(optarg); break;
+        case 'o': results = optarg; break;
+        default: return usage();
+        }
+    }
+    if (argc - optind != 3 || lat == NULL || sscanf(argv[optind], "%255[^:]:%15s", host, port) != 2 ||
+        (strcmp(versions, "1.2") && strcmp(versions, "1.3") && strcmp(versions, "both")))
+        return usage();
+    identity = argv[optind + 1];
+    if ((k = OPENSSL_hexstr2buf(argv[optind + 2], &key_len)) == NULL || key_len > 256)
+        return usage();
+    memcpy(key, k, (size_t)key_len);
+    OPENSSL_clear_free(k, (size_t)key_len);
+    if (getaddrinfo(host, port, &hints, &ai) != 0)
+        return usage();
+    if (results != NULL && (out = fopen(results, "a")) == NULL)
+        return usage();
+    for (int i = 0; i < 2; i++) {
+        int v = i ? TLS1_3_VERSION : TLS1_2_VERSION;
+        ctx[i] = SSL_CTX_new(TLS_client_method());
+        SSL_CTX_set_min_proto_version(ctx[i], v);
+        SSL_CTX_set_max_proto_version(ctx[i], v);
+        SSL_CTX_set_cipher_list(ctx[i], "PSK");
+        SSL_CTX_set_ciphersuites(ctx[i], "TLS_AES_128_GCM_SHA256");
+        SSL_CTX_set_psk_client_callback(ctx[i], psk_cb);
+        SSL_CTX_set_psk_use_session_callback(ctx[i], use_session_cb);
+    }
+    start = now_ms();
+    while ((count == 0 || n < count) && (secs == 0 || now_ms() - start < secs * 1e3) &&
+           (stop == NULL || access(stop, F_OK) != 0)) {
+        int v = !strcmp(versions, "1.3") || (!strcmp(versions, "both") && n % 2);
+        double t0 = now_ms();
+        int good = handshake(ctx[v], ai);
+        if (n == cap && (lat = realloc(lat, sizeof(double) * (size_t)(cap *= 2))) == NULL)
+            return 2;
+        lat[n++] = now_ms() - t0;
+        ok += good;
+        if (out != NULL)
+            fprintf(out, "%s %.3f\n", good ? "ok" : "fail", lat[n - 1]);
+        if (wait_ms > 0)
+            usleep((useconds_t)wait_ms * 1000);
+    }
+    qsort(lat, (size_t)n, sizeof(double), cmp_double);
+    printf("handshakes=%ld ok=%ld fail=%ld p50_ms=%.2f p99_ms=%.2f max_ms=%.2f\n", n, ok, n - ok,
+           n ? lat[n / 2] : 0.0, n ? lat[n * 99 / 100] : 0.0, n ? lat[n - 1] : 0.0);
+    if (out != NULL)
+        fclose(out);
+    OPENSSL_cleanse(key, sizeof(key));
+    freeaddrinfo(ai);
+    SSL_CTX_free(ctx[0]);
+    SSL_CTX_free(ctx[1]);
+    free(lat);
+    return ok == n ? 0 : 1;
+}

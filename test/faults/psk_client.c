@@ -3,7 +3,10 @@
  * connection each, for load and latency tests (no saef in this client).
  *
  *   saef-test-psk-client [-v 1.2|1.3|both] [-n COUNT] [-t SECONDS] [-s STOPFILE]
- *                        [-w MS] [-o RESULTS] HOST:PORT IDENTITY HEXKEY
+ *                        [-w MS] [-o RESULTS] [-m] HOST:PORT IDENTITY HEXKEY
+ *
+ * -m: made-up MAF identities: IDENTITY is "@MAF-FQDN", and each handshake
+ * sends a new random HEX32 in front of it.
  *
  * Stops after COUNT handshakes, SECONDS, or when STOPFILE exists (first
  * met). Prints "handshakes=N ok=N fail=N p50_ms=X p99_ms=X max_ms=X"; with
@@ -12,6 +15,7 @@
  */
 #include <netdb.h>
 #include <openssl/err.h>
+#include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +25,7 @@
 #include <unistd.h>
 
 static const char *identity;
+static char made_up[256];
 static unsigned char key[256];
 static long key_len;
 
@@ -98,6 +103,18 @@ static int handshake(SSL_CTX *ctx, const struct addrinfo *ai)
     return ok;
 }
 
+/* A new HEX32 before the "@MAF-FQDN" in made_up[32...]. */
+static void make_up_identity(void)
+{
+    unsigned char r[16];
+    char hex[33];
+
+    RAND_bytes(r, sizeof(r));
+    for (int i = 0; i < 16; i++)
+        snprintf(hex + 2 * i, 3, "%02X", r[i]);
+    memcpy(made_up, hex, 32);
+}
+
 static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -108,7 +125,7 @@ static int cmp_double(const void *a, const void *b)
 static int usage(void)
 {
     fprintf(stderr, "usage: saef-test-psk-client [-v 1.2|1.3|both] [-n COUNT] [-t SECONDS] "
-                    "[-s STOPFILE] [-w MS] [-o RESULTS] HOST:PORT IDENTITY HEXKEY\n");
+                    "[-s STOPFILE] [-w MS] [-o RESULTS] [-m] HOST:PORT IDENTITY HEXKEY\n");
     return 2;
 }
 
@@ -122,23 +139,46 @@ int main(int argc, char **argv)
     unsigned char *k;
     SSL_CTX *ctx[2];
     FILE *out = NULL;
-    int c;
+    int c, make_up = 0;
 
-    while ((c = getopt(argc, argv, "v:n:t:s:w:o:")) != -1) {
+    while ((c = getopt(argc, argv, "v:n:t:s:w:o:m")) != -1) {
         switch (c) {
-        case 'v': versions = optarg; break;
-        case 'n': count = atol(optarg); break;
-        case 't': secs = atol(optarg), count = 0; break;
-        case 's': stop = optarg, count = 0; break;
-        case 'w': wait_ms = atol(optarg); break;
-        case 'o': results = optarg; break;
-        default: return usage();
+        case 'v':
+            versions = optarg;
+            break;
+        case 'n':
+            count = atol(optarg);
+            break;
+        case 't':
+            secs = atol(optarg), count = 0;
+            break;
+        case 's':
+            stop = optarg, count = 0;
+            break;
+        case 'w':
+            wait_ms = atol(optarg);
+            break;
+        case 'o':
+            results = optarg;
+            break;
+        case 'm':
+            make_up = 1;
+            break;
+        default:
+            return usage();
         }
     }
-    if (argc - optind != 3 || lat == NULL || sscanf(argv[optind], "%255[^:]:%15s", host, port) != 2 ||
+    if (argc - optind != 3 || lat == NULL ||
+        sscanf(argv[optind], "%255[^:]:%15s", host, port) != 2 ||
         (strcmp(versions, "1.2") && strcmp(versions, "1.3") && strcmp(versions, "both")))
         return usage();
     identity = argv[optind + 1];
+    if (make_up) {
+        if (identity[0] != '@' || strlen(identity) > sizeof(made_up) - 33)
+            return usage();
+        snprintf(made_up, sizeof(made_up), "%032d%s", 0, identity);
+        identity = made_up;
+    }
     if ((k = OPENSSL_hexstr2buf(argv[optind + 2], &key_len)) == NULL || key_len > 256)
         return usage();
     memcpy(key, k, (size_t)key_len);
@@ -162,7 +202,11 @@ int main(int argc, char **argv)
            (stop == NULL || access(stop, F_OK) != 0)) {
         int v = !strcmp(versions, "1.3") || (!strcmp(versions, "both") && n % 2);
         double t0 = now_ms();
-        int good = handshake(ctx[v], ai);
+        int good;
+
+        if (make_up)
+            make_up_identity();
+        good = handshake(ctx[v], ai);
         if (n == cap && (lat = realloc(lat, sizeof(double) * (size_t)(cap *= 2))) == NULL)
             return 2;
         lat[n++] = now_ms() - t0;

@@ -3,16 +3,21 @@
  * connection each, for load and latency tests (no saef in this client).
  *
  *   saef-test-psk-client [-v 1.2|1.3|both] [-n COUNT] [-t SECONDS] [-s STOPFILE]
- *                        [-w MS] [-o RESULTS] [-m] HOST:PORT IDENTITY HEXKEY
+ *                        [-w MS] [-o RESULTS] [-m] [-r REQUEST] HOST:PORT IDENTITY HEXKEY
  *
+ * After each handshake the client sends REQUEST (default "ping\n"; "\r\n"
+ * written as such) and, with -r, reads the answer to its end; a handshake
+ * whose answer is empty counts as failed.
  * -m: made-up MAF identities: IDENTITY is "@MAF-FQDN", and each handshake
  * sends a new random HEX32 in front of it.
  *
  * Stops after COUNT handshakes, SECONDS, or when STOPFILE exists (first
  * met). Prints "handshakes=N ok=N fail=N p50_ms=X p99_ms=X max_ms=X"; with
- * -o, also appends one "ok MS" or "fail MS" line per handshake to RESULTS.
+ * -o, also appends one "ok MS [LAST-LINE]" or "fail MS" line per handshake
+ * to RESULTS, LAST-LINE being the answer's last line (with -r).
  * Exit status: 0 if every handshake completed, 1 if one failed, 2 on usage.
  */
+#define _GNU_SOURCE /* memrchr */
 #include <netdb.h>
 #include <openssl/err.h>
 #include <openssl/rand.h>
@@ -24,7 +29,8 @@
 #include <time.h>
 #include <unistd.h>
 
-static const char *identity;
+static const char *identity, *request = "ping\n";
+static int want_answer;
 static char made_up[256];
 static unsigned char key[256];
 static long key_len;
@@ -84,16 +90,44 @@ static int connect_to(const struct addrinfo *ai)
     return fd;
 }
 
-/* One handshake on a new connection; 1 if it completed with the PSK. */
-static int handshake(SSL_CTX *ctx, const struct addrinfo *ai)
+/* The answer's last non-empty line into last (size 256); 0 if none. */
+static int read_answer(SSL *ssl, char *last)
+{
+    char buf[4096];
+    const char *line;
+    size_t len = 0;
+    int n;
+
+    while (len < sizeof(buf) - 1 &&
+           (n = SSL_read(ssl, buf + len, (int)(sizeof(buf) - 1 - len))) > 0)
+        len += (size_t)n;
+    while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
+        len--;
+    buf[len] = '\0';
+    if (len == 0)
+        return 0;
+    line = memrchr(buf, '\n', len);
+    line = line != NULL ? line + 1 : buf;
+    len -= (size_t)(line - buf);
+    memcpy(last, line, len < 255 ? len : 255);
+    last[len < 255 ? len : 255] = '\0';
+    return 1;
+}
+
+/* One handshake on a new connection; 1 if it completed with the PSK (and,
+   with -r, an answer came). */
+static int handshake(SSL_CTX *ctx, const struct addrinfo *ai, char *last)
 {
     SSL *ssl = SSL_new(ctx);
     int fd = connect_to(ai), ok = 0;
 
+    last[0] = '\0';
     if (ssl != NULL && fd >= 0 && SSL_set_fd(ssl, fd) && SSL_connect(ssl) == 1) {
         ok = SSL_version(ssl) != TLS1_3_VERSION || SSL_session_reused(ssl);
-        if (ok && SSL_write(ssl, "ping\n", 5) != 5)
+        if (ok && SSL_write(ssl, request, (int)strlen(request)) != (int)strlen(request))
             ok = 0;
+        if (ok && want_answer)
+            ok = read_answer(ssl, last);
         SSL_shutdown(ssl);
     }
     ERR_clear_error();
@@ -115,6 +149,23 @@ static void make_up_identity(void)
     memcpy(made_up, hex, 32);
 }
 
+/* "\r" and "\n" in a command-line REQUEST, in place. */
+static char *unescape(char *s)
+{
+    char *o = s;
+
+    for (const char *p = s; *p; p++) {
+        if (p[0] == '\\' && (p[1] == 'r' || p[1] == 'n')) {
+            *o++ = p[1] == 'r' ? '\r' : '\n';
+            p++;
+        } else {
+            *o++ = *p;
+        }
+    }
+    *o = '\0';
+    return s;
+}
+
 static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -124,8 +175,9 @@ static int cmp_double(const void *a, const void *b)
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: saef-test-psk-client [-v 1.2|1.3|both] [-n COUNT] [-t SECONDS] "
-                    "[-s STOPFILE] [-w MS] [-o RESULTS] [-m] HOST:PORT IDENTITY HEXKEY\n");
+    fprintf(stderr,
+            "usage: saef-test-psk-client [-v 1.2|1.3|both] [-n COUNT] [-t SECONDS] "
+            "[-s STOPFILE] [-w MS] [-o RESULTS] [-m] [-r REQUEST] HOST:PORT IDENTITY HEXKEY\n");
     return 2;
 }
 
@@ -134,14 +186,14 @@ int main(int argc, char **argv)
     const char *versions = "both", *stop = NULL, *results = NULL;
     long count = 1, secs = 0, wait_ms = 0, n = 0, ok = 0, cap = 1024;
     double *lat = malloc(sizeof(double) * (size_t)cap), start;
-    char host[256], port[16];
+    char host[256], port[16], last[256];
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai;
     unsigned char *k;
     SSL_CTX *ctx[2];
     FILE *out = NULL;
     int c, make_up = 0;
 
-    while ((c = getopt(argc, argv, "v:n:t:s:w:o:m")) != -1) {
+    while ((c = getopt(argc, argv, "v:n:t:s:w:o:mr:")) != -1) {
         switch (c) {
         case 'v':
             versions = optarg;
@@ -163,6 +215,10 @@ int main(int argc, char **argv)
             break;
         case 'm':
             make_up = 1;
+            break;
+        case 'r':
+            request = unescape(optarg);
+            want_answer = 1;
             break;
         default:
             return usage();
@@ -206,13 +262,14 @@ int main(int argc, char **argv)
 
         if (make_up)
             make_up_identity();
-        good = handshake(ctx[v], ai);
+        good = handshake(ctx[v], ai, last);
         if (n == cap && (lat = realloc(lat, sizeof(double) * (size_t)(cap *= 2))) == NULL)
             return 2;
         lat[n++] = now_ms() - t0;
         ok += good;
         if (out != NULL)
-            fprintf(out, "%s %.3f\n", good ? "ok" : "fail", lat[n - 1]);
+            fprintf(out, "%s %.3f%s%s\n", good ? "ok" : "fail", lat[n - 1], last[0] ? " " : "",
+                    last);
         if (wait_ms > 0)
             usleep((useconds_t)wait_ms * 1000);
     }

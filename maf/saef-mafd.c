@@ -10,6 +10,8 @@
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <getopt.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -114,11 +116,12 @@ int main(int argc, char **argv)
     char host[256], err[256], probe[300];
     struct event_base *base;
     struct evhttp *http;
+    struct evhttp_bound_socket *bound;
     struct event *tick, *sigint, *sigterm;
     struct timeval minute = {60, 0};
     saef_conf conf;
     saef_ctx *s;
-    int c, port;
+    int c, port, one = 1;
 
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
@@ -172,10 +175,13 @@ int main(int argc, char **argv)
     evhttp_set_timeout(http, 10);
     evhttp_set_allowed_methods(http, EVHTTP_REQ_POST | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
                                          EVHTTP_REQ_GET);
-    if (evhttp_bind_socket(http, host, (ev_uint16_t)port) != 0) {
+    if ((bound = evhttp_bind_socket_with_handle(http, host, (ev_uint16_t)port)) == NULL) {
         fprintf(stderr, "saef-mafd: cannot listen on %s\n", g.listen);
         return 3;
     }
+    /* Accepted sockets inherit it: an answer written in two TLS records
+       would otherwise wait for the client's delayed ACK (40 ms). */
+    setsockopt(evhttp_bound_socket_get_fd(bound), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     tick = event_new(base, -1, EV_PERSIST, purge, NULL);
     event_add(tick, &minute);
     sigint = evsignal_new(base, SIGINT, on_signal, base);

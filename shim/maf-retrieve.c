@@ -17,6 +17,16 @@ static struct {
     uint64_t hash;
     int64_t until;
 } neg[NEG_SLOTS];
+/* A MAF that did not answer is asked again only after a pause (seconds)
+   that doubles while it keeps failing, so a flood cannot make handshake
+   after handshake wait maf_timeout for it. */
+#define DOWN_SLOTS 16
+#define PAUSE_MAX 32
+
+static struct resting {
+    uint64_t hash; /* of the MAF-FQDN; 0 = slot free */
+    int64_t until, pause;
+} down[DOWN_SLOTS];
 static int64_t bucket_second;
 static int bucket_used;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -30,14 +40,19 @@ static uint64_t fnv1a(const char *p, size_t n)
     return h;
 }
 
-/* 1 if a retrieval may go out now (not refused recently, under the rate). */
-static int admit(uint64_t h, int64_t now, const char **why)
+/* 1 if a retrieval may go out now (not refused recently, the MAF not
+   resting, under the rate). */
+static int admit(uint64_t h, uint64_t maf, int64_t now, const char **why)
 {
+    const struct resting *d = &down[maf % DOWN_SLOTS];
     int ok = 1;
 
     pthread_mutex_lock(&lock);
     if (neg[h % NEG_SLOTS].hash == h && neg[h % NEG_SLOTS].until > now) {
         *why = "refused by the MAF recently";
+        ok = 0;
+    } else if (d->hash == maf && d->until > now) {
+        *why = "the MAF did not answer recently (asked again after a pause)";
         ok = 0;
     } else if (bucket_second == now && bucket_used >= RATE_PER_SEC) {
         *why = "MAF retrieval rate limit reached";
@@ -58,6 +73,23 @@ static void remember_refusal(uint64_t h, int64_t until)
     pthread_mutex_lock(&lock);
     neg[h % NEG_SLOTS].hash = h;
     neg[h % NEG_SLOTS].until = until;
+    pthread_mutex_unlock(&lock);
+}
+
+/* After a retrieval: a MAF that answered is up; one that did not rests. */
+static void note_answer(uint64_t maf, int answered, int64_t now)
+{
+    struct resting *d = &down[maf % DOWN_SLOTS];
+
+    pthread_mutex_lock(&lock);
+    if (answered) {
+        if (d->hash == maf)
+            d->hash = 0;
+    } else {
+        d->pause = d->hash != maf ? 1 : d->pause < PAUSE_MAX ? 2 * d->pause : PAUSE_MAX;
+        d->hash = maf;
+        d->until = now + d->pause;
+    }
     pthread_mutex_unlock(&lock);
 }
 
@@ -97,12 +129,12 @@ int saef_maf_retrieve(const saef_conf *conf, saef_ks *ks, const char *id, size_t
     char url[SAEF_CONF_VALUE_MAX + 32], body[64];
     const char *kmid = saef_conf_str(conf, SAEF_CONF_MAF_KMID);
     int64_t now = (int64_t)time(NULL);
-    uint64_t h = fnv1a(id, id_len);
+    uint64_t h = fnv1a(id, id_len), maf = fnv1a(fqdn, fqdn_len);
     saef_ks_record km;
     saef_maf_reply reply;
     int ok;
 
-    if (!admit(h, now, why))
+    if (!admit(h, maf, now, why))
         return 0;
     if (!saef_conf_maf_url(conf, fqdn, fqdn_len, url, sizeof(url) - 32)) {
         *why = "no URL for this MAF";
@@ -117,6 +149,7 @@ int saef_maf_retrieve(const saef_conf *conf, saef_ks *ks, const char *id, size_t
     ok = saef_maf_call("POST", url, body, kmid, km.key, km.key_len,
                        saef_conf_int(conf, SAEF_CONF_MAF_TIMEOUT), 0, &reply);
     saef_ks_record_wipe(&km);
+    note_answer(maf, ok, (int64_t)time(NULL));
     if (!ok) {
         *why = "MAF unreachable or not authenticated";
     } else if (reply.status != 200) {

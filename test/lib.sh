@@ -140,3 +140,51 @@ done_testing() {
     [ "$FAILS" -eq 0 ] && echo "all passed" || echo "$FAILS failed"
     exit "$FAILS"
 }
+
+# by_run SHORT LONG: SHORT in the default run, LONG with SAEF_LONG=1.
+by_run() { if [ -n "${SAEF_LONG:-}" ]; then echo "$2"; else echo "$1"; fi; }
+
+# saef_child: the program saef_bg started last, not its timeout wrapper.
+saef_child() { pgrep -P "$SAEF_LAST_PID" | head -1; }
+
+# tally FILE: "CLASS ok|fail" lines -> "CLASS ok=N fail=M" per class.
+tally() {
+    awk '{ n[$1 " " $2]++; c[$1] = 1 }
+         END { for (k in c) printf "%s ok=%d fail=%d\n", k, n[k " ok"], n[k " fail"] }' "$1" | sort
+}
+
+# nginx_start CNF WORKERS: nginx under saef-run (OPENSSL_CONF=CNF), with a
+# self-signed certificate, on a fresh 127.0.0.1:$PORT; NGINX is the master.
+# reuseport lets the kernel spread connections over the workers; every
+# answer is "oneM2M CSE" and the pid of the worker that served it.
+nginx_start() {
+    command -v nginx >/dev/null || PATH="$PATH:/usr/sbin"
+    [ -e "$T/cert.pem" ] || openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 \
+        -nodes -days 1 -subj /CN=localhost -keyout "$T/key.pem" -out "$T/cert.pem" 2>/dev/null
+    PORT=$(free_port)
+    mkdir -p "$T/nginx/logs"
+    # Workers fork from the master: they keep saef's configuration without
+    # the environment, and reopen the store.
+    cat >"$T/nginx/nginx.conf" <<NGX
+$( [ "$(id -u)" = 0 ] && echo "user root;" )
+worker_processes $2;
+daemon off;
+pid $T/nginx/nginx.pid;
+error_log stderr info;
+events { worker_connections 64; }
+http {
+    access_log off;
+    server {
+        listen 127.0.0.1:$PORT ssl reuseport;
+        ssl_certificate $T/cert.pem;
+        ssl_certificate_key $T/key.pem;
+        ssl_ciphers HIGH:!aNULL:!MD5;
+        ssl_protocols TLSv1.2 TLSv1.3;  # 1.22 leaves 1.3 off by default
+        location / { return 200 "oneM2M CSE\nworker \$pid\n"; }
+    }
+}
+NGX
+    saef_bg "$T/nginx.log" env OPENSSL_CONF="$1" saef-run -- nginx -p "$T/nginx" -c "$T/nginx/nginx.conf"
+    NGINX=$SAEF_LAST_PID
+    wait_port "$PORT"
+}

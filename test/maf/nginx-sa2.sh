@@ -4,7 +4,6 @@
 # of A, over the same Kc.
 . "$SAEF_SRC/test/lib.sh"
 PATH="$SAEF_SBIN:$PATH"
-command -v nginx >/dev/null || PATH="$PATH:/usr/sbin"
 KA=0102030405060708090A0B0C0D0E0F10 KB=1112131415161718191A1B1C1D1E1F20
 M="$T/maf.db" A="$T/a.db" B="$T/b.db"
 for s in "$M" "$A" "$B"; do saef-key -s "$s" init >/dev/null; done
@@ -22,30 +21,7 @@ saef_cnf "$T/a.cnf" "$A" "entity_id = $IDA" "role = both" "${MAFCNF[@]}"
 check_rc "A registers a key for B" 0 saef-maf -s "$A" register --maf "$MAF" --target $IDB
 KEYID=$(cut -f1 "$T/out")
 
-PORT=$(free_port)
-mkdir -p "$T/nginx/logs"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=localhost \
-    -keyout "$T/key.pem" -out "$T/cert.pem" 2>/dev/null
-cat >"$T/nginx/nginx.conf" <<NGX
-$( [ "$(id -u)" = 0 ] && echo "user root;" )
-worker_processes 2;
-daemon off;
-pid $T/nginx/nginx.pid;
-error_log stderr info;
-events { worker_connections 64; }
-http {
-    access_log off;
-    server {
-        listen 127.0.0.1:$PORT ssl reuseport;  # the kernel spreads clients over both workers
-        ssl_certificate $T/cert.pem;
-        ssl_certificate_key $T/key.pem;
-        ssl_protocols TLSv1.2 TLSv1.3;
-        location / { return 200 "in-cse worker \$pid\n"; }
-    }
-}
-NGX
-saef_bg "$T/nginx.log" env OPENSSL_CONF="$T/b.cnf" saef-run -- nginx -p "$T/nginx" -c "$T/nginx/nginx.conf"
-wait_port "$PORT"
+nginx_start "$T/b.cnf" 2
 get() { # get VERSION: A's HTTP GET through its client shim
     printf 'GET / HTTP/1.0\r\nHost: localhost\r\n\r\n' | timeout 10 saef-run --conf "$T/a.cnf" -- \
         openssl s_client -connect "127.0.0.1:$PORT" "$1" -ign_eof >"$T/client" 2>&1
@@ -55,8 +31,8 @@ ok=0 n=0
 : >"$T/pids"
 while [ "$n" -lt 30 ] && [ "$(sort -u "$T/pids" | wc -l)" -lt 2 ]; do
     get -tls1_$((2 + n % 2))
-    grep -q "in-cse" "$T/client" && grep -q "Cipher is .*\(PSK\|TLS_AES\)" "$T/client" && ok=$((ok + 1))
-    sed -n 's/^in-cse worker //p' "$T/client" >>"$T/pids"
+    grep -q "oneM2M CSE" "$T/client" && grep -q "Cipher is .*\(PSK\|TLS_AES\)" "$T/client" && ok=$((ok + 1))
+    sed -n 's/^worker //p' "$T/client" >>"$T/pids"
     n=$((n + 1))
 done
 check "A reaches nginx (B) with its MAF key over TLS 1.2 and 1.3, every time ($ok of $n)" test "$ok" = "$n" -a "$n" -ge 2

@@ -3,44 +3,13 @@
 # PSK clients get through on TLS 1.2 and 1.3; with require_psk a
 # certificate-only client does not.
 . "$SAEF_SRC/test/lib.sh"
-command -v nginx >/dev/null || PATH="$PATH:/usr/sbin"
 K=00112233445566778899AABBCCDDEEFF
 S="$T/keys.db"
 saef-key -s "$S" init >/dev/null
 saef-key -s "$S" add kpsa dev1@sp.example.com --hex $K --peer /sp.example.com/C-dev1
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=localhost \
-    -keyout "$T/key.pem" -out "$T/cert.pem" 2>/dev/null
-
 conf() { saef_cnf "$T/openssl.cnf" "$S" "entity_id = /sp.example.com/in-cse" "role = server" "log = stderr" "$@"; }
 
-start_nginx() {
-    PORT=$(free_port)
-    mkdir -p "$T/nginx/logs"
-    # Workers fork from the master: they keep saef's configuration without
-    # the environment, and reopen the store.
-    cat >"$T/nginx/nginx.conf" <<NGX
-$( [ "$(id -u)" = 0 ] && echo "user root;" )
-worker_processes 2;
-daemon off;
-pid $T/nginx/nginx.pid;
-error_log stderr info;
-events { worker_connections 64; }
-http {
-    access_log off;
-    server {
-        listen 127.0.0.1:$PORT ssl;
-        ssl_certificate $T/cert.pem;
-        ssl_certificate_key $T/key.pem;
-        ssl_ciphers HIGH:!aNULL:!MD5;
-        ssl_protocols TLSv1.2 TLSv1.3;  # 1.22 leaves 1.3 off by default
-        location / { return 200 "oneM2M CSE\n"; }
-    }
-}
-NGX
-    saef_bg "$T/nginx.log" env OPENSSL_CONF="$T/openssl.cnf" saef-run -- \
-        nginx -p "$T/nginx" -c "$T/nginx/nginx.conf"
-    wait_port "$PORT"
-}
+start_nginx() { nginx_start "$T/openssl.cnf" 2; }
 
 get() { # get CLIENT-ARGS...: HTTP GET over s_client; response in $T/client
     printf 'GET / HTTP/1.0\r\nHost: localhost\r\n\r\n' | OPENSSL_CONF=/dev/null timeout 10 \
@@ -61,7 +30,7 @@ get -tls1_2
 check_grep "without require_psk a certificate client still works" "oneM2M CSE" "$T/client"
 sleep 0.3
 check_grep "nginx worker logged the association" 'accepted identity="dev1@sp.example.com" entity="/sp.example.com/C-dev1"' "$T/nginx.log"
-kill "$SAEF_LAST_PID"; wait "$SAEF_LAST_PID" 2>/dev/null
+kill "$NGINX"; wait "$NGINX" 2>/dev/null
 
 conf "require_psk = yes"
 start_nginx

@@ -220,6 +220,38 @@ static const char *admin_of(const saef_ks_record *rec)
     return admin;
 }
 
+/* The rest of an update (8.8.2.5, 8.8.2.9): a future expirationTime, capped at
+   max, and labels go into rec, which is stored; *answer becomes out (consumed)
+   with what changed. */
+static int store_update(const saef_mafd *m, SAEF_KS_TYPE type, const char *id,
+                        saef_ks_record *rec, const char *expires, json_t *labels, long max,
+                        json_t *out, json_t **answer)
+{
+    char exp[16];
+    int64_t now = (int64_t)time(NULL), want;
+
+    if (expires != NULL && (!saef_time_parse(expires, now, &want) || want <= now)) {
+        json_decref(out);
+        return error_answer(answer, 400, "expirationTime must be a future YYYYMMDDTHHMMSS");
+    }
+    if (expires != NULL) {
+        rec->not_after = capped(want, now, max);
+        timestamp(rec->not_after, exp);
+        json_object_set_new(out, "expirationTime", json_string(exp));
+    }
+    if (labels != NULL) {
+        set_meta(rec, admin_of(rec), labels);
+        json_object_set(out, "labels", labels);
+    }
+    if (saef_ks_put(m->ks, type, id, strlen(id), rec, SAEF_KS_REPLACE) != SAEF_KS_OK) {
+        saef_mafd_log("%s", saef_ks_last_error(m->ks));
+        json_decref(out);
+        return error_answer(answer, 500, "registry error");
+    }
+    *answer = out;
+    return 200;
+}
+
 /* 8.8.2.3: POST /clientReg. */
 static int client_registration(const saef_mafd *m, const saef_mafd_request *req, json_t **answer)
 {
@@ -297,9 +329,8 @@ static int client_registration_change(const saef_mafd *m, const saef_mafd_reques
     static const char *const allowed[] = {"MAF-FQDN", "expirationTime", "labels", NULL};
     char err[256], exp[16];
     const char *expires = NULL, *fqdn = NULL;
-    json_t *j = NULL, *labels = NULL, *out, *cfg;
+    json_t *j = NULL, *labels = NULL, *cfg;
     saef_ks_record rec;
-    int64_t now = (int64_t)time(NULL), want;
     int found = creg_get(m, id, &rec), status;
 
     if (found == 0)
@@ -339,27 +370,8 @@ static int client_registration_change(const saef_mafd *m, const saef_mafd_reques
                               "(docs/maf-protocol.md)");
         goto out;
     }
-    if (expires != NULL && (!saef_time_parse(expires, now, &want) || want <= now)) {
-        status = error_answer(answer, 400, "expirationTime must be a future YYYYMMDDTHHMMSS");
-        goto out;
-    }
-    out = json_object();
-    if (expires != NULL) {
-        rec.not_after = capped(want, now, m->max_reg_lifetime);
-        timestamp(rec.not_after, exp);
-        json_object_set_new(out, "expirationTime", json_string(exp));
-    }
-    if (labels != NULL) {
-        set_meta(&rec, rec.self, labels);
-        json_object_set(out, "labels", labels);
-    }
-    if (saef_ks_put(m->ks, SAEF_KS_CREG, id, 32, &rec, SAEF_KS_REPLACE) != SAEF_KS_OK) {
-        json_decref(out);
-        status = error_answer(answer, 500, "registry error");
-        goto out;
-    }
-    *answer = out;
-    status = 200;
+    status = store_update(m, SAEF_KS_CREG, id, &rec, expires, labels, m->max_reg_lifetime,
+                          json_object(), answer);
 out:
     saef_ks_record_wipe(&rec);
     json_decref(j);
@@ -538,11 +550,10 @@ static int key_registration_change(const saef_mafd *m, const saef_mafd_request *
 {
     static const char *const allowed[] = {"MAF-FQDN", "expirationTime", "labels", "targetIDs",
                                           NULL};
-    char err[256], id[SAEF_KS_ID_MAX + 1], exp[16];
-    json_t *j = NULL, *labels = NULL, *targets = NULL, *out, *meta;
+    char err[256], id[SAEF_KS_ID_MAX + 1];
+    json_t *j = NULL, *labels = NULL, *targets = NULL, *out;
     const char *expires = NULL, *target = NULL, *fqdn = NULL;
     saef_ks_record rec;
-    int64_t now = (int64_t)time(NULL), want;
     int found = get_registration(m, rel, &rec, id), status;
 
     if (found < 0)
@@ -569,7 +580,8 @@ static int key_registration_change(const saef_mafd *m, const saef_mafd_request *
     if (unknown_field(j, allowed) != NULL ||
         json_unpack(j, "{s?s, s?s, s?o, s?o}", "MAF-FQDN", &fqdn, "expirationTime", &expires,
                     "labels", &labels, "targetIDs", &targets) != 0 ||
-        (expires == NULL && labels == NULL && targets == NULL) || !valid_labels(labels)) {
+        (expires == NULL && labels == NULL && targets == NULL) || !valid_labels(labels) ||
+        (fqdn != NULL && strcasecmp(fqdn, m->fqdn) != 0)) {
         status = error_answer(answer, 400,
                               "give at least one of expirationTime, labels, "
                               "targetIDs (docs/maf-protocol.md)");
@@ -582,33 +594,12 @@ static int key_registration_change(const saef_mafd *m, const saef_mafd_request *
             error_answer(answer, 400, "targetIDs must hold exactly one Absolute CSE-ID or AE-ID");
         goto out;
     }
-    if (expires != NULL && (!saef_time_parse(expires, now, &want) || want <= now)) {
-        status = error_answer(answer, 400, "expirationTime must be a future YYYYMMDDTHHMMSS");
-        goto out;
-    }
     out = json_object();
-    if (expires != NULL) {
-        rec.not_after = capped(want, now, m->max_lifetime);
-        timestamp(rec.not_after, exp);
-        json_object_set_new(out, "expirationTime", json_string(exp));
-    }
     if (target != NULL) {
         snprintf(rec.peer, sizeof(rec.peer), "%s", target);
         json_object_set(out, "targetIDs", targets);
     }
-    if (labels != NULL) {
-        meta = json_loads(rec.meta, 0, NULL);
-        set_meta(&rec, json_string_value(json_object_get(meta, "adminFQDN")), labels);
-        json_decref(meta);
-        json_object_set(out, "labels", labels);
-    }
-    if (saef_ks_put(m->ks, SAEF_KS_KC, id, strlen(id), &rec, SAEF_KS_REPLACE) != SAEF_KS_OK) {
-        json_decref(out);
-        status = error_answer(answer, 500, "registry error");
-        goto out;
-    }
-    *answer = out;
-    status = 200;
+    status = store_update(m, SAEF_KS_KC, id, &rec, expires, labels, m->max_lifetime, out, answer);
 out:
     saef_ks_record_wipe(&rec);
     json_decref(j);

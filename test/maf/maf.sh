@@ -92,6 +92,12 @@ bad 404 "unknown resource" POST /nothing '{}'
 bad 400 "retrieval with a bad id" POST /keyRetrieve '{"relativeKeyID":"xyz"}'
 bad 404 "retrieval of an unknown id" POST /keyRetrieve '{"relativeKeyID":"00000000000000000000000000000000"}'
 bad 403 "retrieval by the source, not the target" POST /keyRetrieve '{"relativeKeyID":"'$rel'"}'
+snapshot=$(saef-key -s "$M" show kc "$rel@maf.example.com")
+bad 400 "an update naming another MAF-FQDN" PUT "/keyReg/$rel" '{"MAF-FQDN":"other.example.com","labels":["x"]}'
+bad 400 "an update with an expirationTime in the past" PUT "/keyReg/$rel" '{"expirationTime":"20200101T000000"}'
+bad 400 "an update with two targets" PUT "/keyReg/$rel" '{"targetIDs":["'$IDB'","//sp.example.com/x"]}'
+bad 400 "an update with nothing to change" PUT "/keyReg/$rel" '{}'
+check "  ... the registration is as it was" test "$(saef-key -s "$M" show kc "$rel@maf.example.com")" = "$snapshot"
 maf_raw x-km@maf.example.com $KX DELETE "/keyReg/$rel"
 check "deregistration by another client: 403" test "$(maf_status)" = 403
 check "  ... nothing changed" test "$(saef-key -s "$M" list kc | wc -l)" = "$before"

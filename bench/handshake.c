@@ -5,12 +5,14 @@
  *
  * Usage: saef-bench-handshake -p PORT [-H HOST] [-V tls1.2|tls1.3|dtls1.2]
  *            (-i IDENTITY -k HEXKEY | -f FILE) [-c CONCURRENCY]
- *            [-t SECONDS | -n COUNT | -u SECONDS] [-C CIPHER]
+ *            [-t SECONDS | -n COUNT | -u SECONDS] [-C CIPHER] [-r FILE]
  *   -f FILE   the first "identity:hexkey" line of FILE (the psk file format)
  *   -c N      N threads, each with its own connections (default 1)
  *   -t / -n   run for SECONDS (default 5) or until COUNT handshakes succeeded
  *   -u S      retry single handshakes until one works (at most S seconds):
  *             how long a new key takes to become usable
+ *   -r FILE   after each handshake send FILE (an HTTP request) and count the
+ *             connection only when the answer is a 2xx (MAF registrations)
  * Prints one line of key=value pairs: mode, concurrency, handshakes, failures,
  * seconds, hs_per_s, and the per-handshake latency p50_us / p99_us.
  * Exit status 0 when at least one handshake succeeded and none failed
@@ -43,6 +45,8 @@ static struct {
     unsigned char key[64];
     size_t key_len;
     const char *cipher;
+    char *request;
+    size_t request_len;
     double seconds, until_ok;
     long count;
     int threads;
@@ -138,6 +142,20 @@ err:
     return NULL;
 }
 
+/* Sends the request; 1 when the answer's status line says 2xx. */
+static int request(SSL *ssl)
+{
+    char buf[4096];
+    size_t got = 0;
+    int n;
+
+    if (SSL_write(ssl, cfg.request, (int)cfg.request_len) != (int)cfg.request_len)
+        return 0;
+    while (got < 12 && (n = SSL_read(ssl, buf + got, (int)(sizeof(buf) - got))) > 0)
+        got += (size_t)n;
+    return got >= 12 && strncmp(buf, "HTTP/1.", 7) == 0 && buf[9] == '2';
+}
+
 /* One full handshake on a new connection; 1 when the PSK authenticated it. */
 static int handshake(void)
 {
@@ -165,6 +183,8 @@ static int handshake(void)
         /* TLS 1.3: a server that did not take the PSK authenticated with a
            certificate we did not check. */
         ok = cfg.mode != TLS13 || SSL_session_reused(ssl);
+        if (ok && cfg.request != NULL)
+            ok = request(ssl);
         SSL_shutdown(ssl);
     }
 out:
@@ -241,6 +261,23 @@ static const char *mode_name(void)
     return cfg.mode == TLS12 ? "tls1.2" : cfg.mode == TLS13 ? "tls1.3" : "dtls1.2";
 }
 
+static int read_request(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    long len;
+
+    if (f == NULL || fseek(f, 0, SEEK_END) != 0 || (len = ftell(f)) <= 0 || len > 65536 ||
+        fseek(f, 0, SEEK_SET) != 0 || (cfg.request = malloc((size_t)len)) == NULL ||
+        fread(cfg.request, 1, (size_t)len, f) != (size_t)len) {
+        if (f != NULL)
+            fclose(f);
+        return 0;
+    }
+    cfg.request_len = (size_t)len;
+    fclose(f);
+    return 1;
+}
+
 /* -u: single handshakes until one works; prints the time it took. */
 static int until_ok(void)
 {
@@ -267,7 +304,7 @@ int main(int argc, char **argv)
     double t0, elapsed, *lat;
     int opt, have_key = 0;
 
-    while ((opt = getopt(argc, argv, "H:p:V:i:k:f:c:t:n:u:C:")) != -1) {
+    while ((opt = getopt(argc, argv, "H:p:V:i:k:f:c:t:n:u:C:r:")) != -1) {
         switch (opt) {
         case 'H':
             host = optarg;
@@ -305,6 +342,10 @@ int main(int argc, char **argv)
             break;
         case 'C':
             cfg.cipher = optarg;
+            break;
+        case 'r':
+            if (!read_request(optarg))
+                return die("-r: cannot read the request file (1 byte to 64 KiB)");
             break;
         default:
             return die("usage: see the comment at the top of bench/handshake.c");

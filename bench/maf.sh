@@ -6,6 +6,7 @@
 #   first handshake with a new Kc (B fetches it from saef-mafd) against the
 #     next one (cached in B's store): p50 latency of single handshakes
 #   cached MAF handshakes / pre-provisioned ones, same server, alternating
+#     rounds, and the same in cachegrind instructions per handshake
 PATH="${SAEF_SBIN:-}:$PATH"
 KA=0102030405060708090A0B0C0D0E0F10 KB=1112131415161718191A1B1C1D1E1F20
 KP=2122232425262728292A2B2C2D2E2F30
@@ -54,3 +55,12 @@ for r in $(seq "$ROUNDS"); do
             field hs_per_s)"
     done >>"$OUT/maf-raw.csv"
 done
+
+# The same comparison in instructions (deterministic): a B that serves N.
+if have valgrind; then
+    for v in $CG_PROTOS; do
+        echo "cached_maf_instructions_per_hs,1,$v,$(cg_per_hs $v "$kid" "$kc" "$T/b.cnf" "$PRELOAD")"
+        echo "preprovisioned_instructions_per_hs,1,$v,$(cg_per_hs $v pre@sp.example.com $KP \
+            "$T/b.cnf" "$PRELOAD")"
+    done >>"$OUT/maf-raw.csv"
+fi

@@ -112,6 +112,12 @@ if maf_raw:
                       % (v, len(maf("cached_maf_hs_per_s", v))),
                       "%.3f (%.0f/s vs %.0f/s)" % (m / p if p else 0, m, p))]
     for v in PROTOS:
+        m, p = med(maf("cached_maf_instructions_per_hs", v)), med(
+            maf("preprovisioned_instructions_per_hs", v))
+        if m and p:
+            maf_rows += [("the same in instructions per handshake (pre-provisioned / cached), %s"
+                          % v, "%.4f ({:,.0f} vs {:,.0f})".format(p, m) % (p / m))]
+    for v in PROTOS:
         maf_rows += [("saef-mafd key registrations per second, %s (failures: %d)"
                       % (v, sum(maf("registration_failures", v))),
                       "%.0f/s" % med(maf("registrations_per_s", v)))]

@@ -35,15 +35,25 @@ def kind(row):
 raw = rows_of("raw.csv")
 servers = {s["row"]: s for s in rows_of("servers.csv")}
 order = list(dict.fromkeys(r["row"] for r in raw))
-rates, cpus, fails = {}, {}, {}
+rates, cpus, fails, by_round = {}, {}, {}, {}
 for r in raw:
     key = (r["row"], r["protocol"])
     rates.setdefault(key, []).append(float(r["hs_per_s"]))
     cpus.setdefault(key, []).append(float(r["cpu_us_per_hs"]))
     fails[key] = fails.get(key, 0) + int(r["failures"])
+    by_round[key + (r["round"],)] = (float(r["hs_per_s"]), float(r["cpu_us_per_hs"]))
 
-native = {v: med(rates.get(("native", v), [])) for v in PROTOS}
-native_cpu = {v: med(cpus.get(("native", v), [])) for v in PROTOS}
+
+def paired(row, v, i, invert=False):
+    """Median over rounds of this row against native in the same round."""
+    out = []
+    for (rw, pv, rnd), vals in by_round.items():
+        nat = by_round.get(("native", pv, rnd))
+        if rw == row and pv == v and nat and vals[i] and nat[i]:
+            out.append(nat[i] / vals[i] if invert else vals[i] / nat[i])
+    return round(med(out), 3) if out else ""
+
+
 results = []
 for row in order:
     s = servers.get(row, {})
@@ -53,12 +63,10 @@ for row in order:
             continue
         results.append({
             "row": row, "server": kind(row), "keys": s.get("keys", ""), "protocol": v,
-            "rounds": len(rs), "hs_per_s": round(med(rs), 1),
-            "ratio": round(med(rs) / native[v], 3) if native[v] else "",
+            "rounds": len(rs), "hs_per_s": round(med(rs), 1), "ratio": paired(row, v, 0),
             "spread": round((max(rs) - min(rs)) / med(rs), 3) if med(rs) else "",
             "cpu_us_per_hs": round(med(cpus[(row, v)]), 1),
-            "cpu_ratio": round(native_cpu[v] / med(cpus[(row, v)]), 3)
-            if med(cpus[(row, v)]) else "",
+            "cpu_ratio": paired(row, v, 1, invert=True),
             "failures": fails[(row, v)], "rss_kb": s.get("rss_kb", ""),
             "start_ms": s.get("start_ms", ""), "new_key_ms": s.get("new_key_ms", ""),
             "note": s.get("note", ""),
@@ -84,7 +92,8 @@ for v in PROTOS:
         sizes = sorted({int(servers[r]["keys"]) for r in order if kind(r) in kinds})
         for n in sizes:
             vals = [med(rates.get(("%s-%d" % (k, n), v), [])) or "NaN" for k in kinds]
-            f.write("%d %s %s\n" % (n, native[v], " ".join(str(x) for x in vals)))
+            f.write("%d %s %s\n" % (n, med(rates.get(("native", v), [])),
+                                     " ".join(str(x) for x in vals)))
 
 # Instructions per handshake: deterministic, so one pair of runs is enough.
 instr = rows_of("instructions.csv")
@@ -107,10 +116,11 @@ if maf_raw:
                  ("the same Kc again, cached in B's store", "%.0f µs" % cached),
                  ("added by the retrieval", "%.0f µs" % (first - cached))]
     for v in PROTOS:
-        m, p = med(maf("cached_maf_hs_per_s", v)), med(maf("preprovisioned_hs_per_s", v))
-        maf_rows += [("cached MAF / pre-provisioned handshakes, %s (%d rounds)"
-                      % (v, len(maf("cached_maf_hs_per_s", v))),
-                      "%.3f (%.0f/s vs %.0f/s)" % (m / p if p else 0, m, p))]
+        ms, ps = maf("cached_maf_hs_per_s", v), maf("preprovisioned_hs_per_s", v)
+        pairs = [a / b for a, b in zip(ms, ps) if b]
+        maf_rows += [("cached MAF / pre-provisioned handshakes, %s (median of %d paired rounds)"
+                      % (v, len(pairs)),
+                      "%.3f (%.0f/s vs %.0f/s)" % (med(pairs), med(ms), med(ps)))]
     for v in PROTOS:
         m, p = med(maf("cached_maf_instructions_per_hs", v)), med(
             maf("preprovisioned_instructions_per_hs", v))
@@ -139,10 +149,12 @@ cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
 out = ["# bench/run results (%s)" % os.path.basename(OUT.rstrip("/")), "",
        "Machine: %s vCPUs, %s, Linux %s, %s." % (os.cpu_count(), cpu, platform.release(),
                                                  sh(["openssl", "version"])),
-       "Native spread: (max - min) / median of native s_server over the rounds: %s." % ", ".join(
+       "Rates and CPU: medians of %s alternating rounds; ratios: median over the rounds of "
+       "this row against native in the same round." % (results[0]["rounds"] if results else 0),
+       "Native spread, (max - min) / median over the rounds: %s." % ", ".join(
            "%s %s" % (r["protocol"], r["spread"]) for r in results if r["row"] == "native"),
        "", "| server | keys | protocol | hs/s | ratio to native | server CPU µs/hs | "
-       "CPU ratio | RSS MB | start ms | new key ms | failures |",
+       "native CPU / this | RSS MB | start ms | new key ms | failures |",
        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
 for r in results:
     rss = "%.1f" % (int(r["rss_kb"]) / 1024) if r["rss_kb"] else ""

@@ -2,7 +2,7 @@
 """bench/report.py DIR: the tables of a bench/run result directory.
 
 Reads raw.csv, servers.csv, instructions.csv and maf-raw.csv; writes
-results.csv, maf.csv, the gnuplot data (handshakes.dat, scaling-*.dat) and
+results.csv, maf.csv, the gnuplot data (handshakes.dat, scaling-*.dat, cpu-*.dat) and
 summary.txt (Markdown tables, as docs/performance.md quotes them).
 """
 import csv
@@ -86,14 +86,15 @@ with open(os.path.join(OUT, "handshakes.dat"), "w") as f:
             str(med(rates.get((row, v), [0]))) for v in PROTOS)))
 kinds = [k for k in ("saef", "stunnel", "mosquitto", "gnutls")
          if any(kind(r) == k for r in order)]
-for v in PROTOS:
-    with open(os.path.join(OUT, "scaling-%s.dat" % v), "w") as f:
-        f.write("keys native %s\n" % " ".join(kinds))
-        sizes = sorted({int(servers[r]["keys"]) for r in order if kind(r) in kinds})
-        for n in sizes:
-            vals = [med(rates.get(("%s-%d" % (k, n), v), [])) or "NaN" for k in kinds]
-            f.write("%d %s %s\n" % (n, med(rates.get(("native", v), [])),
-                                     " ".join(str(x) for x in vals)))
+sizes = sorted({int(servers[r]["keys"]) for r in order if kind(r) in kinds})
+for what, series in (("scaling", rates), ("cpu", cpus)):
+    for v in PROTOS:
+        with open(os.path.join(OUT, "%s-%s.dat" % (what, v)), "w") as f:
+            f.write("keys native %s\n" % " ".join(kinds))
+            for n in sizes:
+                vals = [med(series.get(("%s-%d" % (k, n), v), [])) or "NaN" for k in kinds]
+                f.write("%d %s %s\n" % (n, med(series.get(("native", v), [])),
+                                         " ".join(str(x) for x in vals)))
 
 # Instructions per handshake: deterministic, so one pair of runs is enough.
 instr = rows_of("instructions.csv")

@@ -70,7 +70,7 @@ for row in native saef-1 saef-100; do
             '$1 == r && $4 == v && $6 > 0 && $11 == 0 { ok = 1 } END { exit !ok }' "$R/results.csv"
     done
 done
-for f in handshakes.svg handshakes.png scaling.svg scaling.png summary.txt maf.csv; do
+for f in handshakes.svg handshakes.png scaling.svg scaling.png cpu.svg cpu.png summary.txt maf.csv; do
     check "  ... wrote $f" test -s "$R/$f"
 done
 check "  ... every server row has a start time" awk -F, 'NR > 1 && $6 == "" && $3 == "" { bad = 1 }

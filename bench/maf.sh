@@ -57,7 +57,8 @@ for r in $(seq "$ROUNDS"); do
 done
 
 # The same comparison in instructions (deterministic): a B that serves N.
-if have valgrind; then
+# Not in --quick: four more valgrind runs.
+if have valgrind && [ "$QUICK" = 0 ]; then
     for v in $CG_PROTOS; do
         echo "cached_maf_instructions_per_hs,1,$v,$(cg_per_hs $v "$kid" "$kc" "$T/b.cnf" "$PRELOAD")"
         echo "preprovisioned_instructions_per_hs,1,$v,$(cg_per_hs $v pre@sp.example.com $KP \

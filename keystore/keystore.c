@@ -428,6 +428,19 @@ static void share_lock_file(const saef_ks *ks)
     free(lock);
 }
 
+/*
+ * LMDB frees the reader slots of processes that died (kill -9 of a worker)
+ * only when asked. Until then they count against MAX_READERS and, if one died
+ * inside a read, keep every page freed since from reuse, so the file grows.
+ * 1 if any were freed.
+ */
+static int reap_dead_readers(struct ks_env *e)
+{
+    int dead = 0;
+
+    return mdb_reader_check(e->env, &dead) == 0 && dead > 0;
+}
+
 static void env_free(struct ks_env *e)
 {
     for (int i = 0; i < POOL; i++)
@@ -446,7 +459,7 @@ static SAEF_KS_ERR env_attach(saef_ks *ks)
     struct stat st;
     SAEF_KS_ERR err;
     size_t map;
-    int rc, fd, dead;
+    int rc, fd;
 
     if ((err = stat_store(ks, &st)) != SAEF_KS_OK || (err = check_mode(ks, &st)) != SAEF_KS_OK)
         return err;
@@ -491,8 +504,7 @@ static SAEF_KS_ERR env_attach(saef_ks *ks)
         free(e);
         return err;
     }
-    /* Slots left by readers that died would keep old pages from reuse. */
-    mdb_reader_check(e->env, &dead);
+    reap_dead_readers(e);
     if (ks->flags & SAEF_KS_GROUP_READ)
         share_lock_file(ks);
     pthread_rwlock_init(&e->map_lock, NULL);
@@ -655,12 +667,14 @@ static int txn_begin(struct ks_env *e, unsigned flags, MDB_txn **txn)
 {
     int rc = MDB_MAP_RESIZED;
 
-    for (int tries = 0; tries < 4 && rc == MDB_MAP_RESIZED; tries++) {
+    for (int tries = 0; tries < 4 && (rc == MDB_MAP_RESIZED || rc == MDB_READERS_FULL); tries++) {
         pthread_rwlock_rdlock(&e->map_lock);
         if ((rc = mdb_txn_begin(e->env, NULL, flags, txn)) == 0)
             return 0;
         pthread_rwlock_unlock(&e->map_lock);
         if (rc == MDB_MAP_RESIZED && adopt_map(e) != 0)
+            break;
+        if (rc == MDB_READERS_FULL && !reap_dead_readers(e))
             break;
     }
     return rc;
@@ -816,7 +830,7 @@ static SAEF_KS_ERR write_one(saef_ks *ks, const unsigned char *op)
         pthread_rwlock_unlock(&e->map_lock);
         if (rc != MDB_MAP_FULL)
             break;
-        if (grow_map(e, seen) != 0)
+        if (!reap_dead_readers(e) && grow_map(e, seen) != 0)
             return full(ks, seen);
     }
     return rc == 0 ? SAEF_KS_OK : from_mdb(ks, rc, "write");
@@ -848,7 +862,7 @@ static SAEF_KS_ERR batch_regrow(saef_ks *ks)
         seen = mapped(e);
         ks->wtxn = NULL;
         pthread_rwlock_unlock(&e->map_lock);
-        if (grow_map(e, seen) != 0) {
+        if (!reap_dead_readers(e) && grow_map(e, seen) != 0) {
             batch_fail(ks);
             return full(ks, seen);
         }

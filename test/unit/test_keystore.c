@@ -10,6 +10,7 @@
 #include <lmdb.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -877,6 +878,81 @@ static void test_bad_map_size_variable_refused(void)
     unsetenv("SAEF_KS_MAP_SIZE");
 }
 
+/*
+ * Another program on the store (LMDB directly) that takes every free reader
+ * slot (all) or sits in one read transaction, and is killed with SIGKILL
+ * there, as a crashed worker would be: its slots stay taken.
+ */
+static void die_holding_readers(const char *p, int all)
+{
+    int fds[2];
+    char c = 0;
+    pid_t pid;
+
+    CU_ASSERT_FATAL(pipe(fds) == 0);
+    if ((pid = fork()) == 0) {
+        MDB_env *env;
+        MDB_txn *txn;
+        int n = 0;
+
+        if (mdb_env_create(&env) != 0 ||
+            mdb_env_open(env, p, MDB_NOSUBDIR | MDB_NOTLS | MDB_RDONLY, 0600) != 0)
+            _exit(1);
+        while (n < 100000 && mdb_txn_begin(env, NULL, MDB_RDONLY, &txn) == 0 && (n++, all))
+            ;
+        c = n > 0 ? 'y' : 'n';
+        if (write(fds[1], &c, 1) != 1)
+            _exit(1);
+        pause();
+        _exit(0);
+    }
+    close(fds[1]);
+    CU_ASSERT(read(fds[0], &c, 1) == 1 && c == 'y');
+    close(fds[0]);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+}
+
+static void test_slots_of_killed_readers_are_reclaimed(void)
+{
+    char p[256];
+    saef_ks *ks;
+    saef_ks_record r = rec_with("0102030405060708", "/sp/C-x"), out;
+
+    snprintf(p, sizeof(p), "%s", path());
+    CU_ASSERT_EQUAL_FATAL(saef_ks_open(p, SAEF_KS_CREATE, &ks), SAEF_KS_OK);
+    CU_ASSERT_EQUAL(put_id(ks, "dev", 1, &r), SAEF_KS_OK);
+    die_holding_readers(p, 1);
+    /* A lookup needs a slot of its own: it must not fail with READERS_FULL. */
+    CU_ASSERT_EQUAL(get_id(ks, "dev", 1, &out), SAEF_KS_OK);
+    CU_ASSERT_STRING_EQUAL(out.peer, "/sp/C-x");
+    saef_ks_close(ks);
+}
+
+static void test_reader_killed_in_a_read_does_not_grow_the_store(void)
+{
+    char p[256];
+    saef_ks *ks;
+    saef_ks_record r = rec_with("0102030405060708", "");
+    struct stat st;
+    const long map = 65536;
+
+    snprintf(p, sizeof(p), "%s", path());
+    small_map();
+    CU_ASSERT_EQUAL_FATAL(saef_ks_open(p, SAEF_KS_CREATE, &ks), SAEF_KS_OK);
+    unsetenv("SAEF_KS_MAP_SIZE");
+    CU_ASSERT_EQUAL(put_id(ks, "dev", 1, &r), SAEF_KS_OK);
+    die_holding_readers(p, 0);
+    /* Rewrites of one record fill the map many times over unless the pages
+       the dead reader pinned are freed for reuse. */
+    for (long i = 0; i < 4 * map / sysconf(_SC_PAGESIZE); i++)
+        CU_ASSERT_EQUAL(
+            saef_ks_put(ks, SAEF_KS_KPSA, "dev-1@sp.example.com", 20, &r, SAEF_KS_REPLACE),
+            SAEF_KS_OK);
+    CU_ASSERT(stat(p, &st) == 0 && st.st_size <= map);
+    saef_ks_close(ks);
+}
+
 struct reader {
     saef_ks *ks;
     atomic_int *stop;
@@ -1160,6 +1236,8 @@ int main(int argc, char **argv)
         T(test_map_grows_for_single_puts_and_batches),
         T(test_reader_adopts_map_grown_by_another_process),
         T(test_bad_map_size_variable_refused),
+        T(test_slots_of_killed_readers_are_reclaimed),
+        T(test_reader_killed_in_a_read_does_not_grow_the_store),
         T(test_threads_read_while_the_map_grows),
         T(test_identity_syntax),
         T(test_maf_identity_parsing),

@@ -58,7 +58,9 @@ struct ks_env {
     int writable; /* opened without MDB_RDONLY */
     MDB_env *env;
     MDB_dbi dbi;
-    /* Held shared by every transaction, exclusively to remap the file. */
+    /* Held shared by every transaction, exclusively to remap the file. The
+       default, reader-preferring kind: a batch or an iter callback takes it
+       shared again, which a writer-preferring lock could deadlock. */
     pthread_rwlock_t map_lock;
     _Atomic(MDB_txn *) pool[POOL];
 };

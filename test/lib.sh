@@ -7,6 +7,9 @@ T=$(mktemp -d "${TMPDIR:-/tmp}/saef-test.XXXXXX")
 chmod 700 "$T"
 SAEF_PIDS=""
 FAILS=0
+# How much slower than a plain build programs are (sanitized builds set it):
+# scales the lifetimes and time limits that tests measure.
+SAEF_SLOW=${SAEF_SLOW:-1}
 PATH="$SAEF_BIN:$PATH"
 export PATH
 

@@ -62,6 +62,7 @@ struct ks_env {
        default, reader-preferring kind: a batch or an iter callback takes it
        shared again, which a writer-preferring lock could deadlock. */
     pthread_rwlock_t map_lock;
+    int unmapped; /* a remap failed after LMDB dropped the old map (map_lock) */
     _Atomic(MDB_txn *) pool[POOL];
 };
 
@@ -168,6 +169,11 @@ static SAEF_KS_ERR from_mdb(const saef_ks *ks, int rc, const char *what)
                     "store %s: all %d reader slots are taken (%s): too many processes or "
                     "threads read it at once",
                     ks->path, MAX_READERS, what);
+    case ENOMEM:
+        return fail(ks, SAEF_KS_EIO,
+                    "store %s: no memory or address space to map it (%s): restart the "
+                    "program, with a lower SAEF_KS_MAP_SIZE if address space is limited",
+                    ks->path, what);
     case EACCES:
     case EPERM:
         return fail(ks, SAEF_KS_EPERM,
@@ -626,6 +632,17 @@ static size_t mapped(struct ks_env *e)
     return mdb_env_info(e->env, &info) == 0 ? info.me_mapsize : 0;
 }
 
+/* With map_lock held exclusively. LMDB unmaps before it maps anew: once
+   that fails, any transaction would read unmapped memory. */
+static int remap(struct ks_env *e, size_t size)
+{
+    int rc = mdb_env_set_mapsize(e->env, size);
+
+    if (rc != 0)
+        e->unmapped = 1;
+    return rc;
+}
+
 /* Another process grew the store past our map: take the size it recorded. */
 static int adopt_map(struct ks_env *e)
 {
@@ -636,7 +653,7 @@ static int adopt_map(struct ks_env *e)
     pthread_rwlock_wrlock(&e->map_lock);
     if (mdb_env_info(e->env, &info) != 0 || mdb_env_stat(e->env, &st) != 0 ||
         ((size_t)info.me_last_pgno + 1) * st.ms_psize > info.me_mapsize)
-        rc = mdb_env_set_mapsize(e->env, 0);
+        rc = remap(e, 0);
     pthread_rwlock_unlock(&e->map_lock);
     return rc;
 }
@@ -658,7 +675,7 @@ static int grow_map(struct ks_env *e, size_t seen)
             rc = MDB_MAP_FULL;
         } else {
             munmap(probe, seen * 2);
-            rc = mdb_env_set_mapsize(e->env, seen * 2);
+            rc = remap(e, seen * 2);
         }
     }
     pthread_rwlock_unlock(&e->map_lock);
@@ -667,15 +684,17 @@ static int grow_map(struct ks_env *e, size_t seen)
 
 static int txn_begin(struct ks_env *e, unsigned flags, MDB_txn **txn)
 {
-    int rc = MDB_MAP_RESIZED;
+    int rc = MDB_MAP_RESIZED, adopted;
 
     for (int tries = 0; tries < 4 && (rc == MDB_MAP_RESIZED || rc == MDB_READERS_FULL); tries++) {
         pthread_rwlock_rdlock(&e->map_lock);
-        if ((rc = mdb_txn_begin(e->env, NULL, flags, txn)) == 0)
+        if (e->unmapped)
+            rc = ENOMEM;
+        else if ((rc = mdb_txn_begin(e->env, NULL, flags, txn)) == 0)
             return 0;
         pthread_rwlock_unlock(&e->map_lock);
-        if (rc == MDB_MAP_RESIZED && adopt_map(e) != 0)
-            break;
+        if (rc == MDB_MAP_RESIZED && (adopted = adopt_map(e)) != 0)
+            return adopted;
         if (rc == MDB_READERS_FULL && !reap_dead_readers(e))
             break;
     }
@@ -689,7 +708,7 @@ static int rd_begin(struct ks_env *e, MDB_txn **txn)
     int rc;
 
     pthread_rwlock_rdlock(&e->map_lock);
-    for (int i = 0; i < POOL && t == NULL; i++)
+    for (int i = 0; i < POOL && t == NULL && !e->unmapped; i++)
         if (atomic_load_explicit(&e->pool[i], memory_order_relaxed) != NULL)
             t = atomic_exchange_explicit(&e->pool[i], NULL, memory_order_acquire);
     if (t != NULL) {

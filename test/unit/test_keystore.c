@@ -5,6 +5,8 @@
 
 #include <CUnit/Basic.h>
 #include <dirent.h>
+#include <dlfcn.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <lmdb.h>
@@ -15,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -953,6 +956,63 @@ static void test_reader_killed_in_a_read_does_not_grow_the_store(void)
     saef_ks_close(ks);
 }
 
+/* > 0: calls to mmap() for more bytes fail with ENOMEM, as when the address
+   space runs out. Exported, so LMDB and the keystore call this one. */
+static size_t mmap_fail_over;
+
+__attribute__((visibility("default"))) void *mmap(void *addr, size_t len, int prot, int flags,
+                                                  int fd, off_t off)
+{
+    static void *(*real_mmap)(void *, size_t, int, int, int, off_t);
+
+    if (mmap_fail_over != 0 && len > mmap_fail_over) {
+        errno = ENOMEM;
+        return MAP_FAILED;
+    }
+    if (real_mmap == NULL)
+        *(void **)&real_mmap = dlsym(RTLD_NEXT, "mmap");
+    return real_mmap(addr, len, prot, flags, fd, off);
+}
+
+static void test_failed_remap_fails_lookups_without_crashing(void)
+{
+    char p[256];
+    pid_t pid;
+
+    snprintf(p, sizeof(p), "%s", path());
+    /* In a child: the failure leaves its environment unusable for good. */
+    if ((pid = fork()) == 0) {
+        saef_ks *rd;
+        saef_ks_record r = rec_with("0102030405060708", ""), out;
+        size_t n;
+        pid_t w;
+        int ok;
+
+        small_map();
+        ok = saef_ks_open(p, SAEF_KS_CREATE, &rd) == SAEF_KS_OK &&
+             saef_ks_count(rd, 0, &n) == SAEF_KS_OK;
+        unsetenv("SAEF_KS_MAP_SIZE");
+        /* Another process grows the store past this one's 64 KiB map. */
+        if ((w = fork()) == 0) {
+            saef_ks *ks;
+            int wok =
+                saef_ks_open(p, 0, &ks) == SAEF_KS_OK && saef_ks_write_begin(ks) == SAEF_KS_OK;
+            for (int i = 0; wok && i < 5000; i++)
+                wok = put_id(ks, "dev", i, &r) == SAEF_KS_OK;
+            _exit(wok && saef_ks_write_commit(ks) == SAEF_KS_OK ? 0 : 1);
+        }
+        ok = ok && child_ok(w);
+        mmap_fail_over = 65536;
+        /* Adopting the grown map fails, and so does every later use. */
+        ok = ok && get_id(rd, "dev", 1, &out) == SAEF_KS_EIO;
+        ok = ok && get_id(rd, "dev", 1, &out) == SAEF_KS_EIO &&
+             strstr(saef_ks_last_error(rd), "address space") != NULL;
+        ok = ok && put_id(rd, "more", 1, &r) == SAEF_KS_EIO;
+        _exit(ok ? 0 : 1);
+    }
+    CU_ASSERT(child_ok(pid));
+}
+
 struct reader {
     saef_ks *ks;
     atomic_int *stop;
@@ -1238,6 +1298,7 @@ int main(int argc, char **argv)
         T(test_bad_map_size_variable_refused),
         T(test_slots_of_killed_readers_are_reclaimed),
         T(test_reader_killed_in_a_read_does_not_grow_the_store),
+        T(test_failed_remap_fails_lookups_without_crashing),
         T(test_threads_read_while_the_map_grows),
         T(test_identity_syntax),
         T(test_maf_identity_parsing),

@@ -40,9 +40,9 @@ MAF="https://127.0.0.1:$MPORT"
 saef_bg "$T/mafd.log" "${VG[@]}" saef-mafd --store "$M" --fqdn maf.example.com --listen "127.0.0.1:$MPORT"
 MAFD=$SAEF_LAST_PID
 wait_port "$MPORT" 30
-check_rc "saef-maf register" 0 vg saef-maf -s "$A" register --maf "$MAF" --target $IDB --expires +1h
+check_rc "saef-maf register" 0 vg saef-maf -s "$A" register --maf "$MAF" --target $IDB --expires +1h --timeout 60000
 saef_cnf "$T/b.cnf" "$B" "entity_id = $IDB" "role = server" "maf = maf.example.com $MAF" \
-    "maf_timeout = 5000" "maf_kmid = b-km@maf.example.com"
+    "maf_timeout = 30000" "maf_kmid = b-km@maf.example.com"
 # -naccept 2: wait_port uses up the first.
 saef_bg "$T/b.log" saef-run --conf "$T/b.cnf" -- "${VG[@]}" openssl s_server -naccept 2 \
     -accept "127.0.0.1:$BPORT" -nocert -quiet

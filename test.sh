@@ -8,3 +8,9 @@ sh scripts/deps.sh
 cmake -S . -B build -DBUILD_TESTING=ON -DSAEF_WERROR=ON
 cmake --build build -j"$(nproc)"
 ctest --test-dir build --output-on-failure -j"$(nproc)" --timeout 600
+
+# The same suite on an ASan + UBSan build of everything (gcc): a sanitizer
+# report in any program fails its test (see test/lib.sh).
+CC=gcc cmake -S . -B build-asan -DBUILD_TESTING=ON -DSAEF_WERROR=ON -DSAEF_SANITIZE=ON
+cmake --build build-asan -j"$(nproc)"
+ctest --test-dir build-asan --output-on-failure -j"$(nproc)" --timeout 900

@@ -55,8 +55,11 @@ struct ks_env {
     int writable; /* opened without MDB_RDONLY */
     MDB_env *env;
     MDB_dbi dbi;
-    /* Held shared by every transaction, exclusively to remap the file. */
+    /* Held shared by every transaction, exclusively to remap the file. The
+       default, reader-preferring kind: a batch or an iter callback takes it
+       shared again, which a writer-preferring lock could deadlock. */
     pthread_rwlock_t map_lock;
+    int unmapped; /* a remap failed after LMDB dropped the old map (map_lock) */
     _Atomic(MDB_txn *) pool[POOL];
 };
 
@@ -163,6 +166,11 @@ static SAEF_KS_ERR from_mdb(const saef_ks *ks, int rc, const char *what)
                     "store %s: all %d reader slots are taken (%s): too many processes or "
                     "threads read it at once",
                     ks->path, MAX_READERS, what);
+    case ENOMEM:
+        return fail(ks, SAEF_KS_EIO,
+                    "store %s: no memory or address space to map it (%s): restart the "
+                    "program, with a lower SAEF_KS_MAP_SIZE if address space is limited",
+                    ks->path, what);
     case EACCES:
     case EPERM:
         return fail(ks, SAEF_KS_EPERM,
@@ -425,6 +433,19 @@ static void share_lock_file(const saef_ks *ks)
     free(lock);
 }
 
+/*
+ * LMDB frees the reader slots of processes that died (kill -9 of a worker)
+ * only when asked. Until then they count against MAX_READERS and, if one died
+ * inside a read, keep every page freed since from reuse, so the file grows.
+ * 1 if any were freed.
+ */
+static int reap_dead_readers(struct ks_env *e)
+{
+    int dead = 0;
+
+    return mdb_reader_check(e->env, &dead) == 0 && dead > 0;
+}
+
 static void env_free(struct ks_env *e)
 {
     for (int i = 0; i < POOL; i++)
@@ -443,7 +464,7 @@ static SAEF_KS_ERR env_attach(saef_ks *ks)
     struct stat st;
     SAEF_KS_ERR err;
     size_t map;
-    int rc, fd, dead;
+    int rc, fd;
 
     if ((err = stat_store(ks, &st)) != SAEF_KS_OK || (err = check_mode(ks, &st)) != SAEF_KS_OK)
         return err;
@@ -488,8 +509,7 @@ static SAEF_KS_ERR env_attach(saef_ks *ks)
         free(e);
         return err;
     }
-    /* Slots left by readers that died would keep old pages from reuse. */
-    mdb_reader_check(e->env, &dead);
+    reap_dead_readers(e);
     if (ks->flags & SAEF_KS_GROUP_READ)
         share_lock_file(ks);
     pthread_rwlock_init(&e->map_lock, NULL);
@@ -609,6 +629,17 @@ static size_t mapped(struct ks_env *e)
     return mdb_env_info(e->env, &info) == 0 ? info.me_mapsize : 0;
 }
 
+/* With map_lock held exclusively. LMDB unmaps before it maps anew: once
+   that fails, any transaction would read unmapped memory. */
+static int remap(struct ks_env *e, size_t size)
+{
+    int rc = mdb_env_set_mapsize(e->env, size);
+
+    if (rc != 0)
+        e->unmapped = 1;
+    return rc;
+}
+
 /* Another process grew the store past our map: take the size it recorded. */
 static int adopt_map(struct ks_env *e)
 {
@@ -619,7 +650,7 @@ static int adopt_map(struct ks_env *e)
     pthread_rwlock_wrlock(&e->map_lock);
     if (mdb_env_info(e->env, &info) != 0 || mdb_env_stat(e->env, &st) != 0 ||
         ((size_t)info.me_last_pgno + 1) * st.ms_psize > info.me_mapsize)
-        rc = mdb_env_set_mapsize(e->env, 0);
+        rc = remap(e, 0);
     pthread_rwlock_unlock(&e->map_lock);
     return rc;
 }
@@ -641,7 +672,7 @@ static int grow_map(struct ks_env *e, size_t seen)
             rc = MDB_MAP_FULL;
         } else {
             munmap(probe, seen * 2);
-            rc = mdb_env_set_mapsize(e->env, seen * 2);
+            rc = remap(e, seen * 2);
         }
     }
     pthread_rwlock_unlock(&e->map_lock);
@@ -650,14 +681,18 @@ static int grow_map(struct ks_env *e, size_t seen)
 
 static int txn_begin(struct ks_env *e, unsigned flags, MDB_txn **txn)
 {
-    int rc = MDB_MAP_RESIZED;
+    int rc = MDB_MAP_RESIZED, adopted;
 
-    for (int tries = 0; tries < 4 && rc == MDB_MAP_RESIZED; tries++) {
+    for (int tries = 0; tries < 4 && (rc == MDB_MAP_RESIZED || rc == MDB_READERS_FULL); tries++) {
         pthread_rwlock_rdlock(&e->map_lock);
-        if ((rc = mdb_txn_begin(e->env, NULL, flags, txn)) == 0)
+        if (e->unmapped)
+            rc = ENOMEM;
+        else if ((rc = mdb_txn_begin(e->env, NULL, flags, txn)) == 0)
             return 0;
         pthread_rwlock_unlock(&e->map_lock);
-        if (rc == MDB_MAP_RESIZED && adopt_map(e) != 0)
+        if (rc == MDB_MAP_RESIZED && (adopted = adopt_map(e)) != 0)
+            return adopted;
+        if (rc == MDB_READERS_FULL && !reap_dead_readers(e))
             break;
     }
     return rc;
@@ -670,7 +705,7 @@ static int rd_begin(struct ks_env *e, MDB_txn **txn)
     int rc;
 
     pthread_rwlock_rdlock(&e->map_lock);
-    for (int i = 0; i < POOL && t == NULL; i++)
+    for (int i = 0; i < POOL && t == NULL && !e->unmapped; i++)
         if (atomic_load_explicit(&e->pool[i], memory_order_relaxed) != NULL)
             t = atomic_exchange_explicit(&e->pool[i], NULL, memory_order_acquire);
     if (t != NULL) {
@@ -815,7 +850,7 @@ static SAEF_KS_ERR write_one(saef_ks *ks, const unsigned char *op)
         pthread_rwlock_unlock(&e->map_lock);
         if (rc != MDB_MAP_FULL)
             break;
-        if (grow_map(e, seen) != 0)
+        if (!reap_dead_readers(e) && grow_map(e, seen) != 0)
             return full(ks, seen);
     }
     return rc == 0 ? SAEF_KS_OK : from_mdb(ks, rc, "write");
@@ -847,7 +882,7 @@ static SAEF_KS_ERR batch_regrow(saef_ks *ks)
         seen = mapped(e);
         ks->wtxn = NULL;
         pthread_rwlock_unlock(&e->map_lock);
-        if (grow_map(e, seen) != 0) {
+        if (!reap_dead_readers(e) && grow_map(e, seen) != 0) {
             batch_fail(ks);
             return full(ks, seen);
         }

@@ -24,7 +24,9 @@
  * Size: the store maps 1 GiB of address space at first (the file grows only
  * as records are written) and doubles the map when a write fills it. The
  * environment variable SAEF_KS_MAP_SIZE (bytes, 65536 or more) sets another
- * starting size, e.g. for small address-space limits.
+ * starting size, e.g. for small address-space limits. When the address
+ * space for a bigger map is not there, writes fail; if LMDB had already let
+ * go of the old map, every later call in that process fails (SAEF_KS_EIO).
  *
  * Secrets: key bytes are copied into the caller's saef_ks_record; the
  * library wipes every buffer of its own that held them. Callers wipe

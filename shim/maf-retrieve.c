@@ -100,7 +100,7 @@ int saef_maf_parse_reply(const char *body, int64_t now, saef_ks_record *rec, con
     json_int_t suid;
     int n, ok = 0;
 
-    /* The caller's record may hold anything: a stale self would bind the key elsewhere. */
+    /* The whole record is cached: no field may keep the caller's stack bytes. */
     memset(rec, 0, sizeof(*rec));
     *why = "malformed MAF answer";
     if (j == NULL || json_unpack(j, "{s:s, s:s, s:I, s:s}", "keyValue", &key, "expirationTime",

@@ -7,15 +7,50 @@ T=$(mktemp -d "${TMPDIR:-/tmp}/saef-test.XXXXXX")
 chmod 700 "$T"
 SAEF_PIDS=""
 FAILS=0
+# How much slower than a plain build programs are (sanitized builds set it):
+# scales the lifetimes and time limits that tests measure.
+SAEF_SLOW=${SAEF_SLOW:-1}
 PATH="$SAEF_BIN:$PATH"
 export PATH
 
+# SAEF_SANITIZE builds (SAEF_SANITIZER_RT set by ctest): every sanitizer
+# report goes to $T/sanitizer.PID, and any such file fails the test, also
+# from programs in the background or with their output thrown away. The
+# openssl CLI loads the sanitized provider only behind the ASan runtime.
+if [ -n "${SAEF_SANITIZER_RT:-}" ]; then
+    ASAN_OPTIONS="${ASAN_OPTIONS:-}:log_path=$T/sanitizer"
+    UBSAN_OPTIONS="${UBSAN_OPTIONS:-}:log_path=$T/sanitizer"
+    export ASAN_OPTIONS UBSAN_OPTIONS
+    mkdir "$T/san-bin"
+    cat >"$T/san-bin/openssl" <<SH
+#!/bin/sh
+LD_PRELOAD="$SAEF_SANITIZER_RT\${LD_PRELOAD:+ \$LD_PRELOAD}" exec $(command -v openssl) "\$@"
+SH
+    chmod +x "$T/san-bin/openssl"
+    PATH="$T/san-bin:$PATH"
+fi
+
+sanitizer_reports() {
+    set -- "$T"/sanitizer.*
+    [ -e "$1" ] || return 0
+    for f in "$@"; do echo "FAIL - sanitizer report $f:"; sed 's/^/   | /' "$f"; done
+    return 1
+}
+
+# Stops what saef_bg started: TERM first, and time to exit (a sanitized
+# program checks for leaks on its way out), then KILL.
 saef_cleanup() {
+    rc=$?
     for p in $SAEF_PIDS; do kill "$p" 2>/dev/null; done
-    sleep 0.1
-    for p in $SAEF_PIDS; do kill -9 "$p" 2>/dev/null; done
+    i=0
+    for p in $SAEF_PIDS; do
+        while kill -0 "$p" 2>/dev/null && [ "$i" -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+        kill -9 "$p" 2>/dev/null
+    done
     wait 2>/dev/null
+    sanitizer_reports || rc=$((rc + 1))
     [ -n "${SAEF_KEEP:-}" ] && echo "kept $T" || rm -rf "$T"
+    exit "$rc"
 }
 trap saef_cleanup EXIT
 trap 'exit 130' INT TERM
@@ -48,6 +83,19 @@ wait_port() {
         i=$((i + 1))
     done
     echo "nothing listens on port $1" >&2
+    return 1
+}
+
+# wait_udp PORT [SECONDS]: until a UDP socket is bound to 127.0.0.1:PORT.
+wait_udp() {
+    hex=$(printf '0100007F:%04X' "$1")
+    i=0
+    while [ "$i" -lt $(( ${2:-10} * 20 )) ]; do
+        grep -q " $hex " /proc/net/udp && return 0
+        sleep 0.05
+        i=$((i + 1))
+    done
+    echo "nothing bound to UDP port $1" >&2
     return 1
 }
 

@@ -32,13 +32,11 @@ int main(int argc, char **argv)
     params[2] = OSSL_PARAM_construct_end();
     if (!OSSL_PROVIDER_get_params(prov, params)) {
         fprintf(stderr, "get_params failed\n");
-        return 1;
+        goto end;
     }
     printf("store=%s\nentity_id=%s\n", store, entity);
-    if ((st = OSSL_STORE_open(argv[1], NULL, NULL, NULL, NULL)) == NULL) {
-        ERR_print_errors_fp(stderr);
-        return 1;
-    }
+    if ((st = OSSL_STORE_open(argv[1], NULL, NULL, NULL, NULL)) == NULL)
+        goto end;
     while (!OSSL_STORE_eof(st) && (info = OSSL_STORE_load(st)) != NULL) {
         EVP_PKEY *pk = OSSL_STORE_INFO_get1_PKEY(info);
         if (pk != NULL && EVP_PKEY_is_a(pk, "HMAC") &&
@@ -53,6 +51,7 @@ int main(int argc, char **argv)
         OSSL_STORE_INFO_free(info);
     }
     OSSL_STORE_close(st);
+end:
     OSSL_PROVIDER_unload(prov);
     if (!found)
         ERR_print_errors_fp(stderr);

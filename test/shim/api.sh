@@ -12,4 +12,4 @@ saef-key -s "$B" export | saef-key -s "$A" import --peer /sp.example.com/in-cse 
 saef-key -s "$A" add kpsa mismatch@sp.example.com --hex FFFF030405060708 --replace
 saef-key -s "$A" add kpsa expired@sp.example.com --hex 0102030405060708 --expires +1s --replace
 sleep 1.1
-"$API_TEST" "$B" "$A"
+${API_WRAP:-} "$API_TEST" "$B" "$A"

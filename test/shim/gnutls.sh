@@ -45,7 +45,7 @@ check_grep "server bound the gnutls client" 'accepted identity="dev1@sp.example.
 
 UPORT=$(free_port udp)
 saef_bg "$T/dserver.log" saef-run --role server -- openssl s_server -dtls1_2 -accept "127.0.0.1:$UPORT" -nocert -quiet
-sleep 0.5
+wait_udp "$UPORT"
 PORT=$UPORT gcli dev1@sp.example.com $K "$DTLS12" --udp
 check_grep "gnutls-cli DTLS 1.2 PSK-AES128-CCM8" "(DTLS1.2.*(PSK)-(AES-128-CCM-8)" "$T/client"
 
@@ -62,7 +62,7 @@ for v in 2 3; do
 done
 UPORT=$(free_port udp)
 saef_bg "$T/gservd.log" gnutls-serv --udp --port "$UPORT" --pskpasswd "$T/psk.txt" --priority "$DTLS12" --echo
-sleep 0.5
+wait_udp "$UPORT"
 echo ping | timeout 10 saef-run --role client -- openssl s_client -dtls1_2 -connect "127.0.0.1:$UPORT" \
     >"$T/client" 2>&1
 check_grep "preloaded s_client against gnutls-serv, DTLS 1.2 CCM_8" 'established identity="dev1@sp.example.com" .*protocol=DTLSv1.2 cipher=PSK-AES128-CCM8' "$T/client"

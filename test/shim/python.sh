@@ -7,7 +7,8 @@ saef-key -s "$S" init >/dev/null
 saef-key -s "$S" add kpsa dev1@sp.example.com --hex $K --peer /sp.example.com/C-dev1
 saef_cnf "$T/openssl.cnf" "$S" "entity_id = /sp.example.com/in-cse"
 export OPENSSL_CONF="$T/openssl.cnf"
-PY="python3 $SAEF_SRC/test/shim/pyssl.py"
+# The interpreter itself, not a wrapper script (pyenv) that would run under the preload too.
+PY="$(python3 -c 'import sys; print(sys.executable)') $SAEF_SRC/test/shim/pyssl.py"
 
 PORT=$(free_port)
 saef_bg "$T/server.log" saef-run --role server -- $PY server "$PORT" 3

@@ -22,7 +22,7 @@ server() {
     saef_bg "$log" env OPENSSL_CONF="${CONF:-$T/server.cnf}" saef-run -- \
         openssl s_server -accept "127.0.0.1:$PORT" -nocert -quiet "$@"
     SRV=$SAEF_LAST_PID
-    if [ -n "${UDP:-}" ]; then sleep 0.5; else wait_port "$PORT"; fi
+    if [ -n "${UDP:-}" ]; then wait_udp "$PORT"; else wait_port "$PORT"; fi
 }
 stop() { kill "$SRV" 2>/dev/null; wait "$SRV" 2>/dev/null; }
 

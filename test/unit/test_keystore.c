@@ -5,15 +5,19 @@
 
 #include <CUnit/Basic.h>
 #include <dirent.h>
+#include <dlfcn.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <lmdb.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -889,6 +893,138 @@ static void test_bad_map_size_variable_refused(void)
     unsetenv("SAEF_KS_MAP_SIZE");
 }
 
+/*
+ * Another program on the store (LMDB directly) that takes every free reader
+ * slot (all) or sits in one read transaction, and is killed with SIGKILL
+ * there, as a crashed worker would be: its slots stay taken.
+ */
+static void die_holding_readers(const char *p, int all)
+{
+    int fds[2];
+    char c = 0;
+    pid_t pid;
+
+    CU_ASSERT_FATAL(pipe(fds) == 0);
+    if ((pid = fork()) == 0) {
+        MDB_env *env;
+        MDB_txn *txn;
+        int n = 0;
+
+        if (mdb_env_create(&env) != 0 ||
+            mdb_env_open(env, p, MDB_NOSUBDIR | MDB_NOTLS | MDB_RDONLY, 0600) != 0)
+            _exit(1);
+        while (n < 100000 && mdb_txn_begin(env, NULL, MDB_RDONLY, &txn) == 0 && (n++, all))
+            ;
+        c = n > 0 ? 'y' : 'n';
+        if (write(fds[1], &c, 1) != 1)
+            _exit(1);
+        pause();
+        _exit(0);
+    }
+    close(fds[1]);
+    CU_ASSERT(read(fds[0], &c, 1) == 1 && c == 'y');
+    close(fds[0]);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+}
+
+static void test_slots_of_killed_readers_are_reclaimed(void)
+{
+    char p[256];
+    saef_ks *ks;
+    saef_ks_record r = rec_with("0102030405060708", "/sp/C-x"), out;
+
+    snprintf(p, sizeof(p), "%s", path());
+    CU_ASSERT_EQUAL_FATAL(saef_ks_open(p, SAEF_KS_CREATE, &ks), SAEF_KS_OK);
+    CU_ASSERT_EQUAL(put_id(ks, "dev", 1, &r), SAEF_KS_OK);
+    die_holding_readers(p, 1);
+    /* A lookup needs a slot of its own: it must not fail with READERS_FULL. */
+    CU_ASSERT_EQUAL(get_id(ks, "dev", 1, &out), SAEF_KS_OK);
+    CU_ASSERT_STRING_EQUAL(out.peer, "/sp/C-x");
+    saef_ks_close(ks);
+}
+
+static void test_reader_killed_in_a_read_does_not_grow_the_store(void)
+{
+    char p[256];
+    saef_ks *ks;
+    saef_ks_record r = rec_with("0102030405060708", "");
+    struct stat st;
+    const long map = 65536;
+
+    snprintf(p, sizeof(p), "%s", path());
+    small_map();
+    CU_ASSERT_EQUAL_FATAL(saef_ks_open(p, SAEF_KS_CREATE, &ks), SAEF_KS_OK);
+    unsetenv("SAEF_KS_MAP_SIZE");
+    CU_ASSERT_EQUAL(put_id(ks, "dev", 1, &r), SAEF_KS_OK);
+    die_holding_readers(p, 0);
+    /* Rewrites of one record fill the map many times over unless the pages
+       the dead reader pinned are freed for reuse. */
+    for (long i = 0; i < 4 * map / sysconf(_SC_PAGESIZE); i++)
+        CU_ASSERT_EQUAL(
+            saef_ks_put(ks, SAEF_KS_KPSA, "dev-1@sp.example.com", 20, &r, SAEF_KS_REPLACE),
+            SAEF_KS_OK);
+    CU_ASSERT(stat(p, &st) == 0 && st.st_size <= map);
+    saef_ks_close(ks);
+}
+
+/* > 0: calls to mmap() for more bytes fail with ENOMEM, as when the address
+   space runs out. Exported, so LMDB and the keystore call this one. */
+static size_t mmap_fail_over;
+
+__attribute__((visibility("default"))) void *mmap(void *addr, size_t len, int prot, int flags,
+                                                  int fd, off_t off)
+{
+    static void *(*real_mmap)(void *, size_t, int, int, int, off_t);
+
+    if (mmap_fail_over != 0 && len > mmap_fail_over) {
+        errno = ENOMEM;
+        return MAP_FAILED;
+    }
+    if (real_mmap == NULL)
+        *(void **)&real_mmap = dlsym(RTLD_NEXT, "mmap");
+    return real_mmap(addr, len, prot, flags, fd, off);
+}
+
+static void test_failed_remap_fails_lookups_without_crashing(void)
+{
+    char p[256];
+    pid_t pid;
+
+    snprintf(p, sizeof(p), "%s", path());
+    /* In a child: the failure leaves its environment unusable for good. */
+    if ((pid = fork()) == 0) {
+        saef_ks *rd;
+        saef_ks_record r = rec_with("0102030405060708", ""), out;
+        size_t n;
+        pid_t w;
+        int ok;
+
+        small_map();
+        ok = saef_ks_open(p, SAEF_KS_CREATE, &rd) == SAEF_KS_OK &&
+             saef_ks_count(rd, 0, &n) == SAEF_KS_OK;
+        unsetenv("SAEF_KS_MAP_SIZE");
+        /* Another process grows the store past this one's 64 KiB map. */
+        if ((w = fork()) == 0) {
+            saef_ks *ks;
+            int wok =
+                saef_ks_open(p, 0, &ks) == SAEF_KS_OK && saef_ks_write_begin(ks) == SAEF_KS_OK;
+            for (int i = 0; wok && i < 5000; i++)
+                wok = put_id(ks, "dev", i, &r) == SAEF_KS_OK;
+            _exit(wok && saef_ks_write_commit(ks) == SAEF_KS_OK ? 0 : 1);
+        }
+        ok = ok && child_ok(w);
+        mmap_fail_over = 65536;
+        /* Adopting the grown map fails, and so does every later use. */
+        ok = ok && get_id(rd, "dev", 1, &out) == SAEF_KS_EIO;
+        ok = ok && get_id(rd, "dev", 1, &out) == SAEF_KS_EIO &&
+             strstr(saef_ks_last_error(rd), "address space") != NULL;
+        ok = ok && put_id(rd, "more", 1, &r) == SAEF_KS_EIO;
+        _exit(ok ? 0 : 1);
+    }
+    CU_ASSERT(child_ok(pid));
+}
+
 struct reader {
     saef_ks *ks;
     atomic_int *stop;
@@ -1173,6 +1309,9 @@ int main(int argc, char **argv)
         T(test_map_grows_for_single_puts_and_batches),
         T(test_reader_adopts_map_grown_by_another_process),
         T(test_bad_map_size_variable_refused),
+        T(test_slots_of_killed_readers_are_reclaimed),
+        T(test_reader_killed_in_a_read_does_not_grow_the_store),
+        T(test_failed_remap_fails_lookups_without_crashing),
         T(test_threads_read_while_the_map_grows),
         T(test_identity_syntax),
         T(test_maf_identity_parsing),

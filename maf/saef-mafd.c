@@ -5,7 +5,7 @@
  * MAF's own saef store: identity RelativeKeyID@MAF-FQDN, peer = the target,
  * self = the source client, meta = adminFQDN and labels.
  */
-#include "saef.h"
+#include "saef-internal.h"
 
 #include <event2/buffer.h>
 #include <event2/bufferevent_ssl.h>
@@ -535,6 +535,9 @@ int main(int argc, char **argv)
     saef_ctx *s;
     int c, port, one = 1;
 
+    /* Requests and answers carry keys: their buffers are wiped when freed. */
+    event_set_mem_functions(malloc, saef_wipe_realloc, saef_wipe_free);
+    json_set_alloc_funcs(malloc, saef_wipe_free);
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
         case 's': g.store = optarg; break;
@@ -568,6 +571,8 @@ int main(int argc, char **argv)
         return 2;
     }
     g.ssl = SSL_CTX_new(TLS_server_method());
+    if (g.ssl != NULL)
+        SSL_CTX_set_options(g.ssl, SSL_OP_CLEANSE_PLAINTEXT);
     if (g.ssl == NULL || !saef_ssl_ctx_maf_server(g.ssl, s)) {
         fprintf(stderr, "saef-mafd: cannot set up TLS\n");
         return 3;

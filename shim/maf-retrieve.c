@@ -101,6 +101,9 @@ static int parse_reply(const char *body, int64_t now, saef_ks_record *rec, const
     json_int_t suid;
     int n, ok = 0;
 
+    /* The caller's record is whatever its stack held: no field may survive
+       (a stray self would bind the cached key to another server). */
+    memset(rec, 0, sizeof(*rec));
     *why = "malformed MAF answer";
     if (j == NULL || json_unpack(j, "{s:s, s:s, s:I, s:s}", "keyValue", &key, "expirationTime",
                                  &exp, "SUID", &suid, "sourceMAFClientID", &src) != 0)

@@ -183,8 +183,8 @@ SAEF_EXPORT void saef_time_format_onem2m(int64_t t, char *buf, size_t len);
  * StrictModes rule: the file and every directory above it belong to root,
  * the effective user or `owner` (-1: nobody else), and nobody else may write
  * them; a sticky directory (/tmp) passes, since others cannot rename what is
- * in it. A missing file is judged by its directory. 1 if safe; else 0 and a
- * message in err saying what to chmod or chown.
+ * in it. A missing file is judged by its nearest existing directory.
+ * 1 if safe; else 0 and a message in err saying what to chmod or chown.
  */
 SAEF_EXPORT int saef_path_is_safe(const char *path, long owner, char *err, size_t errlen);
 

@@ -304,15 +304,18 @@ static int unsafe(char *err, size_t errlen, const char *what, const char *path, 
 
 int saef_path_is_safe(const char *path, long owner, char *err, size_t errlen)
 {
-    char real[PATH_MAX], up[PATH_MAX];
+    char real[PATH_MAX], up[PATH_MAX], *d;
     struct stat st;
 
-    if (realpath(path, real) == NULL) {
-        snprintf(up, sizeof(up), "%s", path);
-        if (errno != ENOENT || realpath(dirname(up), real) == NULL) {
+    /* What does not exist yet is judged by its nearest existing directory. */
+    snprintf(up, sizeof(up), "%s", path);
+    while (realpath(up, real) == NULL) {
+        if (errno != ENOENT || strcmp(up, ".") == 0 || strcmp(up, "/") == 0) {
             snprintf(err, errlen, "%s: %s", path, strerror(errno));
             return 0;
         }
+        d = dirname(up);
+        memmove(up, d, strlen(d) + 1);
     }
     for (;;) {
         if (stat(real, &st) != 0) {

@@ -1,6 +1,6 @@
 /* The saef key store on LMDB. */
 #define _GNU_SOURCE /* secure_getenv */
-#include "saef_keystore.h"
+#include "ks-record.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -20,13 +20,10 @@
 /*
  * Layout: one unnamed LMDB database. Key = 1 type byte + identity bytes;
  * type 0 holds only the marker below (saef_ks_count relies on it). Value = a
- * versioned record, little-endian, see rec_encode().
+ * versioned record, little-endian, see saef_ks_rec_encode().
  */
 #define MARKER_KEY "\0saef-store"
 #define MARKER_VAL "saef keystore v1"
-#define REC_VERSION 1
-#define REC_HDR 28
-#define REC_MAX (REC_HDR + SAEF_KS_KEY_MAX + 2 * SAEF_KS_ENTITY_MAX + SAEF_KS_META_MAX)
 /* Virtual size: the file grows only as records are written, and the map
    doubles when a write finds it full. SAEF_KS_MAP_SIZE sets another start. */
 #define MAP_SIZE ((size_t)1 << 30)
@@ -194,8 +191,8 @@ static uint64_t get_le(const unsigned char *p, int n)
 
 /* version, flags (0), key_len(2), created(8), not_after(8), suid(4),
    peer_len, self_len, meta_len(2), then key, peer, self, meta. */
-static size_t rec_encode(const saef_ks_record *r, size_t peer_len, size_t self_len,
-                         size_t meta_len, unsigned char *buf)
+size_t saef_ks_rec_encode(const saef_ks_record *r, size_t peer_len, size_t self_len,
+                          size_t meta_len, unsigned char *buf)
 {
     unsigned char *p = buf + REC_HDR;
 
@@ -216,12 +213,12 @@ static size_t rec_encode(const saef_ks_record *r, size_t peer_len, size_t self_l
 }
 
 /* Checks every length before writing anything to r. */
-static int rec_decode(const MDB_val *v, saef_ks_record *r)
+int saef_ks_rec_decode(const void *data, size_t size, saef_ks_record *r)
 {
-    const unsigned char *b = v->mv_data, *p = b + REC_HDR;
+    const unsigned char *b = data, *p = b + REC_HDR;
     size_t key_len, peer_len, self_len, meta_len;
 
-    if (v->mv_size < REC_HDR || b[0] != REC_VERSION || b[1] != 0)
+    if (size < REC_HDR || b[0] != REC_VERSION || b[1] != 0)
         return 0;
     key_len = get_le(b + 2, 2);
     peer_len = b[24];
@@ -229,7 +226,7 @@ static int rec_decode(const MDB_val *v, saef_ks_record *r)
     meta_len = get_le(b + 26, 2);
     if (key_len == 0 || key_len > SAEF_KS_KEY_MAX || peer_len > SAEF_KS_ENTITY_MAX ||
         self_len > SAEF_KS_ENTITY_MAX || meta_len > SAEF_KS_META_MAX ||
-        v->mv_size != REC_HDR + key_len + peer_len + self_len + meta_len)
+        size != REC_HDR + key_len + peer_len + self_len + meta_len)
         return 0;
     r->key_len = key_len;
     r->created = (int64_t)get_le(b + 4, 8);
@@ -732,7 +729,7 @@ static SAEF_KS_ERR check_id(const saef_ks *ks, SAEF_KS_TYPE type, const void *id
     if (ks == NULL)
         return fail(NULL, SAEF_KS_EINVAL, "no store handle");
     if (saef_ks_type_name(type) == NULL)
-        return fail(ks, SAEF_KS_EINVAL, "unknown key type %d (use kpsa, km or kc)", (int)type);
+        return fail(ks, SAEF_KS_EINVAL, "unknown key type %d (use kpsa, km, kc or creg)", (int)type);
     if (id == NULL || id_len == 0)
         return fail(ks, SAEF_KS_EINVAL, "empty identity");
     if (id_len > SAEF_KS_ID_MAX)
@@ -758,31 +755,33 @@ SAEF_KS_ERR saef_ks_get(saef_ks *ks, SAEF_KS_TYPE type, const void *id, size_t i
     MDB_val k, v;
     MDB_txn *txn;
     SAEF_KS_ERR err;
-    int rc, ok;
+    int rc, ok = 0;
 
     if ((err = check_id(ks, type, id, id_len)) != SAEF_KS_OK)
         return err;
     if (out == NULL)
         return fail(ks, SAEF_KS_EINVAL, "no record to fill");
-    if ((err = use_env(ks)) != SAEF_KS_OK)
+    if ((err = use_env(ks)) != SAEF_KS_OK) {
+        saef_ks_record_wipe(out);
         return err;
+    }
     make_key(type, id, id_len, kbuf, &k);
-    if ((rc = rd_begin(ks->e, &txn)) != 0)
-        return from_mdb(ks, rc, "read");
-    rc = mdb_get(txn, ks->e->dbi, &k, &v);
-    ok = rc == 0 && rec_decode(&v, out);
-    rd_end(ks->e, txn);
+    if ((rc = rd_begin(ks->e, &txn)) == 0) {
+        rc = mdb_get(txn, ks->e->dbi, &k, &v);
+        ok = rc == 0 && saef_ks_rec_decode(v.mv_data, v.mv_size, out);
+        rd_end(ks->e, txn);
+    }
+    if (rc == 0 && ok)
+        return SAEF_KS_OK;
+    /* No stale fields for a caller that fills the record in itself. */
+    saef_ks_record_wipe(out);
     if (rc == MDB_NOTFOUND)
         return fail(ks, SAEF_KS_ENOTFOUND, "no %s key %s", saef_ks_type_name(type),
                     id_text(id, id_len, text));
     if (rc != 0)
         return from_mdb(ks, rc, "read");
-    if (!ok) {
-        saef_ks_record_wipe(out);
-        return fail(ks, SAEF_KS_ECORRUPT, "store %s: the %s record %s is malformed", ks->path,
-                    saef_ks_type_name(type), id_text(id, id_len, text));
-    }
-    return SAEF_KS_OK;
+    return fail(ks, SAEF_KS_ECORRUPT, "store %s: the %s record %s is malformed", ks->path,
+                saef_ks_type_name(type), id_text(id, id_len, text));
 }
 
 /* ---- writes ------------------------------------------------------------ */
@@ -1003,7 +1002,7 @@ SAEF_KS_ERR saef_ks_put(saef_ks *ks, SAEF_KS_TYPE type, const void *id, size_t i
     r = *rec;
     if (r.created == 0)
         r.created = (int64_t)time(NULL);
-    val_len = rec_encode(&r, peer_len, self_len, meta_len, val);
+    val_len = saef_ks_rec_encode(&r, peer_len, self_len, meta_len, val);
     op_encode(flags & SAEF_KS_REPLACE ? OP_PUT : OP_ADD, type, id, id_len, val, val_len, op);
     err = write_op(ks, op);
     OPENSSL_cleanse(op, sizeof(op));
@@ -1107,7 +1106,7 @@ static SAEF_KS_ERR walk(saef_ks *ks, SAEF_KS_TYPE type, saef_ks_iter_fn fn, void
     if (ks == NULL)
         return fail(NULL, SAEF_KS_EINVAL, "no store handle");
     if (type != 0 && saef_ks_type_name(type) == NULL)
-        return fail(ks, SAEF_KS_EINVAL, "unknown key type %d (use kpsa, km or kc)", (int)type);
+        return fail(ks, SAEF_KS_EINVAL, "unknown key type %d (use kpsa, km, kc or creg)", (int)type);
     if ((err = use_env(ks)) != SAEF_KS_OK)
         return err;
     if ((rc = rd_begin(ks->e, &txn)) != 0)
@@ -1127,7 +1126,7 @@ static SAEF_KS_ERR walk(saef_ks *ks, SAEF_KS_TYPE type, saef_ks_iter_fn fn, void
          rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         const unsigned char *kb = k.mv_data;
         size_t id_len = k.mv_size - 1;
-        if (k.mv_size < 2 || k.mv_size > 1 + SAEF_KS_ID_MAX || kb[0] == 0 || kb[0] > SAEF_KS_KC) {
+        if (k.mv_size < 2 || k.mv_size > 1 + SAEF_KS_ID_MAX || kb[0] == 0 || kb[0] > SAEF_KS_TYPE_LAST) {
             err = fail(ks, SAEF_KS_ECORRUPT, "store %s holds a malformed key: restore it from "
                        "a backup", ks->path);
             break;
@@ -1137,7 +1136,7 @@ static SAEF_KS_ERR walk(saef_ks *ks, SAEF_KS_TYPE type, saef_ks_iter_fn fn, void
         (*count)++;
         if (fn == NULL)
             continue;
-        if (!rec_decode(&v, &r)) {
+        if (!saef_ks_rec_decode(v.mv_data, v.mv_size, &r)) {
             err = fail(ks, SAEF_KS_ECORRUPT, "store %s: the %s record %s is malformed",
                        ks->path, saef_ks_type_name(kb[0]), id_text(kb + 1, id_len, text));
             break;

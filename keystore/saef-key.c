@@ -1,6 +1,7 @@
 /* saef-key: provision, list, rotate, import and export saef keys. */
 #include "saef_conf.h"
 #include "saef_keystore.h"
+#include "psk-file.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -29,7 +30,7 @@ static const char usage_text[] =
     "usage: saef-key [-s STORE] [--group-read] COMMAND [ARGS]\n"
     "\n"
     "  init                              create the store (owner-only)\n"
-    "  add TYPE ID [KEY OPTIONS]         add a key; TYPE is kpsa, km or kc\n"
+    "  add TYPE ID [KEY OPTIONS]         add a key; TYPE is kpsa, km or kc (creg: MAF only)\n"
     "      --hex HEX | --random BYTES    the key (default: hex read from stdin)\n"
     "      --peer ENTITY-ID --self ENTITY-ID --expires TIME --suid N\n"
     "      --replace --any-identity\n"
@@ -103,8 +104,18 @@ static int parse_type(const char *name, SAEF_KS_TYPE *type)
 {
     *type = saef_ks_type_from_name(name);
     if (*type == 0)
-        return usage_error("unknown key type '%s' (use kpsa, km or kc)", name);
+        return usage_error("unknown key type '%s' (use kpsa, km, kc or creg)", name);
     return 0;
+}
+
+/* creg records are saef-mafd's client registrations: listed, never provisioned. */
+static int parse_key_type(const char *name, SAEF_KS_TYPE *type)
+{
+    int rc = parse_type(name, type);
+
+    if (rc == 0 && *type == SAEF_KS_CREG)
+        return usage_error("creg records are written by saef-mafd; add kpsa, km or kc keys");
+    return rc;
 }
 
 /* The identity rules: length always; syntax unless --any-identity. */
@@ -321,7 +332,7 @@ static int cmd_add(int argc, char **argv)
         return rc;
     if (argc - optind != 2)
         return usage_error("add needs TYPE and IDENTITY");
-    if ((rc = parse_type(argv[optind], &type)) != 0 ||
+    if ((rc = parse_key_type(argv[optind], &type)) != 0 ||
         (rc = check_identity(type, argv[optind + 1], o.m.any)) != 0 ||
         (rc = apply_meta(&o.m, &rec)) != 0)
         return rc;
@@ -459,42 +470,22 @@ static int cmd_del(int argc, char **argv)
     return rc;
 }
 
-/* One line of a psk file into rec; the identity ends at the last ':'. */
-static int import_line(char *line, const char *file, long lineno, SAEF_KS_TYPE type, int any,
-                       saef_ks_record *rec, char **id)
-{
-    char *colon = strrchr(line, ':');
-    size_t idlen;
-    int n;
+struct import_ctx {
+    saef_ks *ks;
+    SAEF_KS_TYPE type;
+    const char *file;
+    unsigned flags;
+};
 
-    if (colon == NULL) {
-        fprintf(stderr, "saef-key: %s:%ld: no ':' (lines are identity:hexkey)\n", file, lineno);
-        return EXIT_USAGE;
-    }
-    *colon = '\0';
-    *id = line;
-    idlen = strlen(line);
-    if (idlen == 0 || idlen > SAEF_KS_ID_MAX) {
-        fprintf(stderr, "saef-key: %s:%ld: identity is %zu bytes; it must be 1 to %d\n", file,
-                lineno, idlen, SAEF_KS_ID_MAX);
-        return EXIT_USAGE;
-    }
-    if (!any && (type == SAEF_KS_KC ? !saef_id_parse_maf(line, idlen, NULL, NULL)
-                                    : !saef_id_is_conforming(line, idlen))) {
-        fprintf(stderr,
-                "saef-key: %s:%ld: identity '%s' does not follow TS-0003 (relative@fqdn); "
-                "--any-identity accepts it\n",
-                file, lineno, line);
-        return EXIT_USAGE;
-    }
-    n = saef_hex_decode(colon + 1, strlen(colon + 1), rec->key, sizeof(rec->key));
-    if (n <= 0) {
-        fprintf(stderr, "saef-key: %s:%ld: key is %s\n", file, lineno,
-                colon[1] == '\0' ? "empty" : "not 1 to 256 bytes of hex");
-        return EXIT_USAGE;
-    }
-    rec->key_len = (size_t)n;
-    return 0;
+static int import_put(const char *id, const saef_ks_record *rec, long lineno, void *arg)
+{
+    const struct import_ctx *ic = arg;
+    SAEF_KS_ERR err = saef_ks_put(ic->ks, ic->type, id, strlen(id), rec, ic->flags);
+
+    if (err == SAEF_KS_OK)
+        return 0;
+    fprintf(stderr, "saef-key: %s:%ld: %s\n", ic->file, lineno, saef_ks_last_error(ic->ks));
+    return ks_exit(err);
 }
 
 static int cmd_import(int argc, char **argv)
@@ -502,15 +493,10 @@ static int cmd_import(int argc, char **argv)
     static const int allowed[] = {O_FORMAT, O_TYPE, O_PEER, O_SELF, O_EXPIRES, O_SUID,
                                   O_REPLACE, O_ANY, 0};
     struct opts o;
-    SAEF_KS_TYPE type = SAEF_KS_KPSA;
-    saef_ks_record base = {0}, rec;
-    saef_ks *ks = NULL;
-    const char *file;
+    struct import_ctx ic = {NULL, SAEF_KS_KPSA, NULL, 0};
+    saef_ks_record base = {0};
     FILE *in;
-    char *line = NULL, *id;
-    size_t cap = 0, count = 0;
-    long lineno = 0;
-    ssize_t len;
+    size_t count = 0;
     SAEF_KS_ERR err;
     int rc;
 
@@ -518,63 +504,37 @@ static int cmd_import(int argc, char **argv)
         return rc;
     if (argc - optind != 1)
         return usage_error("import needs one FILE (or - for stdin)");
-    if (o.type != NULL && (rc = parse_type(o.type, &type)) != 0)
+    if (o.type != NULL && (rc = parse_key_type(o.type, &ic.type)) != 0)
         return rc;
     if ((rc = apply_meta(&o.m, &base)) != 0)
         return rc;
-    file = argv[optind];
-    in = strcmp(file, "-") == 0 ? stdin : fopen(file, "r");
+    ic.file = argv[optind];
+    ic.flags = o.m.replace ? SAEF_KS_REPLACE : 0;
+    in = strcmp(ic.file, "-") == 0 ? stdin : fopen(ic.file, "r");
     if (in == NULL) {
-        fprintf(stderr, "saef-key: cannot read %s: %s\n", file, strerror(errno));
+        fprintf(stderr, "saef-key: cannot read %s: %s\n", ic.file, strerror(errno));
         return EXIT_USAGE;
     }
-    if ((rc = open_store(0, &ks)) != 0)
+    if ((rc = open_store(0, &ic.ks)) != 0)
         goto out;
-    if ((err = saef_ks_write_begin(ks)) != SAEF_KS_OK) {
-        rc = ks_fail(ks, err);
-        goto out;
-    }
-    while ((len = getline(&line, &cap, in)) >= 0) {
-        lineno++;
-        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
-            line[--len] = '\0';
-        if (len == 0 || line[0] == '#')
-            continue;
-        rec = base;
-        rc = import_line(line, file, lineno, type, o.m.any, &rec, &id);
-        if (rc == 0) {
-            err = saef_ks_put(ks, type, id, strlen(id), &rec, o.m.replace ? SAEF_KS_REPLACE : 0);
-            if (err != SAEF_KS_OK) {
-                fprintf(stderr, "saef-key: %s:%ld: %s\n", file, lineno, saef_ks_last_error(ks));
-                rc = ks_exit(err);
-            }
-        }
-        saef_ks_record_wipe(&rec);
-        OPENSSL_cleanse(line, cap);
-        if (rc != 0) {
-            fprintf(stderr, "saef-key: nothing imported\n");
-            goto out;
-        }
-        count++;
-    }
-    if (ferror(in)) {
-        fprintf(stderr, "saef-key: reading %s: %s; nothing imported\n", file, strerror(errno));
-        rc = EXIT_USAGE;
+    if ((err = saef_ks_write_begin(ic.ks)) != SAEF_KS_OK) {
+        rc = ks_fail(ic.ks, err);
         goto out;
     }
-    if ((err = saef_ks_write_commit(ks)) != SAEF_KS_OK) {
-        rc = ks_fail(ks, err);
+    if ((rc = saef_psk_read(in, ic.file, ic.type, o.m.any, &base, import_put, &ic, &count)) != 0) {
+        fprintf(stderr, "saef-key: nothing imported\n");
+        goto out;
+    }
+    if ((err = saef_ks_write_commit(ic.ks)) != SAEF_KS_OK) {
+        rc = ks_fail(ic.ks, err);
         goto out;
     }
     printf("imported %zu keys\n", count);
 out:
-    if (ks != NULL) {
-        saef_ks_write_abort(ks);
-        saef_ks_close(ks);
+    if (ic.ks != NULL) {
+        saef_ks_write_abort(ic.ks);
+        saef_ks_close(ic.ks);
     }
-    if (line != NULL)
-        OPENSSL_cleanse(line, cap);
-    free(line);
     if (in != stdin)
         fclose(in);
     return rc;

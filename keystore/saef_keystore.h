@@ -57,8 +57,11 @@ extern "C" {
 typedef enum {
     SAEF_KS_KPSA = 1, /* pre-provisioned key, identity = KpsaID */
     SAEF_KS_KM = 2,   /* MAF master credential, identity = KmID */
-    SAEF_KS_KC = 3    /* MAF connection key, identity = HEX(KcID)@MAF-FQDN */
+    SAEF_KS_KC = 3,   /* MAF connection key, identity = HEX(KcID)@MAF-FQDN */
+    SAEF_KS_CREG = 4  /* a MAF's client registration (TS-0003 8.8.2.3), identity =
+                         mafClientRegID; written by saef-mafd, never a PSK */
 } SAEF_KS_TYPE;
+#define SAEF_KS_TYPE_LAST SAEF_KS_CREG
 
 typedef enum {
     SAEF_KS_OK = 0,
@@ -103,7 +106,8 @@ typedef struct {
 SAEF_EXPORT SAEF_KS_ERR saef_ks_open(const char *path, unsigned flags, saef_ks **out);
 SAEF_EXPORT void saef_ks_close(saef_ks *ks);
 
-/* Look up (type, identity). Not-after is NOT checked here: callers decide. */
+/* Look up (type, identity). Not-after is NOT checked here: callers decide.
+   On any failure *out is wiped (all zero). */
 SAEF_EXPORT SAEF_KS_ERR saef_ks_get(saef_ks *ks, SAEF_KS_TYPE type, const void *id,
                                     size_t id_len, saef_ks_record *out);
 
@@ -150,7 +154,7 @@ SAEF_EXPORT const char *saef_ks_strerror(SAEF_KS_ERR err);
 
 SAEF_EXPORT void saef_ks_record_wipe(saef_ks_record *rec);
 
-/* Type names "kpsa", "km", "kc" <-> SAEF_KS_TYPE; 0 when unknown. */
+/* Type names "kpsa", "km", "kc", "creg" <-> SAEF_KS_TYPE; 0 when unknown. */
 SAEF_EXPORT const char *saef_ks_type_name(SAEF_KS_TYPE type);
 SAEF_EXPORT SAEF_KS_TYPE saef_ks_type_from_name(const char *name);
 

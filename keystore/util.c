@@ -268,13 +268,14 @@ const char *saef_ks_type_name(SAEF_KS_TYPE type)
     case SAEF_KS_KPSA: return "kpsa";
     case SAEF_KS_KM: return "km";
     case SAEF_KS_KC: return "kc";
+    case SAEF_KS_CREG: return "creg";
     }
     return NULL;
 }
 
 SAEF_KS_TYPE saef_ks_type_from_name(const char *name)
 {
-    for (int t = SAEF_KS_KPSA; t <= SAEF_KS_KC; t++)
+    for (int t = SAEF_KS_KPSA; t <= SAEF_KS_TYPE_LAST; t++)
         if (name != NULL && strcmp(name, saef_ks_type_name((SAEF_KS_TYPE)t)) == 0)
             return (SAEF_KS_TYPE)t;
     return (SAEF_KS_TYPE)0;

@@ -3,6 +3,7 @@
  * a connection key Kc for one target at the MAF, update or deregister it.
  * The kc record it stores is what the client shim offers to the target.
  */
+#include "maf-answer.h"
 #include "maf-client.h"
 #include "saef_keystore.h"
 
@@ -24,11 +25,16 @@ static const char usage[] =
     "       saef-maf [-s STORE] update --maf URL --key KEY-ID [--kmid KmID]\n"
     "                [--expires TIME] [--target IDB]\n"
     "       saef-maf [-s STORE] deregister --maf URL --key KEY-ID [--kmid KmID]\n"
+    "       saef-maf [-s STORE] client-register --maf URL [--admin-fqdn FQDN]\n"
+    "                [--expires TIME] [--label LABEL]... [--kmid KmID]\n"
+    "       saef-maf [-s STORE] client-config|client-deregister --maf URL --reg ID\n"
+    "       saef-maf [-s STORE] client-update --maf URL --reg ID [--expires TIME]\n"
+    "                [--label LABEL]...\n"
     "STORE: -s, else $SAEF_STORE. TIME: +N[smhdw], RFC 3339 or YYYYMMDDTHHMMSS.\n"
     "Exit status: 0 ok, 1 not found, 2 usage, 3 store error, 4 MAF error or refusal.\n";
 
 static struct {
-    const char *store, *maf, *target, *kmid, *expires, *admin, *key;
+    const char *store, *maf, *target, *kmid, *expires, *admin, *key, *reg;
     json_t *labels;
     saef_ks *ks;
     saef_ks_record km;
@@ -109,13 +115,11 @@ static int call(const char *method, const char *path, json_t *body, int want_ekm
 
 static int maf_error(const saef_maf_reply *r)
 {
-    json_t *j = r->body != NULL ? json_loads(r->body, 0, NULL) : NULL;
-    const char *msg = json_string_value(json_object_get(j, "error"));
-    int code = fail(r->status == 404 ? EXIT_NOTFOUND : EXIT_MAF, "the MAF answered %ld: %s",
-                    r->status, msg != NULL ? msg : "(no reason)");
+    char msg[256];
 
-    json_decref(j);
-    return code;
+    saef_maf_answer_error(r->body, msg, sizeof(msg));
+    return fail(r->status == 404 ? EXIT_NOTFOUND : EXIT_MAF, "the MAF answered %ld: %s",
+                r->status, msg);
 }
 
 static int parse_time(int64_t *t)
@@ -129,10 +133,9 @@ static int parse_time(int64_t *t)
 
 static int cmd_register(void)
 {
-    char exp[16], hex[33], id[SAEF_KS_ID_MAX + 64];
-    const char *rel, *rexp, *src, *admin, *target;
-    json_t *req, *resp = NULL, *targets;
-    json_int_t suid;
+    char exp[16], hex[33], id[SAEF_KS_ID_MAX + 64], why[512];
+    saef_maf_reg_request want_req = {hex, o.target, NULL, NULL};
+    json_t *req;
     saef_maf_reply r;
     saef_ks_record kc = {0};
     int64_t want, got;
@@ -144,10 +147,11 @@ static int cmd_register(void)
         o.expires = "+1d";
     if ((rc = parse_time(&want)) != 0 || (rc = load_km()) != 0)
         return rc;
+    want_req.admin = o.admin != NULL ? o.admin : o.fqdn;
+    want_req.self = o.km.self;
     saef_time_format_onem2m(want, exp, sizeof(exp));
     req = json_pack("{s:s, s:s, s:s, s:i, s:[s]}", "MAF-FQDN", o.fqdn, "expirationTime", exp,
-                    "adminFQDN", o.admin != NULL ? o.admin : o.fqdn, "SUID", 32, "targetIDs",
-                    o.target);
+                    "adminFQDN", want_req.admin, "SUID", 32, "targetIDs", o.target);
     if (o.labels != NULL)
         json_object_set(req, "labels", o.labels);
     rc = call("POST", "keyReg", req, 1, &r);
@@ -160,30 +164,9 @@ static int cmd_register(void)
     }
     /* TS-0003 8.3.9.9.5: every returned value checked before the key is used. */
     saef_hex_encode(r.ekm, 16, hex);
-    resp = json_loads(r.body, 0, NULL);
-    rc = EXIT_MAF;
-    if (json_unpack(resp, "{s:s, s:s, s:s, s:s, s:I, s:o}", "relativeKeyID", &rel,
-                    "expirationTime", &rexp, "sourceMAFClientID", &src, "adminFQDN", &admin,
-                    "SUID", &suid, "targetIDs", &targets) != 0) {
-        fail(rc, "the MAF's answer lacks mandatory fields");
-        goto out;
-    }
-    target = json_string_value(json_array_get(targets, 0));
-    if (strcasecmp(rel, hex) != 0) {
-        fail(rc, "the MAF's RelativeKeyID differs from this side's key export");
-        goto out;
-    }
-    if (!saef_time_parse(rexp, 0, &got) || got <= (int64_t)time(NULL)) {
-        fail(rc, "the MAF's expirationTime %s is not in the future", rexp);
-        goto out;
-    }
-    if (suid != 32 || json_array_size(targets) != 1 || target == NULL ||
-        strcmp(target, o.target) != 0 || strcmp(admin, o.admin != NULL ? o.admin : o.fqdn) != 0) {
-        fail(rc, "the MAF changed the SUID, targetIDs or adminFQDN");
-        goto out;
-    }
-    if (o.km.self[0] != '\0' && strcmp(src, o.km.self) != 0) {
-        fail(rc, "the MAF names this client %s, not %s", src, o.km.self);
+    if (!saef_maf_check_registration(r.body, &want_req, (int64_t)time(NULL), &got, why,
+                                     sizeof(why))) {
+        rc = fail(EXIT_MAF, "%s", why);
         goto out;
     }
     memcpy(kc.key, r.ekm + 16, 32);
@@ -196,11 +179,11 @@ static int cmd_register(void)
         rc = fail(EXIT_STORE, "%s", saef_ks_last_error(o.ks));
         goto out;
     }
-    printf("%s\t%s\t%s\n", id, o.target, rexp);
+    saef_time_format_onem2m(got, exp, sizeof(exp));
+    printf("%s\t%s\t%s\n", id, o.target, exp);
     rc = 0;
 out:
     saef_ks_record_wipe(&kc);
-    json_decref(resp);
     saef_maf_reply_free(&r);
     return rc;
 }
@@ -250,24 +233,113 @@ static int cmd_change(int delete)
         saef_maf_reply_free(&r);
         return rc;
     }
-    saef_maf_reply_free(&r);
-    /* Keep the local record in step with the MAF. */
+    /* Keep the local record in step with the MAF (whose policy may cap the expiry). */
     snprintf(id, sizeof(id), "%s@%s", hex, o.fqdn);
     if (delete) {
         saef_ks_del(o.ks, SAEF_KS_KC, id, strlen(id));
     } else if (saef_ks_get(o.ks, SAEF_KS_KC, id, strlen(id), &kc) == SAEF_KS_OK) {
-        json_t *j = json_loads(r.body != NULL ? r.body : "{}", 0, NULL);
-        const char *e = json_string_value(json_object_get(j, "expirationTime"));
-        if (e != NULL)
-            saef_time_parse(e, 0, &kc.not_after);
+        saef_maf_answer_expiry(r.body, &kc.not_after);
         if (o.target != NULL)
             snprintf(kc.peer, sizeof(kc.peer), "%s", o.target);
         saef_ks_put(o.ks, SAEF_KS_KC, id, strlen(id), &kc, SAEF_KS_REPLACE);
         saef_ks_record_wipe(&kc);
-        json_decref(j);
     }
+    saef_maf_reply_free(&r);
     printf("%s %s\n", delete ? "deregistered" : "updated", id);
     return 0;
+}
+
+/* MAF Client Registration (TS-0003 8.8.2.3): once per adminFQDN. */
+static int cmd_client_register(void)
+{
+    char exp[16];
+    const char *id, *rexp, *me, *admin, *want_admin;
+    json_t *req, *resp = NULL;
+    saef_maf_reply r;
+    int64_t want, got;
+    int rc;
+
+    if (o.maf == NULL)
+        return fail(EXIT_USAGE, "client-register needs --maf URL\n%s", usage);
+    if (o.expires == NULL)
+        o.expires = "+365d";
+    if ((rc = parse_time(&want)) != 0 || (rc = load_km()) != 0)
+        return rc;
+    want_admin = o.admin != NULL ? o.admin : o.fqdn;
+    saef_time_format_onem2m(want, exp, sizeof(exp));
+    req = json_pack("{s:s, s:s, s:s}", "MAF-FQDN", o.fqdn, "expirationTime", exp, "adminFQDN",
+                    want_admin);
+    if (o.labels != NULL)
+        json_object_set(req, "labels", o.labels);
+    rc = call("POST", "clientReg", req, 0, &r);
+    json_decref(req);
+    if (rc != 0)
+        return rc;
+    if (r.status != 201) {
+        rc = maf_error(&r);
+        goto out;
+    }
+    resp = json_loads(r.body, 0, NULL);
+    rc = EXIT_MAF;
+    if (json_unpack(resp, "{s:s, s:s, s:s, s:s}", "mafClientRegID", &id, "expirationTime", &rexp,
+                    "mafClientID", &me, "adminFQDN", &admin) != 0) {
+        fail(rc, "the MAF's answer lacks mandatory fields");
+        goto out;
+    }
+    if (!saef_time_parse(rexp, 0, &got) || got <= (int64_t)time(NULL)) {
+        fail(rc, "the MAF's expirationTime %s is not in the future", rexp);
+        goto out;
+    }
+    if (strcmp(admin, want_admin) != 0 || (o.km.self[0] != '\0' && strcmp(me, o.km.self) != 0)) {
+        fail(rc, "the MAF changed the adminFQDN or names this client %s", me);
+        goto out;
+    }
+    printf("%s\t%s\t%s\t%s\n", id, me, admin, rexp);
+    rc = 0;
+out:
+    json_decref(resp);
+    saef_maf_reply_free(&r);
+    return rc;
+}
+
+/* Configuration retrieval, update, de-registration (8.8.2.4-8.8.2.6). */
+static int cmd_client_change(const char *method)
+{
+    char path[64], exp[16];
+    saef_maf_reply r;
+    json_t *req = NULL;
+    int64_t want = 0;
+    int rc, put = strcmp(method, "PUT") == 0;
+
+    if (o.maf == NULL || o.reg == NULL || strlen(o.reg) != 32 ||
+        saef_hex_decode(o.reg, 32, (unsigned char[16]){0}, 16) != 16)
+        return fail(EXIT_USAGE, "needs --maf URL and --reg ID (32 hex digits)\n%s", usage);
+    if (put && o.expires == NULL && o.labels == NULL)
+        return fail(EXIT_USAGE, "client-update needs --expires or --label");
+    if ((o.expires != NULL && (rc = parse_time(&want)) != 0) || (rc = load_km()) != 0)
+        return rc;
+    if (put) {
+        req = json_object();
+        if (o.expires != NULL) {
+            saef_time_format_onem2m(want, exp, sizeof(exp));
+            json_object_set_new(req, "expirationTime", json_string(exp));
+        }
+        if (o.labels != NULL)
+            json_object_set(req, "labels", o.labels);
+    }
+    snprintf(path, sizeof(path), "clientReg/%s", o.reg);
+    rc = call(method, path, req, 0, &r);
+    json_decref(req);
+    if (rc != 0)
+        return rc;
+    if (r.status != (strcmp(method, "DELETE") == 0 ? 204 : 200))
+        rc = maf_error(&r);
+    else if (r.body != NULL)
+        fputs(r.body, stdout); /* the MAF's JSON: the configuration or what changed */
+    else
+        printf("deregistered %s\n", o.reg);
+    saef_maf_reply_free(&r);
+    return rc;
 }
 
 int main(int argc, char **argv)
@@ -278,6 +350,7 @@ int main(int argc, char **argv)
         {"expires", required_argument, NULL, 'e'}, {"admin-fqdn", required_argument, NULL, 'a'},
         {"label", required_argument, NULL, 'L'},   {"key", required_argument, NULL, 'K'},
         {"timeout", required_argument, NULL, 'T'}, {"help", no_argument, NULL, 'h'},
+        {"reg", required_argument, NULL, 'R'},
         {NULL, 0, NULL, 0},
     };
     const char *cmd;
@@ -293,6 +366,7 @@ int main(int argc, char **argv)
         case 'e': o.expires = optarg; break;
         case 'a': o.admin = optarg; break;
         case 'K': o.key = optarg; break;
+        case 'R': o.reg = optarg; break;
         case 'T': o.timeout_ms = atol(optarg); break;
         case 'L':
             if (o.labels == NULL)
@@ -304,7 +378,8 @@ int main(int argc, char **argv)
         }
     }
     if (optind != argc - 1)
-        return fail(EXIT_USAGE, "one command: register, update or deregister\n%s", usage);
+        return fail(EXIT_USAGE, "one command: register, update, deregister, client-register, client-config, "
+                    "client-update or client-deregister\n%s", usage);
     if (o.store == NULL || *o.store == '\0')
         return fail(EXIT_USAGE, "no store: give -s STORE or set SAEF_STORE");
     if (o.maf != NULL && strncmp(o.maf, "https://", 8) != 0)
@@ -318,6 +393,14 @@ int main(int argc, char **argv)
         rc = cmd_change(0);
     else if (strcmp(cmd, "deregister") == 0)
         rc = cmd_change(1);
+    else if (strcmp(cmd, "client-register") == 0)
+        rc = cmd_client_register();
+    else if (strcmp(cmd, "client-config") == 0)
+        rc = cmd_client_change("GET");
+    else if (strcmp(cmd, "client-update") == 0)
+        rc = cmd_client_change("PUT");
+    else if (strcmp(cmd, "client-deregister") == 0)
+        rc = cmd_client_change("DELETE");
     else
         rc = fail(EXIT_USAGE, "unknown command '%s'\n%s", cmd, usage);
     saef_ks_record_wipe(&o.km);

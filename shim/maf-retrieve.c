@@ -93,16 +93,14 @@ static void note_answer(uint64_t maf, int answered, int64_t now)
     pthread_mutex_unlock(&lock);
 }
 
-/* The answer of 8.8.2.8 into rec; 0 with why set if it is not acceptable. */
-static int parse_reply(const char *body, int64_t now, saef_ks_record *rec, const char **why)
+int saef_maf_parse_reply(const char *body, int64_t now, saef_ks_record *rec, const char **why)
 {
     json_t *j = json_loads(body, 0, NULL);
     const char *key, *exp, *src;
     json_int_t suid;
     int n, ok = 0;
 
-    /* The caller's record is whatever its stack held: no field may survive
-       (a stray self would bind the cached key to another server). */
+    /* The caller's record may hold anything: a stale self would bind the key elsewhere. */
     memset(rec, 0, sizeof(*rec));
     *why = "malformed MAF answer";
     if (j == NULL || json_unpack(j, "{s:s, s:s, s:I, s:s}", "keyValue", &key, "expirationTime",
@@ -162,7 +160,7 @@ int saef_maf_retrieve(const saef_conf *conf, saef_ks *ks, const char *id, size_t
         remember_refusal(h, now + saef_conf_int(conf, SAEF_CONF_MAF_NEGATIVE_TTL));
         ok = 0;
     } else {
-        ok = parse_reply(reply.body, now, rec, why);
+        ok = saef_maf_parse_reply(reply.body, now, rec, why);
     }
     saef_maf_reply_free(&reply);
     if (!ok)

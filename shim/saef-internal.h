@@ -23,6 +23,12 @@ int saef_is_installed(const SSL_CTX *ctx);
 /* A TLS 1.3 external PSK session (SHA-256) for key, with ssl's id context. */
 SSL_SESSION *saef_psk_session(SSL *ssl, const unsigned char *key, size_t len);
 
+/* kc for HEX32@MAF-FQDN when that MAF is configured, else kpsa. */
+SAEF_KS_TYPE saef_id_type(const saef_conf *conf, const char *id, size_t len);
+
+/* Entity B: the MAF's Key Retrieval answer (TS-0003 8.8.2.8) into rec; 1, or
+   0 with why set if it is not acceptable. */
+int saef_maf_parse_reply(const char *body, int64_t now, saef_ks_record *rec, const char **why);
 /* Entity B: fetch Kc for identity (HEX32@fqdn) from the MAF named fqdn, within
    maf_timeout; cached in the store. 1 with rec filled, or 0 with why set. */
 int saef_maf_retrieve(const saef_conf *conf, saef_ks *ks, const char *id, size_t id_len,

@@ -264,14 +264,13 @@ int saef_is_installed(const SSL_CTX *ctx)
 
 /* ---- keys ------------------------------------------------------------- */
 
-/* kc for HEX32@MAF-FQDN when that MAF is configured, else kpsa. */
-static SAEF_KS_TYPE id_type(const saef_ctx *s, const char *id, size_t len)
+SAEF_KS_TYPE saef_id_type(const saef_conf *conf, const char *id, size_t len)
 {
     const char *fqdn;
     char url[SAEF_CONF_VALUE_MAX];
 
     if (saef_id_parse_maf(id, len, &fqdn, NULL) &&
-        saef_conf_maf_url(&s->conf, fqdn, len - (size_t)(fqdn - id), url, sizeof(url)))
+        saef_conf_maf_url(conf, fqdn, len - (size_t)(fqdn - id), url, sizeof(url)))
         return SAEF_KS_KC;
     return SAEF_KS_KPSA;
 }
@@ -315,7 +314,7 @@ static key_result server_key(SSL *ssl, const ctx_data *cd, const unsigned char *
         why = "malformed identity";
         goto refuse;
     }
-    type = cd->maf ? SAEF_KS_KM : id_type(s, (const char *)id, id_len);
+    type = cd->maf ? SAEF_KS_KM : saef_id_type(&s->conf, (const char *)id, id_len);
     if ((ks = store(s)) == NULL) {
         why = "key store unavailable";
         goto refuse;
@@ -500,7 +499,8 @@ static int offers_known_psk(SSL *ssl, const ctx_data *cd)
         if (idlen + 6 > total)
             return 0;
         if (idlen > 0 && idlen <= SAEF_KS_ID_MAX) {
-            SAEF_KS_TYPE type = cd->maf ? SAEF_KS_KM : id_type(s, (const char *)p + 2, idlen);
+            SAEF_KS_TYPE type =
+                cd->maf ? SAEF_KS_KM : saef_id_type(&s->conf, (const char *)p + 2, idlen);
             /* A MAF identity may not be fetched yet: it is ours all the same. */
             if (type == SAEF_KS_KC)
                 return 1;
@@ -599,7 +599,8 @@ static int pick_cb(SAEF_KS_TYPE type, const char *id, size_t id_len, const saef_
 {
     pick *p = arg;
 
-    if (type == SAEF_KS_KM || (rec->not_after != 0 && rec->not_after <= p->now))
+    if (type == SAEF_KS_KM || type == SAEF_KS_CREG ||
+        (rec->not_after != 0 && rec->not_after <= p->now))
         return 0;
     p->usable++;
     if (p->target != NULL && strcasecmp(rec->peer, p->target) != 0)
@@ -635,7 +636,7 @@ static int client_key(SSL *ssl, saef_ctx *s, conn *c, saef_ks_record *rec)
         }
         id = p.id;
     }
-    type = p.type != 0 ? p.type : id_type(s, id, strlen(id));
+    type = p.type != 0 ? p.type : saef_id_type(&s->conf, id, strlen(id));
     if (saef_ks_get(ks, type, id, strlen(id), rec) != SAEF_KS_OK) {
         saef_log(s, SAEF_LEVEL_INFO, "no %s key %s to offer", saef_ks_type_name(type), id);
         return 0;

@@ -91,6 +91,26 @@ handshake_ok() {
     grep -q "Cipher is" "$1" && ! grep -q -E "alert|:error:|Cipher is \(NONE\)" "$1"
 }
 
+# MAF helpers; MPORT is the MAF's port.
+# maf_start ARGS...: start saef-mafd on MPORT; MAFD is the daemon's PID.
+maf_start() {
+    saef_bg "$T/mafd.log" saef-mafd --listen "127.0.0.1:$MPORT" "$@"
+    wait_port "$MPORT"
+    MAFD=$(pgrep -P "$SAEF_LAST_PID") # the daemon itself, not its timeout wrapper
+}
+# maf_raw KMID KEY METHOD PATH [BODY]: one HTTP request over openssl s_client,
+# which also prints its own RFC 5705 export of the connection ($T/raw).
+maf_raw() {
+    local b=${5:-}
+    { printf '%s %s HTTP/1.1\r\nHost: maf.example.com\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s' \
+          "$3" "$4" ${#b} "$b"; sleep 0.5; } |
+        OPENSSL_CONF=/dev/null timeout 10 openssl s_client -connect "127.0.0.1:$MPORT" -tls1_2 \
+            -psk_identity "$1" -psk "$2" -keymatexport EXPORTER-oneM2M-Connection \
+            -keymatexportlen 48 -ign_eof >"$T/raw" 2>&1
+}
+# maf_status: the HTTP status of the last maf_raw.
+maf_status() { sed -n 's|^HTTP/1.1 \([0-9]*\).*|\1|p' "$T/raw" | head -1; }
+
 pass() { echo "ok   - $*"; }
 fail() { echo "FAIL - $*"; FAILS=$((FAILS + 1)); }
 

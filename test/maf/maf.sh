@@ -20,11 +20,7 @@ saef-key -s "$X" add km x-km@maf.example.com --hex $KX
 
 MPORT=$(free_port)
 MAF="https://127.0.0.1:$MPORT"
-start_maf() {
-    saef_bg "$T/mafd.log" saef-mafd --store "$M" --fqdn maf.example.com --listen "127.0.0.1:$MPORT" "$@"
-    wait_port "$MPORT"
-    MAFD=$(pgrep -P "$SAEF_LAST_PID") # the daemon itself, not its timeout wrapper
-}
+start_maf() { maf_start --store "$M" --fqdn maf.example.com "$@"; }
 start_maf
 
 cnf() { # cnf FILE STORE ROLE [LINE...]
@@ -62,23 +58,12 @@ sleep 0.3
 check_grep "B bound the association to A" "accepted identity=\"$KEYID\" entity=\"$IDA\" framework=maf" "$T/b.log"
 check "  ... with one retrieval at the MAF" test "$(grep -c 'POST /keyRetrieve -> 200' "$T/mafd.log")" = 1
 
-# raw KMID KEY METHOD PATH [BODY]: one HTTP request over openssl s_client,
-# which also prints its own RFC 5705 export of the connection ($T/raw).
-raw() {
-    local b=${5:-}
-    { printf '%s %s HTTP/1.1\r\nHost: maf.example.com\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s' \
-          "$3" "$4" ${#b} "$b"; sleep 0.5; } |
-        OPENSSL_CONF=/dev/null timeout 10 openssl s_client -connect "127.0.0.1:$MPORT" -tls1_2 \
-            -psk_identity "$1" -psk "$2" -keymatexport EXPORTER-oneM2M-Connection \
-            -keymatexportlen 48 -ign_eof >"$T/raw" 2>&1
-}
-status() { sed -n 's|^HTTP/1.1 \([0-9]*\).*|\1|p' "$T/raw" | head -1; }
 FUTURE=$(date -u -d '+1 hour' +%Y%m%dT%H%M%S)
 reg() { echo '{"expirationTime":"'"${1:-$FUTURE}"'","adminFQDN":"sp.example.com","SUID":'"${2:-32}"',"targetIDs":'"${3:-[\"$IDB\"]}"'}'; }
 
 # The derivation checked independently: openssl's export of the same connection.
-raw a-km@maf.example.com $KA POST /keyReg "$(reg)"
-check "raw key registration: 201" test "$(status)" = 201
+maf_raw a-km@maf.example.com $KA POST /keyReg "$(reg)"
+check "raw key registration: 201" test "$(maf_status)" = 201
 ekm=$(sed -n 's/^ *Keying material: *//p' "$T/raw")
 rel=$(grep -o '"relativeKeyID":"[0-9A-F]*"' "$T/raw" | cut -d'"' -f4)
 check "  ... RelativeKeyID = hex(KcID) = export bytes 0-15" test -n "$rel" -a "$rel" = "${ekm:0:32}"
@@ -89,8 +74,8 @@ check "  ... Kc = export bytes 16-47" test "$(cat "$T/out")" = "${ekm:32:64}"
 before=$(saef-key -s "$M" list kc | wc -l)
 bad() { # bad STATUS DESC METHOD PATH [BODY]
     want=$1 desc=$2; shift 2
-    raw a-km@maf.example.com $KA "$@"
-    check "$desc: $want" test "$(status)" = "$want"
+    maf_raw a-km@maf.example.com $KA "$@"
+    check "$desc: $want" test "$(maf_status)" = "$want"
 }
 bad 400 "malformed JSON" POST /keyReg '{"expirationTime":'
 bad 400 "not an object" POST /keyReg '[1,2]'
@@ -107,11 +92,17 @@ bad 404 "unknown resource" POST /nothing '{}'
 bad 400 "retrieval with a bad id" POST /keyRetrieve '{"relativeKeyID":"xyz"}'
 bad 404 "retrieval of an unknown id" POST /keyRetrieve '{"relativeKeyID":"00000000000000000000000000000000"}'
 bad 403 "retrieval by the source, not the target" POST /keyRetrieve '{"relativeKeyID":"'$rel'"}'
-raw x-km@maf.example.com $KX DELETE "/keyReg/$rel"
-check "deregistration by another client: 403" test "$(status)" = 403
+snapshot=$(saef-key -s "$M" show kc "$rel@maf.example.com")
+bad 400 "an update naming another MAF-FQDN" PUT "/keyReg/$rel" '{"MAF-FQDN":"other.example.com","labels":["x"]}'
+bad 400 "an update with an expirationTime in the past" PUT "/keyReg/$rel" '{"expirationTime":"20200101T000000"}'
+bad 400 "an update with two targets" PUT "/keyReg/$rel" '{"targetIDs":["'$IDB'","//sp.example.com/x"]}'
+bad 400 "an update with nothing to change" PUT "/keyReg/$rel" '{}'
+check "  ... the registration is as it was" test "$(saef-key -s "$M" show kc "$rel@maf.example.com")" = "$snapshot"
+maf_raw x-km@maf.example.com $KX DELETE "/keyReg/$rel"
+check "deregistration by another client: 403" test "$(maf_status)" = 403
 check "  ... nothing changed" test "$(saef-key -s "$M" list kc | wc -l)" = "$before"
-raw b-km@maf.example.com $KB POST /keyRetrieve '{"relativeKeyID":"'$rel'"}'
-check "retrieval by the target: 200" test "$(status)" = 200
+maf_raw b-km@maf.example.com $KB POST /keyRetrieve '{"relativeKeyID":"'$rel'"}'
+check "retrieval by the target: 200" test "$(maf_status)" = 200
 check_grep "  ... with the source client and adminFQDN" '"sourceMAFClientID":"'$IDA'"' "$T/raw"
 check_grep "  ... and adminFQDN" '"adminFQDN":"sp.example.com"' "$T/raw"
 check_grep "  ... and the key" '"keyValue":"'"${ekm:32:64}"'"' "$T/raw"
@@ -163,8 +154,8 @@ echo ping | OPENSSL_CONF=/dev/null timeout 10 openssl s_client -connect "127.0.0
 check_not "  ... and fails after expirationTime (B's cached copy too)" hs_ok
 sleep 0.3
 check_grep "  ... B says expired" "identity=\"$SHORT\" reason=\"key expired\"" "$T/b.log"
-raw b-km@maf.example.com $KB POST /keyRetrieve '{"relativeKeyID":"'${SHORT:0:32}'"}'
-check "  ... the MAF answers 410 for it" test "$(status)" = 410
+maf_raw b-km@maf.example.com $KB POST /keyRetrieve '{"relativeKeyID":"'${SHORT:0:32}'"}'
+check "  ... the MAF answers 410 for it" test "$(maf_status)" = 410
 check_rc "  ... and purged it" 1 saef-key -s "$M" show kc "$SHORT"
 
 # Restart: registrations survive; MAF down: B fails fast and still serves others.

@@ -40,6 +40,8 @@ check_grep "  ... with a clear reason" "no such saef key" "$T/err"
 check_grep "  ... naming the identity" "nobody@sp.example.com" "$T/err"
 check_rc "wrong key type in URI fails" 1 "$STORE_LOAD" saef://foo/dev1@sp.example.com
 check_grep "  ... names the type" "unknown key type 'foo'" "$T/err"
+check_rc "a MAF client registration (creg) is no key" 1 "$STORE_LOAD" saef://creg/00000000000000000000000000000000
+check_grep "  ... refused as a type" "unknown key type 'creg'" "$T/err"
 check_rc "no type in URI fails" 1 "$STORE_LOAD" saef://dev1
 check_rc "bad percent-encoding fails" 1 "$STORE_LOAD" 'saef://kpsa/a%zz'
 check_grep "  ... says so" "percent-encoded" "$T/err"

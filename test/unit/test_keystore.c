@@ -204,6 +204,18 @@ static void test_record_wipe_clears_key(void)
     CU_ASSERT(memcmp(&r, &zero, sizeof(r)) == 0);
 }
 
+/* Entity B fills a missed kc record in from the MAF: nothing stale may remain. */
+static void test_failed_get_leaves_an_empty_record(void)
+{
+    saef_ks *ks = fresh();
+    saef_ks_record out, zero = {0};
+
+    memset(&out, 0xAA, sizeof(out));
+    CU_ASSERT_EQUAL(saef_ks_get(ks, SAEF_KS_KC, "x@y.z", 5, &out), SAEF_KS_ENOTFOUND);
+    CU_ASSERT(memcmp(&out, &zero, sizeof(out)) == 0);
+    saef_ks_close(ks);
+}
+
 /* ---- opening: missing, permissions, corrupt ----------------------------- */
 
 static void test_missing_store_is_enostore(void)
@@ -1136,6 +1148,7 @@ int main(int argc, char **argv)
         T(test_created_defaults_to_now),
         T(test_expired_record_is_returned_with_its_expiry),
         T(test_record_wipe_clears_key),
+        T(test_failed_get_leaves_an_empty_record),
         T(test_missing_store_is_enostore),
         T(test_bad_arguments_to_open_refused),
         T(test_created_owner_only_and_group_read),

@@ -1,0 +1,21 @@
+/* Internal to saef-key (and its fuzz target): the psk file of stunnel,
+   mosquitto and GnuTLS, one "identity:hexkey" line per key. */
+#ifndef SAEF_PSK_FILE_H
+#define SAEF_PSK_FILE_H
+
+#include <stdio.h>
+#include "saef_keystore.h"
+
+/* Called for each key line with a copy of base holding the key; non-zero stops. */
+typedef int (*saef_psk_put_fn)(const char *id, const saef_ks_record *rec, long lineno, void *arg);
+
+/*
+ * Reads every line of `in` (named `file` in messages): empty lines and lines
+ * starting with '#' are skipped, the identity ends at the last ':', and it must
+ * be TS-0003 syntax for `type` unless `any`. Returns 0 with *count keys put,
+ * 2 with the reason on stderr for a bad line, or put's non-zero result.
+ */
+int saef_psk_read(FILE *in, const char *file, SAEF_KS_TYPE type, int any,
+                  const saef_ks_record *base, saef_psk_put_fn put, void *arg, size_t *count);
+
+#endif

@@ -1,0 +1,674 @@
+/*
+ * The MAF's registry: registrations are kc records in the MAF's own saef
+ * store, identity RelativeKeyID@MAF-FQDN, peer = the target, self = the
+ * source client, meta = adminFQDN and labels. HTTP is saef-mafd.c's job.
+ */
+#include "mafd-registry.h"
+
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#define SUID_SAEF 32
+#define EKM_LABEL "EXPORTER-oneM2M-Connection"
+
+void saef_mafd_log(const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    fprintf(stderr, "saef-mafd: ");
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+static int error_answer(json_t **answer, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int error_answer(json_t **answer, int status, const char *fmt, ...)
+{
+    char msg[256];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    *answer = json_pack("{s:s}", "error", msg);
+    return status;
+}
+
+static json_t *read_json(const saef_mafd_request *req, char *err, size_t errlen)
+{
+    json_error_t jerr;
+    json_t *j;
+
+    j = json_loadb(req->body != NULL ? req->body : "", req->body_len, JSON_REJECT_DUPLICATES,
+                   &jerr);
+    if (j == NULL)
+        snprintf(err, errlen, "malformed JSON: %s", jerr.text);
+    else if (!json_is_object(j)) {
+        snprintf(err, errlen, "the body must be a JSON object");
+        json_decref(j);
+        j = NULL;
+    }
+    return j;
+}
+
+/* Unknown fields are errors, so a typo is not silently ignored. */
+static const char *unknown_field(json_t *j, const char *const *allowed)
+{
+    const char *k;
+    json_t *v;
+
+    json_object_foreach(j, k, v)
+    {
+        int ok = 0;
+        (void)v;
+        for (const char *const *a = allowed; *a != NULL; a++)
+            ok |= strcmp(k, *a) == 0;
+        if (!ok)
+            return k;
+    }
+    return NULL;
+}
+
+static int valid_labels(json_t *labels)
+{
+    size_t i;
+    json_t *v;
+
+    if (labels == NULL)
+        return 1;
+    if (!json_is_array(labels))
+        return 0;
+    json_array_foreach(labels, i, v) if (!json_is_string(v)) return 0;
+    return 1;
+}
+
+/* An Absolute CSE-ID or AE-ID: "//sp-fqdn/..." (TS-0001 7.2), kept strict. */
+static int absolute_id(const char *id)
+{
+    size_t n = strlen(id);
+
+    if (n < 4 || n > SAEF_KS_ENTITY_MAX || strncmp(id, "//", 2) != 0 || strchr(id + 2, '/') == NULL)
+        return 0;
+    for (const char *p = id; *p; p++)
+        if (*p <= ' ' || *p > '~')
+            return 0;
+    return 1;
+}
+
+/* The registration's metadata as stored: adminFQDN and labels. */
+static void set_meta(saef_ks_record *rec, const char *admin, json_t *labels)
+{
+    json_t *m = json_pack("{s:s}", "adminFQDN", admin);
+    char *text;
+
+    if (labels != NULL)
+        json_object_set(m, "labels", labels);
+    text = json_dumps(m, JSON_COMPACT);
+    snprintf(rec->meta, sizeof(rec->meta), "%s", text != NULL ? text : "");
+    free(text);
+    json_decref(m);
+}
+
+/* Adds the stored adminFQDN and labels to an answer. */
+static void add_meta(json_t *out, const saef_ks_record *rec)
+{
+    json_t *m = json_loads(rec->meta, 0, NULL);
+
+    if (m != NULL)
+        json_object_update(out, m);
+    json_decref(m);
+}
+
+static void timestamp(int64_t t, char *buf)
+{
+    saef_time_format_onem2m(t, buf, 16);
+}
+
+static int get_registration(const saef_mafd *m, const char *rel, saef_ks_record *rec, char *id)
+{
+    unsigned char kcid[16];
+
+    if (strlen(rel) != 32 || saef_hex_decode(rel, 32, kcid, sizeof(kcid)) != 16)
+        return -1;
+    saef_hex_encode(kcid, 16, id); /* canonical upper case */
+    snprintf(id + 32, SAEF_KS_ID_MAX + 1 - 32, "@%s", m->fqdn);
+    return saef_ks_get(m->ks, SAEF_KS_KC, id, strlen(id), rec) == SAEF_KS_OK;
+}
+
+/* Expired registrations are never released, and go. */
+static int expired_purged(const saef_mafd *m, const char *id, const saef_ks_record *rec)
+{
+    if (rec->not_after > (int64_t)time(NULL))
+        return 0;
+    saef_ks_del(m->ks, SAEF_KS_KC, id, strlen(id));
+    return 1;
+}
+
+/*
+ * MAF Client Registration (TS-0003 8.8.2.3-8.8.2.6). A client registers once
+ * per administrating stakeholder, so mafClientRegID is derived from (MAF
+ * Client ID, adminFQDN): the same pair always names the same registration.
+ * Records: type creg, peer = the client, self = adminFQDN, meta = labels.
+ */
+static void creg_id(const char *client, const char *admin, char id[33], saef_ks_record *rec)
+{
+    unsigned char md[32];
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+
+    EVP_DigestInit_ex(c, EVP_sha256(), NULL);
+    EVP_DigestUpdate(c, client, strlen(client) + 1); /* the NUL separates the two */
+    EVP_DigestUpdate(c, admin, strlen(admin));
+    EVP_DigestFinal_ex(c, md, NULL);
+    EVP_MD_CTX_free(c);
+    saef_hex_encode(md, 16, id);
+    if (rec != NULL) {
+        memcpy(rec->key, md, 16); /* a record needs key bytes; these are not secret */
+        rec->key_len = 16;
+    }
+}
+
+/* 1 with the live registration in *rec, 0 if none, -1 if it expired (purged). */
+static int creg_get(const saef_mafd *m, const char *id, saef_ks_record *rec)
+{
+    if (strlen(id) != 32 || saef_ks_get(m->ks, SAEF_KS_CREG, id, 32, rec) != SAEF_KS_OK)
+        return 0;
+    if (rec->not_after > (int64_t)time(NULL))
+        return 1;
+    saef_ks_del(m->ks, SAEF_KS_CREG, id, 32);
+    saef_ks_record_wipe(rec);
+    return -1;
+}
+
+/* With require_reg: is the client registered for this stakeholder? */
+static int registered(const saef_mafd *m, const char *client, const char *admin)
+{
+    char id[33];
+    saef_ks_record rec;
+    int ok;
+
+    if (!m->require_reg)
+        return 1;
+    creg_id(client, admin, id, NULL);
+    ok = creg_get(m, id, &rec) == 1 && strcmp(rec.peer, client) == 0;
+    saef_ks_record_wipe(&rec);
+    return ok;
+}
+
+static int64_t capped(int64_t want, int64_t now, long max)
+{
+    return want < now + max ? want : now + max;
+}
+
+/* The registration's adminFQDN (static buffer: one request at a time). */
+static const char *admin_of(const saef_ks_record *rec)
+{
+    static char admin[SAEF_KS_ENTITY_MAX + 1];
+    json_t *j = json_loads(rec->meta, 0, NULL);
+    const char *a = json_string_value(json_object_get(j, "adminFQDN"));
+
+    snprintf(admin, sizeof(admin), "%s", a != NULL ? a : "");
+    json_decref(j);
+    return admin;
+}
+
+/* The rest of an update (8.8.2.5, 8.8.2.9): a future expirationTime, capped at
+   max, and labels go into rec, which is stored; *answer becomes out (consumed)
+   with what changed. */
+static int store_update(const saef_mafd *m, SAEF_KS_TYPE type, const char *id,
+                        saef_ks_record *rec, const char *expires, json_t *labels, long max,
+                        json_t *out, json_t **answer)
+{
+    char exp[16];
+    int64_t now = (int64_t)time(NULL), want;
+
+    if (expires != NULL && (!saef_time_parse(expires, now, &want) || want <= now)) {
+        json_decref(out);
+        return error_answer(answer, 400, "expirationTime must be a future YYYYMMDDTHHMMSS");
+    }
+    if (expires != NULL) {
+        rec->not_after = capped(want, now, max);
+        timestamp(rec->not_after, exp);
+        json_object_set_new(out, "expirationTime", json_string(exp));
+    }
+    if (labels != NULL) {
+        set_meta(rec, admin_of(rec), labels);
+        json_object_set(out, "labels", labels);
+    }
+    if (saef_ks_put(m->ks, type, id, strlen(id), rec, SAEF_KS_REPLACE) != SAEF_KS_OK) {
+        saef_mafd_log("%s", saef_ks_last_error(m->ks));
+        json_decref(out);
+        return error_answer(answer, 500, "registry error");
+    }
+    *answer = out;
+    return 200;
+}
+
+/* 8.8.2.3: POST /clientReg. */
+static int client_registration(const saef_mafd *m, const saef_mafd_request *req, json_t **answer)
+{
+    static const char *const allowed[] = {"MAF-FQDN", "expirationTime", "labels", "adminFQDN",
+                                          NULL};
+    char err[256], id[33], exp[16];
+    const char *admin = NULL, *expires = NULL, *fqdn = NULL, *bad;
+    json_t *j = read_json(req, err, sizeof(err)), *labels = NULL;
+    saef_ks_record rec = {0}, old;
+    int64_t now = (int64_t)time(NULL), want;
+    int status;
+
+    if (j == NULL)
+        return error_answer(answer, 400, "%s", err);
+    if ((bad = unknown_field(j, allowed)) != NULL) {
+        status = error_answer(answer, 400, "unknown field '%s'", bad);
+        goto out;
+    }
+    if (json_unpack(j, "{s?s, s:s, s?o, s:s}", "MAF-FQDN", &fqdn, "expirationTime", &expires,
+                    "labels", &labels, "adminFQDN", &admin) != 0) {
+        status = error_answer(answer, 400,
+                              "expirationTime and adminFQDN are mandatory, with "
+                              "the types of docs/maf-protocol.md");
+        goto out;
+    }
+    if (fqdn != NULL && strcasecmp(fqdn, m->fqdn) != 0) {
+        status = error_answer(answer, 400, "MAF-FQDN %s is not this MAF (%s)", fqdn, m->fqdn);
+        goto out;
+    }
+    if (!valid_labels(labels) || *admin == '\0' || strlen(admin) > SAEF_KS_ENTITY_MAX) {
+        status = error_answer(answer, 400,
+                              "labels must be a list of strings, adminFQDN a "
+                              "name of 1 to 255 characters");
+        goto out;
+    }
+    if (!saef_time_parse(expires, now, &want) || want <= now) {
+        status = error_answer(answer, 400, "expirationTime must be a future YYYYMMDDTHHMMSS");
+        goto out;
+    }
+    creg_id(req->client, admin, id, &rec);
+    /* An expired registration gives way to the new one (creg_get purges it). */
+    if (creg_get(m, id, &old) == 1) {
+        saef_ks_record_wipe(&old);
+        status = error_answer(answer, 409,
+                              "already registered for %s as %s: update or "
+                              "deregister it",
+                              admin, id);
+        goto out;
+    }
+    rec.not_after = capped(want, now, m->max_reg_lifetime);
+    snprintf(rec.peer, sizeof(rec.peer), "%s", req->client);
+    snprintf(rec.self, sizeof(rec.self), "%s", admin);
+    set_meta(&rec, admin, labels);
+    if (saef_ks_put(m->ks, SAEF_KS_CREG, id, 32, &rec, 0) != SAEF_KS_OK) {
+        saef_mafd_log("%s", saef_ks_last_error(m->ks));
+        status = error_answer(answer, 500, "registry error");
+        goto out;
+    }
+    timestamp(rec.not_after, exp);
+    *answer = json_pack("{s:s, s:s, s:s, s:s}", "mafClientRegID", id, "expirationTime", exp,
+                        "mafClientID", req->client, "adminFQDN", admin);
+    if (labels != NULL)
+        json_object_set(*answer, "labels", labels);
+    status = 201;
+out:
+    saef_ks_record_wipe(&rec);
+    json_decref(j);
+    return status;
+}
+
+/* 8.8.2.4-8.8.2.6: GET (configuration), PUT (update), DELETE /clientReg/ID. */
+static int client_registration_change(const saef_mafd *m, const saef_mafd_request *req,
+                                      const char *id, json_t **answer)
+{
+    static const char *const allowed[] = {"MAF-FQDN", "expirationTime", "labels", NULL};
+    char err[256], exp[16];
+    const char *expires = NULL, *fqdn = NULL;
+    json_t *j = NULL, *labels = NULL, *cfg;
+    saef_ks_record rec;
+    int found = creg_get(m, id, &rec), status;
+
+    if (found == 0)
+        return error_answer(answer, 404, "no such client registration");
+    if (found < 0)
+        return error_answer(answer, 410, "the client registration expired");
+    if (strcmp(rec.peer, req->client) != 0) {
+        status = error_answer(answer, 403, "only the registered client may use it");
+        goto out;
+    }
+    timestamp(rec.not_after, exp);
+    if (req->method == EVHTTP_REQ_DELETE) {
+        saef_ks_del(m->ks, SAEF_KS_CREG, id, 32);
+        status = 204;
+        goto out;
+    }
+    if (req->method == EVHTTP_REQ_GET) {
+        /* mafClientCfg (TS-0003 12.4.2, sec:clientRegCfg). */
+        cfg = json_pack("{s:s, s:s, s:s, s:i}", "fqdn", m->fqdn, "adminFQDN", rec.self,
+                        "expirationTime", exp, "httpPort", m->port);
+        add_meta(cfg, &rec);
+        *answer = json_pack("{s:o}", "mafClientCfg", cfg);
+        status = 200;
+        goto out;
+    }
+    if ((j = read_json(req, err, sizeof(err))) == NULL) {
+        status = error_answer(answer, 400, "%s", err);
+        goto out;
+    }
+    if (unknown_field(j, allowed) != NULL ||
+        json_unpack(j, "{s?s, s?s, s?o}", "MAF-FQDN", &fqdn, "expirationTime", &expires, "labels",
+                    &labels) != 0 ||
+        (expires == NULL && labels == NULL) || !valid_labels(labels) ||
+        (fqdn != NULL && strcasecmp(fqdn, m->fqdn) != 0)) {
+        status = error_answer(answer, 400,
+                              "give expirationTime and/or labels "
+                              "(docs/maf-protocol.md)");
+        goto out;
+    }
+    status = store_update(m, SAEF_KS_CREG, id, &rec, expires, labels, m->max_reg_lifetime,
+                          json_object(), answer);
+out:
+    saef_ks_record_wipe(&rec);
+    json_decref(j);
+    return status;
+}
+
+/* TS-0003 8.8.2.7: key registration by the source client. */
+static int key_registration(const saef_mafd *m, const saef_mafd_request *req, json_t **answer)
+{
+    static const char *const allowed[] = {"MAF-FQDN", "expirationTime", "labels",   "adminFQDN",
+                                          "SUID",     "targetIDs",      "keyValue", NULL};
+    char err[256], id[SAEF_KS_ID_MAX + 1], exp[16];
+    const char *admin = NULL, *expires = NULL, *keyhex = NULL, *fqdn = NULL, *bad, *target;
+    json_t *j = read_json(req, err, sizeof(err)), *labels = NULL, *targets = NULL;
+    json_int_t suid = -1;
+    unsigned char ekm[48];
+    saef_ks_record rec = {0};
+    int64_t now = (int64_t)time(NULL), want;
+    int status;
+
+    if (j == NULL)
+        return error_answer(answer, 400, "%s", err);
+    if ((bad = unknown_field(j, allowed)) != NULL) {
+        status = error_answer(answer, 400, "unknown field '%s'", bad);
+        goto out;
+    }
+    if (json_unpack_ex(j, NULL, 0, "{s?s, s:s, s?o, s:s, s:I, s:o, s?s}", "MAF-FQDN", &fqdn,
+                       "expirationTime", &expires, "labels", &labels, "adminFQDN", &admin, "SUID",
+                       &suid, "targetIDs", &targets, "keyValue", &keyhex) != 0) {
+        status = error_answer(answer, 400,
+                              "expirationTime, adminFQDN, SUID and targetIDs are mandatory, "
+                              "with the types of docs/maf-protocol.md");
+        goto out;
+    }
+    if (fqdn != NULL && strcasecmp(fqdn, m->fqdn) != 0) {
+        status = error_answer(answer, 400, "MAF-FQDN %s is not this MAF (%s)", fqdn, m->fqdn);
+        goto out;
+    }
+    if (!valid_labels(labels) || *admin == '\0') {
+        status = error_answer(answer, 400, "labels must be a list of strings, adminFQDN not empty");
+        goto out;
+    }
+    if (suid != SUID_SAEF) {
+        status = error_answer(answer, 400, "SUID %lld: this MAF registers keys for the SAEF (32)",
+                              (long long)suid);
+        goto out;
+    }
+    /* TS-0003 8.8.2.7: for the SAEF exactly one Absolute CSE-ID or AE-ID. */
+    if (!json_is_array(targets) || json_array_size(targets) != 1 ||
+        !json_is_string(json_array_get(targets, 0)) ||
+        !absolute_id(target = json_string_value(json_array_get(targets, 0)))) {
+        status = error_answer(answer, 400,
+                              "targetIDs must hold exactly one Absolute CSE-ID or AE-ID (//sp/id)");
+        goto out;
+    }
+    if (!saef_time_parse(expires, now, &want) || want <= now) {
+        status = error_answer(answer, 400, "expirationTime must be a future YYYYMMDDTHHMMSS");
+        goto out;
+    }
+    if (!registered(m, req->client, admin)) {
+        status = error_answer(answer, 403, "register with this MAF for %s first (POST /clientReg)",
+                              admin);
+        goto out;
+    }
+    /* The MAF's policy caps the lifetime; the answer says what it decided. */
+    rec.not_after = capped(want, now, m->max_lifetime);
+    if (keyhex == NULL) {
+        /* TS-0003 10.3.1: both ends export 48 bytes; KcID = 0-15, Kc = 16-47. */
+        if (SSL_version(req->ssl) == TLS1_2_VERSION && SSL_get_extms_support(req->ssl) != 1) {
+            status =
+                error_answer(answer, 400, "key export needs Extended Master Secret (RFC 7627)");
+            goto out;
+        }
+        if (SSL_export_keying_material(req->ssl, ekm, sizeof(ekm), EKM_LABEL, strlen(EKM_LABEL),
+                                       NULL, 0, 0) != 1) {
+            status = error_answer(answer, 500, "key export failed");
+            goto out;
+        }
+        memcpy(rec.key, ekm + 16, 32);
+        rec.key_len = 32;
+    } else {
+        int n = saef_hex_decode(keyhex, strlen(keyhex), rec.key, sizeof(rec.key));
+        if (n < 16 || n > 64) {
+            status = error_answer(answer, 400, "keyValue must be 16 to 64 bytes of hex");
+            goto out;
+        }
+        rec.key_len = (size_t)n;
+        if (RAND_bytes(ekm, 16) != 1) {
+            status = error_answer(answer, 500, "random generator failed");
+            goto out;
+        }
+    }
+    saef_hex_encode(ekm, 16, id);
+    snprintf(id + 32, sizeof(id) - 32, "@%s", m->fqdn);
+    snprintf(rec.peer, sizeof(rec.peer), "%s", target);
+    snprintf(rec.self, sizeof(rec.self), "%s", req->client);
+    rec.suid = SUID_SAEF;
+    set_meta(&rec, admin, labels);
+    /* Committed (and synced by LMDB) before the answer: nothing lost on a crash. */
+    switch (saef_ks_put(m->ks, SAEF_KS_KC, id, strlen(id), &rec, 0)) {
+    case SAEF_KS_OK:
+        break;
+    case SAEF_KS_EEXISTS:
+        status = error_answer(answer, 409, "this TLS session already registered its key");
+        goto out;
+    default:
+        saef_mafd_log("%s", saef_ks_last_error(m->ks));
+        status = error_answer(answer, 500, "registry error");
+        goto out;
+    }
+    id[32] = '\0';
+    timestamp(rec.not_after, exp);
+    *answer = json_pack("{s:s, s:s, s:s, s:s, s:I, s:[s]}", "relativeKeyID", id, "expirationTime",
+                        exp, "sourceMAFClientID", req->client, "adminFQDN", admin, "SUID",
+                        (json_int_t)SUID_SAEF, "targetIDs", target);
+    if (labels != NULL)
+        json_object_set(*answer, "labels", labels);
+    status = 201;
+out:
+    OPENSSL_cleanse(ekm, sizeof(ekm));
+    saef_ks_record_wipe(&rec);
+    json_decref(j);
+    return status;
+}
+
+/* TS-0003 8.8.2.8: key retrieval by a target client. */
+static int key_retrieval(const saef_mafd *m, const saef_mafd_request *req, json_t **answer)
+{
+    static const char *const allowed[] = {"relativeKeyID", NULL};
+    char err[256], id[SAEF_KS_ID_MAX + 1], exp[16], hex[2 * SAEF_KS_KEY_MAX + 1];
+    const char *rel = NULL;
+    json_t *j = read_json(req, err, sizeof(err));
+    saef_ks_record rec;
+    int found, status;
+
+    if (j == NULL)
+        return error_answer(answer, 400, "%s", err);
+    if (unknown_field(j, allowed) != NULL || json_unpack(j, "{s:s}", "relativeKeyID", &rel) != 0) {
+        status = error_answer(answer, 400, "the body is {\"relativeKeyID\": HEX32}");
+        goto out;
+    }
+    if ((found = get_registration(m, rel, &rec, id)) < 0) {
+        status = error_answer(answer, 400, "relativeKeyID must be 32 hex digits");
+        goto out;
+    }
+    if (!found) {
+        status = error_answer(answer, 404, "no such key registration");
+        goto out;
+    }
+    if (expired_purged(m, id, &rec)) {
+        status = error_answer(answer, 410, "the key registration expired");
+    } else if (strcmp(rec.peer, req->client) != 0) {
+        /* TS-0003 8.8.2.8 step 4: only an authorised target gets the key. */
+        status = error_answer(answer, 403, "this client is not a target of the key");
+    } else if (!registered(m, req->client, admin_of(&rec))) {
+        status = error_answer(answer, 403, "register with this MAF for %s first (POST /clientReg)",
+                              admin_of(&rec));
+    } else {
+        saef_hex_encode(rec.key, rec.key_len, hex);
+        timestamp(rec.not_after, exp);
+        *answer = json_pack("{s:s, s:s, s:s, s:I}", "keyValue", hex, "expirationTime", exp,
+                            "sourceMAFClientID", rec.self, "SUID", (json_int_t)rec.suid);
+        add_meta(*answer, &rec);
+        OPENSSL_cleanse(hex, sizeof(hex));
+        status = 200;
+    }
+    saef_ks_record_wipe(&rec);
+out:
+    json_decref(j);
+    return status;
+}
+
+/* TS-0003 8.8.2.9 / 8.8.2.10: update and deregistration by the source client. */
+static int key_registration_change(const saef_mafd *m, const saef_mafd_request *req,
+                                   const char *rel, json_t **answer)
+{
+    static const char *const allowed[] = {"MAF-FQDN", "expirationTime", "labels", "targetIDs",
+                                          NULL};
+    char err[256], id[SAEF_KS_ID_MAX + 1];
+    json_t *j = NULL, *labels = NULL, *targets = NULL, *out;
+    const char *expires = NULL, *target = NULL, *fqdn = NULL;
+    saef_ks_record rec;
+    int found = get_registration(m, rel, &rec, id), status;
+
+    if (found < 0)
+        return error_answer(answer, 400, "the key is /keyReg/HEX32");
+    if (!found)
+        return error_answer(answer, 404, "no such key registration");
+    if (expired_purged(m, id, &rec)) {
+        status = error_answer(answer, 410, "the key registration expired");
+        goto out;
+    }
+    if (strcmp(rec.self, req->client) != 0) {
+        status = error_answer(answer, 403, "only the source client may change it");
+        goto out;
+    }
+    if (req->method == EVHTTP_REQ_DELETE) {
+        saef_ks_del(m->ks, SAEF_KS_KC, id, strlen(id));
+        status = 204;
+        goto out;
+    }
+    if ((j = read_json(req, err, sizeof(err))) == NULL) {
+        status = error_answer(answer, 400, "%s", err);
+        goto out;
+    }
+    if (unknown_field(j, allowed) != NULL ||
+        json_unpack(j, "{s?s, s?s, s?o, s?o}", "MAF-FQDN", &fqdn, "expirationTime", &expires,
+                    "labels", &labels, "targetIDs", &targets) != 0 ||
+        (expires == NULL && labels == NULL && targets == NULL) || !valid_labels(labels) ||
+        (fqdn != NULL && strcasecmp(fqdn, m->fqdn) != 0)) {
+        status = error_answer(answer, 400,
+                              "give at least one of expirationTime, labels, "
+                              "targetIDs (docs/maf-protocol.md)");
+        goto out;
+    }
+    if (targets != NULL && (!json_is_array(targets) || json_array_size(targets) != 1 ||
+                            !json_is_string(json_array_get(targets, 0)) ||
+                            !absolute_id(target = json_string_value(json_array_get(targets, 0))))) {
+        status =
+            error_answer(answer, 400, "targetIDs must hold exactly one Absolute CSE-ID or AE-ID");
+        goto out;
+    }
+    out = json_object();
+    if (target != NULL) {
+        snprintf(rec.peer, sizeof(rec.peer), "%s", target);
+        json_object_set(out, "targetIDs", targets);
+    }
+    status = store_update(m, SAEF_KS_KC, id, &rec, expires, labels, m->max_lifetime, out, answer);
+out:
+    saef_ks_record_wipe(&rec);
+    json_decref(j);
+    return status;
+}
+
+int saef_mafd_handle(const saef_mafd *m, const saef_mafd_request *req, json_t **answer)
+{
+    const char *path = req->path;
+    enum evhttp_cmd_type cmd = req->method;
+
+    *answer = NULL;
+    if (req->client == NULL || path == NULL)
+        return error_answer(answer, 401, "not an authenticated MAF client");
+    if (strcmp(path, "/keyReg") == 0) {
+        if (cmd != EVHTTP_REQ_POST)
+            return error_answer(answer, 405, "use POST /keyReg");
+        return key_registration(m, req, answer);
+    }
+    if (strcmp(path, "/keyRetrieve") == 0) {
+        if (cmd != EVHTTP_REQ_POST)
+            return error_answer(answer, 405, "use POST /keyRetrieve");
+        return key_retrieval(m, req, answer);
+    }
+    if (strcmp(path, "/clientReg") == 0) {
+        if (cmd != EVHTTP_REQ_POST)
+            return error_answer(answer, 405, "use POST /clientReg");
+        return client_registration(m, req, answer);
+    }
+    if (strncmp(path, "/clientReg/", 11) == 0) {
+        if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_PUT && cmd != EVHTTP_REQ_DELETE)
+            return error_answer(answer, 405, "use GET, PUT or DELETE /clientReg/ID");
+        return client_registration_change(m, req, path + 11, answer);
+    }
+    if (strncmp(path, "/keyReg/", 8) == 0) {
+        if (cmd != EVHTTP_REQ_PUT && cmd != EVHTTP_REQ_DELETE)
+            return error_answer(answer, 405, "use PUT or DELETE /keyReg/HEX32");
+        return key_registration_change(m, req, path + 8, answer);
+    }
+    return error_answer(answer, 404, "no such resource (see docs/maf-protocol.md)");
+}
+
+/* Expired registrations go, also those nobody asks for (256 a minute). */
+typedef struct {
+    char ids[256][SAEF_KS_ID_MAX + 1];
+    size_t n;
+} expired_list;
+
+static int collect_expired(SAEF_KS_TYPE type, const char *id, size_t id_len,
+                           const saef_ks_record *rec, void *arg)
+{
+    expired_list *l = arg;
+
+    (void)type;
+    if (rec->not_after != 0 && rec->not_after <= (int64_t)time(NULL)) {
+        memcpy(l->ids[l->n], id, id_len);
+        l->ids[l->n++][id_len] = '\0';
+    }
+    return l->n == 256;
+}
+
+void saef_mafd_purge(const saef_mafd *m)
+{
+    static expired_list l;
+
+    for (SAEF_KS_TYPE t = SAEF_KS_KC; t <= SAEF_KS_CREG; t++) {
+        l.n = 0;
+        saef_ks_iter(m->ks, t, collect_expired, &l);
+        for (size_t i = 0; i < l.n; i++)
+            saef_ks_del(m->ks, t, l.ids[i], strlen(l.ids[i]));
+    }
+}

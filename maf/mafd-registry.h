@@ -1,0 +1,37 @@
+/* Internal to saef-mafd (and its fuzz target): the MAF's registry procedures
+   (TS-0003 8.8.2.3-8.8.2.10) apart from HTTP. */
+#ifndef SAEF_MAFD_REGISTRY_H
+#define SAEF_MAFD_REGISTRY_H
+
+#include <event2/http.h>
+#include <jansson.h>
+#include <openssl/ssl.h>
+#include "saef_keystore.h"
+
+typedef struct {
+    saef_ks *ks;           /* the registry, read-write */
+    const char *fqdn;      /* this MAF's FQDN */
+    long max_lifetime;     /* seconds a key registration may live */
+    long max_reg_lifetime; /* seconds a client registration may live */
+    int require_reg;       /* keys only for registered clients (8.8.2.3) */
+    int port;              /* the MAF's HTTP port, for mafClientCfg */
+} saef_mafd;
+
+typedef struct {
+    enum evhttp_cmd_type method;
+    const char *path;
+    const char *body; /* may be NULL when body_len is 0 */
+    size_t body_len;
+    SSL *ssl;           /* the client's connection, for the key export */
+    const char *client; /* its authenticated MAF Client ID; NULL if none */
+} saef_mafd_request;
+
+/* Answers one request: returns the HTTP status and sets *answer to the JSON
+   body (NULL for none). A retrieval answer holds a key: wipe its text. */
+int saef_mafd_handle(const saef_mafd *m, const saef_mafd_request *req, json_t **answer);
+/* Deletes up to 256 expired key and client registrations each. */
+void saef_mafd_purge(const saef_mafd *m);
+
+void saef_mafd_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif

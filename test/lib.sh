@@ -96,7 +96,7 @@ handshake_ok() {
 maf_start() {
     saef_bg "$T/mafd.log" saef-mafd --listen "127.0.0.1:$MPORT" "$@"
     wait_port "$MPORT"
-    MAFD=$(pgrep -P "$SAEF_LAST_PID") # the daemon itself, not its timeout wrapper
+    MAFD=$(saef_child)
 }
 # maf_raw KMID KEY METHOD PATH [BODY]: one HTTP request over openssl s_client,
 # which also prints its own RFC 5705 export of the connection ($T/raw).

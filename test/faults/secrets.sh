@@ -21,9 +21,7 @@ saef-key -s "$B" add km b-km@maf.example.com --hex "$KB"
 echo "$KP" | saef-key -s "$B" add kpsa dev@sp.example.com --peer //sp.example.com/C-dev
 MPORT=$(free_port) BPORT=$(free_port)
 MAF="https://127.0.0.1:$MPORT"
-saef_bg "$T/mafd.log" saef-mafd --store "$M" --fqdn maf.example.com --listen "127.0.0.1:$MPORT"
-wait_port "$MPORT"
-MAFD=$(saef_child)
+maf_start --store "$M" --fqdn maf.example.com
 cnf() { # cnf FILE STORE ROLE [LINE...]: every log line saef can write
     f=$1 s=$2 r=$3
     shift 3

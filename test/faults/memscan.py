@@ -19,8 +19,10 @@ def regions(pid):
             parts = line.split(None, 5)
             lo, hi = (int(x, 16) for x in parts[0].split("-"))
             name = parts[5].strip() if len(parts) > 5 else "[anon]"
-            # The store itself is a read-only shared map: not a copy.
-            if "w" in parts[1] and "p" in parts[1] and not name.startswith("[vvar"):
+            # The store itself is a read-only shared map: not a copy. Regions
+            # of many GiB are reservations (a sanitizer's shadow memory).
+            if ("w" in parts[1] and "p" in parts[1] and not name.startswith("[vvar") and
+                    hi - lo < 1 << 32):
                 yield lo, hi, name
 
 

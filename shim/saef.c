@@ -110,6 +110,13 @@ static conn *get_conn(SSL *ssl)
 static void saef_log(const saef_ctx *s, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* Callers that format costly arguments (peer_addr) ask first. */
+static int log_on(const saef_ctx *s, int level)
+{
+    return saef_conf_int(&s->conf, SAEF_CONF_LOG) != SAEF_LOG_NONE &&
+           level <= saef_conf_int(&s->conf, SAEF_CONF_LOG_LEVEL);
+}
+
 static void saef_log(const saef_ctx *s, int level, const char *fmt, ...)
 {
     static const int prio[] = {LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG};
@@ -117,7 +124,7 @@ static void saef_log(const saef_ctx *s, int level, const char *fmt, ...)
     va_list ap;
     long where = saef_conf_int(&s->conf, SAEF_CONF_LOG);
 
-    if (where == SAEF_LOG_NONE || level > saef_conf_int(&s->conf, SAEF_CONF_LOG_LEVEL))
+    if (!log_on(s, level))
         return;
     va_start(ap, fmt);
     vsnprintf(line, sizeof(line), fmt, ap);
@@ -528,23 +535,41 @@ static int offers_tls13(SSL *ssl)
     return 0;
 }
 
+/* Does the client offer TLS_AES_256_GCM_SHA384, the one SHA-384 suite? */
+static int offers_sha384(SSL *ssl)
+{
+    const unsigned char *p;
+    size_t len = SSL_client_hello_get0_ciphers(ssl, &p);
+
+    for (size_t i = 0; i + 1 < len; i += 2)
+        if (p[i] == 0x13 && p[i + 1] == 0x02)
+            return 1;
+    return 0;
+}
+
 static int hello_cb(SSL *ssl, int *al, void *arg)
 {
     ctx_data *cd = arg;
     char addr[64];
-    int known;
+    int known, sha384, require;
 
     if (cd->next_hello != NULL) {
         int r = cd->next_hello(ssl, al, cd->next_hello_arg);
         if (r != SSL_CLIENT_HELLO_SUCCESS)
             return r;
     }
+    /* Only these two need the PSK identities looked up here; the suite list
+       is rebuilt per connection, which costs more than the handshake's lookup. */
+    sha384 = offers_sha384(ssl);
+    require = saef_conf_int(&cd->s->conf, SAEF_CONF_REQUIRE_PSK) &&
+              saef_conf_int(&cd->s->conf, SAEF_CONF_TLS13) && offers_tls13(ssl);
+    if (!sha384 && !require)
+        return SSL_CLIENT_HELLO_SUCCESS;
     known = offers_known_psk(ssl, cd);
     /* A SHA-384 suite would make the server ignore a SHA-256 external PSK. */
-    if (known && !SSL_set_ciphersuites(ssl, TLS13_SHA256_SUITES))
+    if (known && sha384 && !SSL_set_ciphersuites(ssl, TLS13_SHA256_SUITES))
         return SSL_CLIENT_HELLO_ERROR;
-    if (saef_conf_int(&cd->s->conf, SAEF_CONF_REQUIRE_PSK) && !known && offers_tls13(ssl) &&
-        saef_conf_int(&cd->s->conf, SAEF_CONF_TLS13)) {
+    if (require && !known) {
         saef_log(cd->s, SAEF_LEVEL_INFO,
                  "refused TLS 1.3 handshake without a known PSK (require_psk) peer=%s",
                  peer_addr(ssl, addr, sizeof(addr)));
@@ -562,24 +587,29 @@ static void info_cb(const SSL *ssl, int where, int ret)
 
     if (cd == NULL)
         return;
-    pthread_once(&idx_once, make_indexes);
-    c = SSL_get_ex_data(ssl, ssl_idx);
-    if (c != NULL && c->fw != SAEF_FW_NONE && !c->logged && (where & SSL_CB_HANDSHAKE_DONE)) {
-        c->logged = 1;
-        saef_log(cd->s, SAEF_LEVEL_INFO,
-                 "association %s identity=\"%s\" entity=\"%s\" framework=%s protocol=%s "
-                 "cipher=%s peer=%s",
-                 SSL_is_server((SSL *)ssl) ? "accepted" : "established", c->identity, c->peer,
-                 c->fw == SAEF_FW_MAF ? "maf" : c->fw == SAEF_FW_MAF_CLIENT ? "maf-client" : "psk",
-                 SSL_get_version(ssl),
-                 SSL_CIPHER_get_name(SSL_get_current_cipher(ssl)),
-                 peer_addr(ssl, addr, sizeof(addr)));
+    /* Called at every state change: only the two events logged cost more. */
+    if ((where & (SSL_CB_HANDSHAKE_DONE | SSL_CB_ALERT)) && log_on(cd->s, SAEF_LEVEL_INFO)) {
+        c = SSL_get_ex_data(ssl, ssl_idx);
+        if (c != NULL && c->fw != SAEF_FW_NONE && !c->logged && (where & SSL_CB_HANDSHAKE_DONE)) {
+            c->logged = 1;
+            saef_log(cd->s, SAEF_LEVEL_INFO,
+                     "association %s identity=\"%s\" entity=\"%s\" framework=%s protocol=%s "
+                     "cipher=%s peer=%s",
+                     SSL_is_server((SSL *)ssl) ? "accepted" : "established", c->identity,
+                     c->peer,
+                     c->fw == SAEF_FW_MAF          ? "maf"
+                     : c->fw == SAEF_FW_MAF_CLIENT ? "maf-client"
+                                                   : "psk",
+                     SSL_get_version(ssl), SSL_CIPHER_get_name(SSL_get_current_cipher(ssl)),
+                     peer_addr(ssl, addr, sizeof(addr)));
+        }
+        if (c != NULL && c->fw != SAEF_FW_NONE && !c->logged && (where & SSL_CB_ALERT) &&
+            (ret >> 8) == SSL3_AL_FATAL)
+            saef_log(cd->s, SAEF_LEVEL_INFO,
+                     "handshake failed identity=\"%s\" alert=%s (%s) peer=%s", c->identity,
+                     SSL_alert_desc_string_long(ret), (where & SSL_CB_READ) ? "received" : "sent",
+                     peer_addr(ssl, addr, sizeof(addr)));
     }
-    if (c != NULL && c->fw != SAEF_FW_NONE && !c->logged && (where & SSL_CB_ALERT) &&
-        (ret >> 8) == SSL3_AL_FATAL)
-        saef_log(cd->s, SAEF_LEVEL_INFO, "handshake failed identity=\"%s\" alert=%s (%s) peer=%s",
-                 c->identity, SSL_alert_desc_string_long(ret),
-                 (where & SSL_CB_READ) ? "received" : "sent", peer_addr(ssl, addr, sizeof(addr)));
     if (cd->next_info != NULL)
         cd->next_info(ssl, where, ret);
 }

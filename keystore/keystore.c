@@ -3,6 +3,7 @@
 #include "ks-record.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <lmdb.h>
 #include <openssl/crypto.h>
 #include <pthread.h>
@@ -278,6 +279,28 @@ static SAEF_KS_ERR check_mode(const saef_ks *ks, const struct stat *st)
     return SAEF_KS_OK;
 }
 
+/* Whoever can replace the store or its lock file can choose the keys (or
+   stop every reader): refuse a store in a place others may write. */
+static SAEF_KS_ERR check_place(const saef_ks *ks, long owner)
+{
+    char why[PATH_MAX + 128], *lock;
+    struct stat st;
+    int lock_ok;
+
+    if (!saef_path_is_safe(ks->path, owner, why, sizeof(why)))
+        return fail(ks, SAEF_KS_EPERM, "store %s: %s (saef refuses a store others can replace)",
+                    ks->path, why);
+    if ((lock = malloc(strlen(ks->path) + 6)) == NULL)
+        return fail(ks, SAEF_KS_EIO, "out of memory");
+    sprintf(lock, "%s-lock", ks->path);
+    lock_ok = stat(lock, &st) != 0 || !(st.st_mode & 0002);
+    free(lock);
+    if (!lock_ok)
+        return fail(ks, SAEF_KS_EPERM, "store %s: its lock file %s-lock is writable by others: "
+                    "chmod o-w %s-lock", ks->path, ks->path, ks->path);
+    return SAEF_KS_OK;
+}
+
 static SAEF_KS_ERR stat_store(const saef_ks *ks, struct stat *st)
 {
     if (stat(ks->path, st) == 0)
@@ -466,7 +489,8 @@ static SAEF_KS_ERR env_attach(saef_ks *ks)
     size_t map;
     int rc, fd;
 
-    if ((err = stat_store(ks, &st)) != SAEF_KS_OK || (err = check_mode(ks, &st)) != SAEF_KS_OK)
+    if ((err = stat_store(ks, &st)) != SAEF_KS_OK || (err = check_mode(ks, &st)) != SAEF_KS_OK ||
+        (err = check_place(ks, st.st_uid)) != SAEF_KS_OK)
         return err;
     /* LMDB would silently make an empty file a new store. */
     if (st.st_size == 0)
@@ -554,7 +578,7 @@ SAEF_KS_ERR saef_ks_open(const char *path, unsigned flags, saef_ks **out)
     }
     ks->flags = flags;
     if ((flags & SAEF_KS_CREATE) && !(flags & SAEF_KS_RDONLY) && stat(path, &st) != 0 &&
-        errno == ENOENT)
+        errno == ENOENT && (err = check_place(ks, -1)) == SAEF_KS_OK)
         err = create_store(ks);
     if (err == SAEF_KS_OK) {
         pthread_mutex_lock(&reg_lock);

@@ -184,6 +184,16 @@ SAEF_EXPORT void saef_time_format(int64_t t, char *buf, size_t len);
 /* oneM2M basic format "20261124T120000" into buf (>= 16 bytes). */
 SAEF_EXPORT void saef_time_format_onem2m(int64_t t, char *buf, size_t len);
 
+/*
+ * Files that decide whom saef trusts (the store, openssl.cnf), by OpenSSH's
+ * StrictModes rule: the file and every directory above it belong to root,
+ * the effective user or `owner` (-1: nobody else), and nobody else may write
+ * them; a sticky directory (/tmp) passes, since others cannot rename what is
+ * in it. A missing file is judged by its nearest existing directory.
+ * 1 if safe; else 0 and a message in err saying what to chmod or chown.
+ */
+SAEF_EXPORT int saef_path_is_safe(const char *path, long owner, char *err, size_t errlen);
+
 /* Hex: returns bytes written, or -1 on bad hex / too long. Accepts upper
    and lower case, no separators. */
 SAEF_EXPORT int saef_hex_decode(const char *hex, size_t hex_len, unsigned char *out,

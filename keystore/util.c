@@ -1,8 +1,15 @@
 /* Identity, hex and time helpers shared by the CLI, the provider and the shim. */
 #include "saef_keystore.h"
 
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 /* ASCII only, whatever the program's locale says a letter is. */
 static int is_digit(int c)
@@ -287,4 +294,46 @@ const char *saef_ks_strerror(SAEF_KS_ERR err)
     case SAEF_KS_EIO: return "store error";
     }
     return "unknown error";
+}
+
+static int unsafe(char *err, size_t errlen, const char *what, const char *path, const char *why,
+                  const char *fix)
+{
+    snprintf(err, errlen, "%s %s %s: %s %s", what, path, why, fix, path);
+    return 0;
+}
+
+int saef_path_is_safe(const char *path, long owner, char *err, size_t errlen)
+{
+    char real[PATH_MAX], up[PATH_MAX], *d;
+    struct stat st;
+
+    /* What does not exist yet is judged by its nearest existing directory. */
+    snprintf(up, sizeof(up), "%s", path);
+    while (realpath(up, real) == NULL) {
+        if (errno != ENOENT || strcmp(up, ".") == 0 || strcmp(up, "/") == 0) {
+            snprintf(err, errlen, "%s: %s", path, strerror(errno));
+            return 0;
+        }
+        d = dirname(up);
+        memmove(up, d, strlen(d) + 1);
+    }
+    for (;;) {
+        if (stat(real, &st) != 0) {
+            snprintf(err, errlen, "%s: %s", real, strerror(errno));
+            return 0;
+        }
+        const char *what = S_ISDIR(st.st_mode) ? "directory" : "file";
+        if (st.st_uid != 0 && st.st_uid != geteuid() && (long)st.st_uid != owner)
+            return unsafe(err, errlen, what, real, "belongs to another user",
+                          "chown root (or the user saef runs as)");
+        if ((st.st_mode & 0022) && !(S_ISDIR(st.st_mode) && (st.st_mode & S_ISVTX)))
+            return unsafe(err, errlen, what, real,
+                          st.st_mode & 0002 ? "is writable by others" : "is writable by its group",
+                          "chmod go-w");
+        if (strcmp(real, "/") == 0)
+            return 1;
+        strcpy(up, real);
+        strcpy(real, dirname(up));
+    }
 }

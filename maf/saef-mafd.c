@@ -4,7 +4,7 @@
  * mapping is in docs/maf-protocol.md, the registry in mafd-registry.c.
  */
 #include "mafd-registry.h"
-#include "saef.h"
+#include "saef-internal.h"
 
 #include <event2/buffer.h>
 #include <event2/bufferevent_ssl.h>
@@ -123,6 +123,9 @@ int main(int argc, char **argv)
     saef_ctx *s;
     int c, port, one = 1;
 
+    /* Requests and answers carry keys: their buffers are wiped when freed. */
+    event_set_mem_functions(malloc, saef_wipe_realloc, saef_wipe_free);
+    json_set_alloc_funcs(malloc, saef_wipe_free);
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
         case 's': g.store = optarg; break;
@@ -160,6 +163,8 @@ int main(int argc, char **argv)
         return 2;
     }
     g.ssl = SSL_CTX_new(TLS_server_method());
+    if (g.ssl != NULL)
+        SSL_CTX_set_options(g.ssl, SSL_OP_CLEANSE_PLAINTEXT);
     if (g.ssl == NULL || !saef_ssl_ctx_maf_server(g.ssl, s)) {
         fprintf(stderr, "saef-mafd: cannot set up TLS\n");
         return 3;

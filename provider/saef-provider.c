@@ -1,6 +1,7 @@
 /* saef.so: entry point, configuration, parameters and errors. */
 #include "saef-provider.h"
 
+#include <openssl/conf.h>
 #include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/params.h>
@@ -8,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #ifndef SAEF_VERSION
 #define SAEF_VERSION "dev"
@@ -151,6 +153,25 @@ static const OSSL_DISPATCH provider_functions[] = {
     {0, NULL},
 };
 
+/* The configuration names the store and the peers' identities: one that
+   others may change is refused, as OpenSSH refuses such a ~/.ssh/config.
+   It is the file OpenSSL loads by default (OPENSSL_CONF or OPENSSLDIR's);
+   /dev/null and other non-files hold nothing to trust. */
+static int config_file_safe(SAEF_PROV_CTX *ctx)
+{
+    char *file = CONF_get1_default_config_file(), why[4200];
+    struct stat st;
+    int ok = file == NULL || stat(file, &st) != 0 || !S_ISREG(st.st_mode) ||
+             saef_path_is_safe(file, -1, why, sizeof(why));
+
+    if (!ok) {
+        saef_prov_err(ctx, SAEF_R_BAD_CONFIG, "saef provider: configuration %s", why);
+        fprintf(stderr, "saef provider: unsafe configuration: %s; saef is not loaded\n", why);
+    }
+    OPENSSL_free(file);
+    return ok;
+}
+
 /* All configuration keys in one core_get_params call; every value validated. */
 static int read_config(SAEF_PROV_CTX *ctx)
 {
@@ -158,6 +179,8 @@ static int read_config(SAEF_PROV_CTX *ctx)
     char *values[SAEF_CONF_NKEYS] = {0};
     char err[512];
 
+    if (!config_file_safe(ctx))
+        return 0;
     for (int k = 0; k < SAEF_CONF_NKEYS; k++)
         params[k] = OSSL_PARAM_construct_utf8_ptr(saef_conf_name(k), &values[k], 0);
     params[SAEF_CONF_NKEYS] = OSSL_PARAM_construct_end();

@@ -3,6 +3,7 @@
 #include "saef-internal.h"
 
 #include <curl/curl.h>
+#include <jansson.h>
 #include <openssl/crypto.h>
 #include <openssl/ssl.h>
 #include <pthread.h>
@@ -28,7 +29,17 @@ static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 static void init_once(void)
 {
-    curl_global_init(CURL_GLOBAL_DEFAULT);
+    json_malloc_t jm;
+    json_free_t jf;
+
+    /* Key text passes through libcurl's and jansson's buffers: wipe them on
+       free. A program that set its own allocators (or started libcurl
+       first) keeps them. */
+    curl_global_init_mem(CURL_GLOBAL_DEFAULT, malloc, saef_wipe_free, saef_wipe_realloc, strdup,
+                         calloc);
+    json_get_alloc_funcs(&jm, &jf);
+    if (jm == malloc && jf == free)
+        json_set_alloc_funcs(malloc, saef_wipe_free);
     ctx_idx = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
 }
 
@@ -64,6 +75,8 @@ static CURLcode ssl_ctx_cb(CURL *curl, void *sslctx, void *parm)
 {
     (void)curl;
     SSL_CTX_set_ex_data(sslctx, ctx_idx, parm);
+    /* The answer may carry a key: no plaintext left in OpenSSL's buffers. */
+    SSL_CTX_set_options(sslctx, SSL_OP_CLEANSE_PLAINTEXT);
     SSL_CTX_set_psk_client_callback(sslctx, psk_cb);
     SSL_CTX_set_psk_use_session_callback(sslctx, use_session_cb);
     return CURLE_OK;
@@ -75,7 +88,8 @@ static size_t write_cb(char *data, size_t size, size_t n, void *arg)
     size_t len = size * n;
     char *p;
 
-    if (c->len + len > SAEF_MAF_BODY_MAX || (p = realloc(c->body, c->len + len + 1)) == NULL)
+    if (c->len + len > SAEF_MAF_BODY_MAX ||
+        (p = saef_wipe_realloc(c->body, c->len + len + 1)) == NULL)
         return 0;
     memcpy(p + c->len, data, len);
     c->len += len;
@@ -175,7 +189,7 @@ int saef_maf_call(const char *method, const char *url, const char *body, const c
     c.body = NULL;
     ok = 1;
 done:
-    free(c.body);
+    saef_wipe_free(c.body);
     curl_slist_free_all(hdr);
     curl_easy_cleanup(curl);
     saef_inside--;
@@ -184,6 +198,6 @@ done:
 
 void saef_maf_reply_free(saef_maf_reply *r)
 {
-    free(r->body);
+    saef_wipe_free(r->body);
     OPENSSL_cleanse(r, sizeof(*r));
 }

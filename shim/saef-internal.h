@@ -34,4 +34,9 @@ int saef_maf_parse_reply(const char *body, int64_t now, saef_ks_record *rec, con
 int saef_maf_retrieve(const saef_conf *conf, saef_ks *ks, const char *id, size_t id_len,
                       const char *fqdn, size_t fqdn_len, saef_ks_record *rec, const char **why);
 
+/* free() and realloc() that wipe the block first (shim/wipe.c), for the
+   libraries that hold key text: jansson, libcurl, libevent. */
+void saef_wipe_free(void *p);
+void *saef_wipe_realloc(void *p, size_t n);
+
 #endif

@@ -144,7 +144,7 @@ handshake_ok() {
 maf_start() {
     saef_bg "$T/mafd.log" saef-mafd --listen "127.0.0.1:$MPORT" "$@"
     wait_port "$MPORT"
-    MAFD=$(pgrep -P "$SAEF_LAST_PID") # the daemon itself, not its timeout wrapper
+    MAFD=$(saef_child)
 }
 # maf_raw KMID KEY METHOD PATH [BODY]: one HTTP request over openssl s_client,
 # which also prints its own RFC 5705 export of the connection ($T/raw).
@@ -181,6 +181,19 @@ check_grep() {
 }
 check_nogrep() {
     if grep -q -- "$2" "$3"; then fail "$1: '$2' found in $3"; else pass "$1"; fi
+}
+# check_no_key FILE KEY...: no KEY (hex) in FILE as upper or lower case hex,
+# nor as base64 of its bytes (what PEM and JSON encoders would write).
+check_no_key() {
+    f=$1 found="" n=0
+    shift
+    for k in "$@"; do
+        n=$((n + 1))
+        b64=$(printf "%b" "$(echo "$k" | sed 's/../\\x&/g')" | base64 -w0)
+        b64=${b64%%=*}
+        grep -q -i -F -e "$k" "$f" || grep -q -F -e "$b64" "$f" && found="$found key$n"
+    done
+    if [ -n "$found" ]; then fail "$f holds$found of the keys given"; else pass "no key in $(basename "$f") ($n looked for)"; fi
 }
 
 # End of a test: exit status is the number of failures.

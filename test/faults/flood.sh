@@ -6,7 +6,7 @@
 . "$SAEF_SRC/test/lib.sh"
 : "${PSK_CLIENT:?run through ctest}"
 PATH="$SAEF_SBIN:$PATH"
-SECS=$(by_run 8 120)
+SECS=$(by_run 8 60)
 # Retrievals a process may start per second (RATE_PER_SEC, shim/maf-retrieve.c).
 RATE=20
 KB=$(openssl rand -hex 32) KL=$(openssl rand -hex 32)
@@ -16,8 +16,7 @@ saef-key -s "$M" add km b-km@maf.example.com --hex "$KB" --peer //sp.example.com
 saef-key -s "$B" add km b-km@maf.example.com --hex "$KB"
 saef-key -s "$B" add kpsa legit@sp.example.com --hex "$KL"
 MPORT=$(free_port) BPORT=$(free_port)
-saef_bg "$T/mafd.log" saef-mafd --store "$M" --fqdn maf.example.com --listen "127.0.0.1:$MPORT"
-wait_port "$MPORT"
+maf_start --store "$M" --fqdn maf.example.com
 saef_cnf "$T/b.cnf" "$B" "entity_id = //sp.example.com/in-cse" "role = server" \
     "maf = maf.example.com https://127.0.0.1:$MPORT" "maf_kmid = b-km@maf.example.com"
 SAEF_BG_LIMIT=$((3 * SECS + 60)) saef_bg "$T/b.log" saef-run --conf "$T/b.cnf" -- \

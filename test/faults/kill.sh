@@ -7,11 +7,11 @@ PATH="$SAEF_SBIN:$PATH"
 K9="python3 $SAEF_SRC/test/faults/kill9.py"
 
 saef-key -s "$T/import.db" init >/dev/null
-$K9 import "$T/import.db" "$(by_run 30 300)" "$(by_run 20000 200000)"
+$K9 import "$T/import.db" "$(by_run 30 200)" "$(by_run 20000 100000)"
 FAILS=$((FAILS + $?))
 
 saef-key -s "$T/add.db" init >/dev/null
-$K9 add "$T/add.db" "$(by_run 150 2000)"
+$K9 add "$T/add.db" "$(by_run 150 1000)"
 FAILS=$((FAILS + $?))
 
 # The MAF knows A's Km; A registers keys for B while the MAF is killed.
@@ -21,7 +21,7 @@ saef-key -s "$T/maf/maf.db" init >/dev/null
 saef-key -s "$T/maf/a.db" init >/dev/null
 saef-key -s "$T/maf/maf.db" add km a-km@maf.example.com --hex "$KA" --peer //sp.example.com/C-devA
 saef-key -s "$T/maf/a.db" add km a-km@maf.example.com --hex "$KA" --self //sp.example.com/C-devA
-MAF_PORT=$(free_port) $K9 mafd "$T/maf" "$(by_run 6 100)"
+MAF_PORT=$(free_port) $K9 mafd "$T/maf" "$(by_run 6 50)"
 FAILS=$((FAILS + $?))
 check_nogrep "no key in the MAF's log" "$KA" "$T/maf/mafd.log"
 done_testing

@@ -90,8 +90,7 @@ static int valid_labels(json_t *labels)
     return 1;
 }
 
-/* An Absolute CSE-ID or AE-ID: "//sp-fqdn/..." (TS-0001 7.2), kept strict. */
-static int absolute_id(const char *id)
+int saef_mafd_absolute_id(const char *id)
 {
     size_t n = strlen(id);
 
@@ -196,7 +195,7 @@ static int key_registration(const saef_mafd *m, const saef_mafd_request *req, js
     /* TS-0003 8.8.2.7: for the SAEF exactly one Absolute CSE-ID or AE-ID. */
     if (!json_is_array(targets) || json_array_size(targets) != 1 ||
         !json_is_string(json_array_get(targets, 0)) ||
-        !absolute_id(target = json_string_value(json_array_get(targets, 0)))) {
+        !saef_mafd_absolute_id(target = json_string_value(json_array_get(targets, 0)))) {
         status = error_answer(answer, 400,
                               "targetIDs must hold exactly one Absolute CSE-ID or AE-ID (//sp/id)");
         goto out;
@@ -355,7 +354,7 @@ static int key_registration_change(const saef_mafd *m, const saef_mafd_request *
     }
     if (targets != NULL && (!json_is_array(targets) || json_array_size(targets) != 1 ||
                             !json_is_string(json_array_get(targets, 0)) ||
-                            !absolute_id(target = json_string_value(json_array_get(targets, 0))))) {
+                            !saef_mafd_absolute_id(target = json_string_value(json_array_get(targets, 0))))) {
         status =
             error_answer(answer, 400, "targetIDs must hold exactly one Absolute CSE-ID or AE-ID");
         goto out;

@@ -22,8 +22,8 @@ const fuzz_record fuzz_records[] = {
     {SAEF_KS_KM, "client-a@maf.example.com", "d0d1d2d3d4d5d6d7d8d9dadbdcdddedf",
      "//sp.example.com/C-a", "", 0},
     {SAEF_KS_KC, "00112233445566778899AABBCCDDEEFF@maf.example.com",
-     "e0e1e2e3e4e5e6e7e8e9eaebecedeeefe0e1e2e3e4e5e6e7e8e9eaebecedeeef", "//sp.example.com/C-a",
-     "", 0},
+     "e0e1e2e3e4e5e6e7e8e9eaebecedeeefe0e1e2e3e4e5e6e7e8e9eaebecedeeef", "//sp.example.com/C-a", "",
+     0},
 };
 const size_t fuzz_nrecords = sizeof(fuzz_records) / sizeof(fuzz_records[0]);
 
@@ -73,8 +73,8 @@ const char *fuzz_path(const char *name)
 void fuzz_record_fill(const fuzz_record *r, saef_ks_record *rec)
 {
     memset(rec, 0, sizeof(*rec));
-    rec->key_len = (size_t)saef_hex_decode(r->key_hex, strlen(r->key_hex), rec->key,
-                                           sizeof(rec->key));
+    rec->key_len =
+        (size_t)saef_hex_decode(r->key_hex, strlen(r->key_hex), rec->key, sizeof(rec->key));
     snprintf(rec->peer, sizeof(rec->peer), "%s", r->peer);
     snprintf(rec->self, sizeof(rec->self), "%s", r->self);
     rec->not_after = r->expired ? 86400 : (int64_t)time(NULL) + 365 * 86400;

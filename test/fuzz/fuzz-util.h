@@ -22,10 +22,10 @@ extern const size_t fuzz_nrecords;
 #define FUZZ_MAF_URL "https://127.0.0.1:9"
 
 /* Aborts with a message: a broken invariant is a finding. */
-#define FUZZ_CHECK(cond)                                                                       \
-    do {                                                                                       \
-        if (!(cond))                                                                           \
-            fuzz_fail(__FILE__, __LINE__, #cond);                                              \
+#define FUZZ_CHECK(cond)                                                                           \
+    do {                                                                                           \
+        if (!(cond))                                                                               \
+            fuzz_fail(__FILE__, __LINE__, #cond);                                                  \
     } while (0)
 void fuzz_fail(const char *file, int line, const char *what) __attribute__((noreturn));
 

@@ -352,9 +352,10 @@ static int key_registration_change(const saef_mafd *m, const saef_mafd_request *
                               "targetIDs (docs/maf-protocol.md)");
         goto out;
     }
-    if (targets != NULL && (!json_is_array(targets) || json_array_size(targets) != 1 ||
-                            !json_is_string(json_array_get(targets, 0)) ||
-                            !saef_mafd_absolute_id(target = json_string_value(json_array_get(targets, 0))))) {
+    if (targets != NULL &&
+        (!json_is_array(targets) || json_array_size(targets) != 1 ||
+         !json_is_string(json_array_get(targets, 0)) ||
+         !saef_mafd_absolute_id(target = json_string_value(json_array_get(targets, 0))))) {
         status =
             error_answer(answer, 400, "targetIDs must hold exactly one Absolute CSE-ID or AE-ID");
         goto out;
@@ -396,10 +397,13 @@ int saef_mafd_handle(const saef_mafd *m, const saef_mafd_request *req, json_t **
 {
     const char *path = req->path;
     enum evhttp_cmd_type cmd = req->method;
+    json_t *id;
 
     *answer = NULL;
-    if (req->client == NULL || path == NULL)
+    /* Every answer may name the client: its ID must be valid in JSON (UTF-8). */
+    if (req->client == NULL || path == NULL || (id = json_string(req->client)) == NULL)
         return error_answer(answer, 401, "not an authenticated MAF client");
+    json_decref(id);
     if (strcmp(path, "/keyReg") == 0) {
         if (cmd != EVHTTP_REQ_POST)
             return error_answer(answer, 405, "use POST /keyReg");

@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 const fuzz_record fuzz_records[] = {
@@ -77,7 +76,7 @@ void fuzz_record_fill(const fuzz_record *r, saef_ks_record *rec)
         (size_t)saef_hex_decode(r->key_hex, strlen(r->key_hex), rec->key, sizeof(rec->key));
     snprintf(rec->peer, sizeof(rec->peer), "%s", r->peer);
     snprintf(rec->self, sizeof(rec->self), "%s", r->self);
-    rec->not_after = r->expired ? 86400 : (int64_t)time(NULL) + 365 * 86400;
+    rec->not_after = r->expired ? 86400 : INT64_C(4102444800); /* 2100-01-01 */
     rec->created = 1;
     rec->suid = r->type == SAEF_KS_KC ? 32 : 0;
 }

@@ -3,6 +3,9 @@
 # SAEF_FUZZ_TIME seconds (default 10; 600 with SAEF_LONG=1). A crash, leak,
 # UB report, timeout or broken invariant fails the test; the input that did
 # it is left in BINDIR/artifacts/ and the campaign's figures are printed.
+# dict/NAME.dict is the target's dictionary; options/NAME its extra flags
+# (provider_conf builds a library context per input: checking for leaks
+# after each would cost 7 times the runs, so it checks at exit only).
 set -eu
 fuzzer=$1 src=$2 bin=$3 name=$4
 secs=${SAEF_FUZZ_TIME:-$([ "${SAEF_LONG:-}" = 1 ] && echo 600 || echo 10)}

@@ -17,6 +17,8 @@ saef-key -s "$A" add km a-km@maf.example.com --hex $KA --self $IDA
 saef-key -s "$B" add km b-km@maf.example.com --hex $KB
 saef-key -s "$B" add kpsa pre@sp.example.com --hex $KX --peer //sp.example.com/C-pre
 saef-key -s "$X" add km x-km@maf.example.com --hex $KX
+KU=3132333435363738393A3B3C3D3E3F40
+saef-key -s "$M" add km u-km@maf.example.com --hex $KU --peer $'//sp.example.com/\xff'
 
 MPORT=$(free_port)
 MAF="https://127.0.0.1:$MPORT"
@@ -116,8 +118,15 @@ check_grep "  ... with the source client and adminFQDN" '"sourceMAFClientID":"'$
 check_grep "  ... and adminFQDN" '"adminFQDN":"sp.example.com"' "$T/raw"
 check_grep "  ... and the key" '"keyValue":"'"${ekm:32:64}"'"' "$T/raw"
 
+# A MAF Client ID that JSON cannot carry (found by fuzz_mafd_request).
+raw u-km@maf.example.com $KU POST /keyReg "$(reg)"
+check "client ID not UTF-8: 401" test "$(status)" = 401
+check "  ... nothing registered" test "$(saef-key -s "$M" list kc | wc -l)" = "$before"
+
 # Update and deregistration by the source, with saef-maf.
 check_rc "saef-maf update --expires" 0 saef-maf -s "$A" update --maf "$MAF" --key "$KEYID" --expires +2h
+expiry() { saef-key -s "$1" show kc "$KEYID" | grep '^expires:'; }
+check "  ... A's record takes the expiry the MAF answered" test "$(expiry "$A")" = "$(expiry "$M")"
 check_rc "saef-maf deregister" 0 saef-maf -s "$A" deregister --maf "$MAF" --key "$rel@maf.example.com"
 check_rc "  ... gone from the MAF" 1 saef-key -s "$M" show kc "$rel@maf.example.com"
 check_rc "deregistering again: not found" 1 saef-maf -s "$A" deregister --maf "$MAF" --key "$rel@maf.example.com"

@@ -38,7 +38,14 @@ static int error_answer(json_t **answer, int status, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    *answer = json_pack("{s:s}", "error", msg);
+    /* A field name echoed from the request may hold what JSON cannot carry
+       (a NUL from \u0000, or a UTF-8 sequence cut by the size): ASCII only then. */
+    if ((*answer = json_pack("{s:s}", "error", msg)) == NULL) {
+        for (char *p = msg; *p != '\0'; p++)
+            if ((unsigned char)*p >= 0x80)
+                *p = '?';
+        *answer = json_pack("{s:s}", "error", msg);
+    }
     return status;
 }
 

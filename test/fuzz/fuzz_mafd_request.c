@@ -107,6 +107,18 @@ static int released_to_target(const saef_mafd_request *req, json_t *answer)
     return 0;
 }
 
+/* An update or deregistration came from the source of a live registration. */
+static int changed_by_source(const saef_mafd_request *req)
+{
+    const char *rel = req->path + strlen("/keyReg/");
+
+    for (size_t i = 0; i < fuzz_nrecords; i++)
+        if (fuzz_records[i].type == SAEF_KS_KC && !fuzz_records[i].expired &&
+            strncasecmp(fuzz_records[i].id, rel, 32) == 0 && strlen(rel) == 32)
+            return strcmp(fuzz_records[i].self, req->client) == 0;
+    return 0;
+}
+
 /*
  * Input: "METHOD PATH CLIENT\n" then the body; without that first line the
  * whole input is the body of POST /keyReg from the registration's source.
@@ -140,12 +152,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK(req.method == EVHTTP_REQ_POST || req.method == EVHTTP_REQ_PUT);
         if (req.method == EVHTTP_REQ_POST)
             FUZZ_CHECK(released_to_target(&req, answer));
+        else
+            FUZZ_CHECK(changed_by_source(&req));
         break;
     case 201:
         FUZZ_CHECK(json_is_string(json_object_get(answer, "relativeKeyID")));
         break;
     case 204:
-        FUZZ_CHECK(req.method == EVHTTP_REQ_DELETE && answer == NULL);
+        FUZZ_CHECK(req.method == EVHTTP_REQ_DELETE && answer == NULL && changed_by_source(&req));
         break;
     default:
         /* Refused: an error text, and nothing in the registry changed. */

@@ -96,6 +96,8 @@ bad() { # bad STATUS DESC METHOD PATH [BODY]
 }
 bad 400 "malformed JSON" POST /keyReg '{"expirationTime":'
 bad 400 "not an object" POST /keyReg '[1,2]'
+bad 400 "JSON error near bytes JSON cannot carry" POST /keyReg $'{"a\\u000\xd0\x97":1}'
+check_grep "  ... still answered with an error text (fuzz_mafd_request)" '"error":"malformed JSON' "$T/raw"
 bad 400 "missing SUID" POST /keyReg '{"expirationTime":"'$FUTURE'","adminFQDN":"a","targetIDs":["'$IDB'"]}'
 bad 400 "extra field" POST /keyReg "$(reg | sed 's/}$/,"color":"red"}/')"
 bad 400 "two targets" POST /keyReg "$(reg "" 32 '["'$IDB'","//sp.example.com/x"]')"

@@ -2,7 +2,7 @@
 # run.sh FUZZER SRCDIR BINDIR NAME: one libFuzzer run over the seed corpus.
 # SAEF_FUZZ_TIME seconds (default 10; 600 with SAEF_LONG=1). A crash, leak,
 # UB report, timeout or broken invariant fails the test; the input that did
-# it is left in BINDIR/artifacts/ and the campaign's figures are printed.
+# it is left in BINDIR/artifacts/. libFuzzer's final figures are printed.
 # dict/NAME.dict is the target's dictionary; options/NAME its extra flags
 # (provider_conf builds a library context per input: checking for leaks
 # after each would cost 7 times the runs, so it checks at exit only).

@@ -14,3 +14,9 @@ ctest --test-dir build --output-on-failure -j"$(nproc)" --timeout 600
 CC=gcc cmake -S . -B build-asan -DBUILD_TESTING=ON -DSAEF_WERROR=ON -DSAEF_SANITIZE=ON
 cmake --build build-asan -j"$(nproc)"
 ctest --test-dir build-asan --output-on-failure -j"$(nproc)" --timeout 900
+
+# Fuzz targets (test/fuzz/): a clang libFuzzer build of its own, each target
+# over its seed corpus for 10 s (600 s with SAEF_LONG=1).
+CC=clang cmake -S . -B build-fuzz -DSAEF_FUZZ=ON -DBUILD_TESTING=ON -DSAEF_WERROR=ON
+cmake --build build-fuzz -j"$(nproc)" --target fuzz-targets
+ctest --test-dir build-fuzz --output-on-failure -L fuzz -j"$(nproc)" --timeout 900

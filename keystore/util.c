@@ -119,6 +119,9 @@ void saef_hex_encode(const unsigned char *in, size_t len, char *out)
     out[2 * len] = '\0';
 }
 
+/* 9999-12-31T23:59:59Z: the last second both formats can write back. */
+#define TIME_MAX INT64_C(253402300799)
+
 /* n fixed-width decimal digits at *p; advances *p. -1 if not digits. */
 static int digits(const char **p, int n)
 {
@@ -190,7 +193,7 @@ static int parse_relative(const char *p, int64_t now, int64_t *out)
     default: return 0;
     }
     if (*p != '\0' || n == 0 || n > INT64_C(100000000000) / unit || now < 0 ||
-        now > INT64_MAX - n * unit)
+        now > TIME_MAX - n * unit)
         return 0;
     *out = now + n * unit;
     return 1;
@@ -232,7 +235,7 @@ int saef_time_parse(const char *text, int64_t now, int64_t *out)
             !skip_fraction(&p, ',') || !to_time(y, mo, d, h, mi, s, &t))
             return 0;
     }
-    if (*p != '\0' || t < 0)
+    if (*p != '\0' || t < 0 || t > TIME_MAX)
         return 0;
     *out = t;
     return 1;

@@ -39,7 +39,14 @@ static int error_answer(json_t **answer, int status, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    *answer = json_pack("{s:s}", "error", msg);
+    /* A field name echoed from the request may hold what JSON cannot carry
+       (a NUL from \u0000, or a UTF-8 sequence cut by the size): ASCII only then. */
+    if ((*answer = json_pack("{s:s}", "error", msg)) == NULL) {
+        for (char *p = msg; *p != '\0'; p++)
+            if ((unsigned char)*p >= 0x80)
+                *p = '?';
+        *answer = json_pack("{s:s}", "error", msg);
+    }
     return status;
 }
 
@@ -91,8 +98,7 @@ static int valid_labels(json_t *labels)
     return 1;
 }
 
-/* An Absolute CSE-ID or AE-ID: "//sp-fqdn/..." (TS-0001 7.2), kept strict. */
-static int absolute_id(const char *id)
+int saef_mafd_absolute_id(const char *id)
 {
     size_t n = strlen(id);
 
@@ -422,7 +428,7 @@ static int key_registration(const saef_mafd *m, const saef_mafd_request *req, js
     /* TS-0003 8.8.2.7: for the SAEF exactly one Absolute CSE-ID or AE-ID. */
     if (!json_is_array(targets) || json_array_size(targets) != 1 ||
         !json_is_string(json_array_get(targets, 0)) ||
-        !absolute_id(target = json_string_value(json_array_get(targets, 0)))) {
+        !saef_mafd_absolute_id(target = json_string_value(json_array_get(targets, 0)))) {
         status = error_answer(answer, 400,
                               "targetIDs must hold exactly one Absolute CSE-ID or AE-ID (//sp/id)");
         goto out;
@@ -587,9 +593,10 @@ static int key_registration_change(const saef_mafd *m, const saef_mafd_request *
                               "targetIDs (docs/maf-protocol.md)");
         goto out;
     }
-    if (targets != NULL && (!json_is_array(targets) || json_array_size(targets) != 1 ||
-                            !json_is_string(json_array_get(targets, 0)) ||
-                            !absolute_id(target = json_string_value(json_array_get(targets, 0))))) {
+    if (targets != NULL &&
+        (!json_is_array(targets) || json_array_size(targets) != 1 ||
+         !json_is_string(json_array_get(targets, 0)) ||
+         !saef_mafd_absolute_id(target = json_string_value(json_array_get(targets, 0))))) {
         status =
             error_answer(answer, 400, "targetIDs must hold exactly one Absolute CSE-ID or AE-ID");
         goto out;
@@ -610,10 +617,13 @@ int saef_mafd_handle(const saef_mafd *m, const saef_mafd_request *req, json_t **
 {
     const char *path = req->path;
     enum evhttp_cmd_type cmd = req->method;
+    json_t *id;
 
     *answer = NULL;
-    if (req->client == NULL || path == NULL)
+    /* Every answer may name the client: its ID must be valid in JSON (UTF-8). */
+    if (req->client == NULL || path == NULL || (id = json_string(req->client)) == NULL)
         return error_answer(answer, 401, "not an authenticated MAF client");
+    json_decref(id);
     if (strcmp(path, "/keyReg") == 0) {
         if (cmd != EVHTTP_REQ_POST)
             return error_answer(answer, 405, "use POST /keyReg");

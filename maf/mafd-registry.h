@@ -29,6 +29,8 @@ typedef struct {
 /* Answers one request: returns the HTTP status and sets *answer to the JSON
    body (NULL for none). A retrieval answer holds a key: wipe its text. */
 int saef_mafd_handle(const saef_mafd *m, const saef_mafd_request *req, json_t **answer);
+/* An Absolute CSE-ID or AE-ID: "//sp-fqdn/..." (TS-0001 7.2), kept strict. 1 if it is. */
+int saef_mafd_absolute_id(const char *id);
 /* Deletes up to 256 expired key and client registrations each. */
 void saef_mafd_purge(const saef_mafd *m);
 

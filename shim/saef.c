@@ -18,6 +18,7 @@
 #include <time.h>
 
 #define TLS13_SHA256_SUITES "TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_CCM_SHA256"
+#define TLSEXT_SERVER_NAME 0
 #define TLSEXT_PSK 41
 #define TLSEXT_SUPPORTED_VERSIONS 43
 
@@ -50,6 +51,7 @@ typedef struct {
     int logged;
     char want_identity[SAEF_KS_ID_MAX + 1];
     char target[SAEF_KS_ENTITY_MAX + 1];
+    char sni[256]; /* the ClientHello's host name, for TLS 1.3 PSK callbacks */
 } conn;
 
 typedef enum { KEY_OK, KEY_UNKNOWN, KEY_REFUSED } key_result;
@@ -284,12 +286,15 @@ SAEF_KS_TYPE saef_id_type(const saef_conf *conf, const char *id, size_t len)
 
 /* The record may be bound to one local entity: ours, or the authority the
    client named in SNI (when it is one we serve). */
-static int bound_here(const saef_ctx *s, const SSL *ssl, const char *self)
+static int bound_here(const saef_ctx *s, const SSL *ssl, const conn *c, const char *self)
 {
     const char *sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
     const char *list = saef_conf_str(&s->conf, SAEF_CONF_SNI);
     size_t n;
 
+    /* OpenSSL 3.0 shows no SNI to the TLS 1.3 PSK callback yet. */
+    if (sni == NULL && c->sni[0] != '\0')
+        sni = c->sni;
     if (self[0] == '\0' || strcmp(self, saef_conf_str(&s->conf, SAEF_CONF_ENTITY_ID)) == 0)
         return 1;
     if (sni == NULL || strcasecmp(self, sni) != 0)
@@ -345,7 +350,7 @@ static key_result server_key(SSL *ssl, const ctx_data *cd, const unsigned char *
         why = "key expired";
         goto refuse_rec;
     }
-    if (!bound_here(s, ssl, rec->self)) {
+    if (!bound_here(s, ssl, c, rec->self)) {
         why = "key bound to another server";
         goto refuse_rec;
     }
@@ -547,6 +552,24 @@ static int offers_sha384(SSL *ssl)
     return 0;
 }
 
+/* The host_name of the server_name extension (RFC 6066 3), if there is one. */
+static void hello_sni(SSL *ssl)
+{
+    const unsigned char *p;
+    size_t len, n;
+    conn *c;
+
+    if (!SSL_client_hello_get0_ext(ssl, TLSEXT_SERVER_NAME, &p, &len) || len < 5 ||
+        ((size_t)p[0] << 8 | p[1]) != len - 2 || p[2] != TLSEXT_NAMETYPE_host_name)
+        return;
+    n = (size_t)p[3] << 8 | p[4];
+    if (n == 0 || n > len - 5 || memchr(p + 5, '\0', n) != NULL || (c = get_conn(ssl)) == NULL ||
+        n >= sizeof(c->sni))
+        return;
+    memcpy(c->sni, p + 5, n);
+    c->sni[n] = '\0';
+}
+
 static int hello_cb(SSL *ssl, int *al, void *arg)
 {
     ctx_data *cd = arg;
@@ -558,6 +581,7 @@ static int hello_cb(SSL *ssl, int *al, void *arg)
         if (r != SSL_CLIENT_HELLO_SUCCESS)
             return r;
     }
+    hello_sni(ssl);
     /* Only these two need the PSK identities looked up here; the suite list
        is rebuilt per connection, which costs more than the handshake's lookup. */
     sha384 = offers_sha384(ssl);

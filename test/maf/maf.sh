@@ -17,6 +17,8 @@ saef-key -s "$A" add km a-km@maf.example.com --hex $KA --self $IDA
 saef-key -s "$B" add km b-km@maf.example.com --hex $KB
 saef-key -s "$B" add kpsa pre@sp.example.com --hex $KX --peer //sp.example.com/C-pre
 saef-key -s "$X" add km x-km@maf.example.com --hex $KX
+KU=3132333435363738393A3B3C3D3E3F40
+saef-key -s "$M" add km u-km@maf.example.com --hex $KU --peer $'//sp.example.com/\xff'
 
 MPORT=$(free_port)
 MAF="https://127.0.0.1:$MPORT"
@@ -79,6 +81,8 @@ bad() { # bad STATUS DESC METHOD PATH [BODY]
 }
 bad 400 "malformed JSON" POST /keyReg '{"expirationTime":'
 bad 400 "not an object" POST /keyReg '[1,2]'
+bad 400 "JSON error near bytes JSON cannot carry" POST /keyReg $'{"a\\u000\xd0\x97":1}'
+check_grep "  ... still answered with an error text (fuzz_mafd_request)" '"error":"malformed JSON' "$T/raw"
 bad 400 "missing SUID" POST /keyReg '{"expirationTime":"'$FUTURE'","adminFQDN":"a","targetIDs":["'$IDB'"]}'
 bad 400 "extra field" POST /keyReg "$(reg | sed 's/}$/,"color":"red"}/')"
 bad 400 "two targets" POST /keyReg "$(reg "" 32 '["'$IDB'","//sp.example.com/x"]')"
@@ -107,8 +111,15 @@ check_grep "  ... with the source client and adminFQDN" '"sourceMAFClientID":"'$
 check_grep "  ... and adminFQDN" '"adminFQDN":"sp.example.com"' "$T/raw"
 check_grep "  ... and the key" '"keyValue":"'"${ekm:32:64}"'"' "$T/raw"
 
+# A MAF Client ID that JSON cannot carry (found by fuzz_mafd_request).
+raw u-km@maf.example.com $KU POST /keyReg "$(reg)"
+check "client ID not UTF-8: 401" test "$(status)" = 401
+check "  ... nothing registered" test "$(saef-key -s "$M" list kc | wc -l)" = "$before"
+
 # Update and deregistration by the source, with saef-maf.
 check_rc "saef-maf update --expires" 0 saef-maf -s "$A" update --maf "$MAF" --key "$KEYID" --expires +2h
+expiry() { saef-key -s "$1" show kc "$KEYID" | grep '^expires:'; }
+check "  ... A's record takes the expiry the MAF answered" test "$(expiry "$A")" = "$(expiry "$M")"
 check_rc "saef-maf deregister" 0 saef-maf -s "$A" deregister --maf "$MAF" --key "$rel@maf.example.com"
 check_rc "  ... gone from the MAF" 1 saef-key -s "$M" show kc "$rel@maf.example.com"
 check_rc "deregistering again: not found" 1 saef-maf -s "$A" deregister --maf "$MAF" --key "$rel@maf.example.com"

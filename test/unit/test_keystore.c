@@ -1159,6 +1159,7 @@ static void test_time_parsing(void)
     CU_ASSERT(saef_time_parse("1970-01-01T00:00:00Z", now, &t) && t == 0);
     CU_ASSERT(saef_time_parse("20280229T000000", now, &t) && t == 1835395200);
     CU_ASSERT(saef_time_parse("2000-02-29T00:00:00Z", now, &t) && t == 951782400);
+    CU_ASSERT(saef_time_parse("9999-12-31T23:59:59Z", now, &t) && t == INT64_C(253402300799));
     CU_ASSERT(saef_time_parse("+30s", now, &t) && t == now + 30);
     CU_ASSERT(saef_time_parse("+5m", now, &t) && t == now + 300);
     CU_ASSERT(saef_time_parse("+1h", now, &t) && t == now + 3600);
@@ -1171,6 +1172,8 @@ static void test_time_parsing(void)
         "20261100T120000", "20261124T240000", "20261124T126000", "20261124T120061",
         "2026-13-01T00:00:00Z", "2026-02-30T00:00:00Z", "2026-04-31T00:00:00Z",
         "1969-12-31T23:59:59Z", "1970-01-01T00:30:00+01:00",
+        /* past 9999-12-31T23:59:59Z, which neither format can write (fuzz_time) */
+        "9999-12-31T23:59:60Z", "99991231T235960", "9999-12-31T23:59:59-00:01",
         /* syntax */
         "2026-11-24T12:00:00", "2026-11-24T12:00:00Zjunk", "2026-11-24 12:00:00Z",
         "2026-11-24T12:00Z", "2026-11-24T12:00:00.Z", "2026-11-24T12:00:00+0200",
@@ -1187,6 +1190,7 @@ static void test_time_parsing(void)
     }
     CU_ASSERT(!saef_time_parse(NULL, now, &t));
     CU_ASSERT(!saef_time_parse("+1s", INT64_MAX, &t)); /* no overflow */
+    CU_ASSERT(!saef_time_parse("+1s", INT64_C(253402300799), &t));
 }
 
 static void test_time_format_round_trip(void)

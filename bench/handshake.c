@@ -8,7 +8,7 @@
  *            [-t SECONDS | -n COUNT | -u SECONDS] [-C CIPHER] [-r FILE]
  *   -f FILE   the first "identity:hexkey" line of FILE (the psk file format)
  *   -c N      N threads, each with its own connections (default 1)
- *   -t / -n   run for SECONDS (default 5) or until COUNT handshakes succeeded
+ *   -t / -n   run for SECONDS (default 5), or make COUNT attempts in all
  *   -u S      retry single handshakes until one works (at most S seconds):
  *             how long a new key takes to become usable
  *   -r FILE   after each handshake send FILE (an HTTP request) and count the
@@ -19,7 +19,6 @@
  * (with -u: when one succeeded in time).
  */
 #include <arpa/inet.h>
-#include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/crypto.h>

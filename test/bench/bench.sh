@@ -21,7 +21,16 @@ server() {
     fi
     saef_bg "$T/$who.log" "$@" -accept "127.0.0.1:$PORT" -nocert -quiet
     SRV=$SAEF_LAST_PID
-    if [ $kind = udp ]; then sleep 0.5; else wait_port "$PORT"; fi
+    if [ $kind = udp ]; then wait_udp "$PORT"; else wait_port "$PORT"; fi
+}
+# A UDP server is ready when its socket is bound (probes would be handshakes).
+wait_udp() {
+    for _ in $(seq 200); do
+        ss -Hlun "sport = :$1" | grep -q . && return 0
+        sleep 0.05
+    done
+    echo "nothing bound to udp port $1" >&2
+    return 1
 }
 stop() { kill "$SRV" 2>/dev/null; wait "$SRV" 2>/dev/null; }
 # hs ARGS...: the client against $PORT; its line in $out, its status in $rc.

@@ -112,8 +112,8 @@ check_grep "  ... and adminFQDN" '"adminFQDN":"sp.example.com"' "$T/raw"
 check_grep "  ... and the key" '"keyValue":"'"${ekm:32:64}"'"' "$T/raw"
 
 # A MAF Client ID that JSON cannot carry (found by fuzz_mafd_request).
-raw u-km@maf.example.com $KU POST /keyReg "$(reg)"
-check "client ID not UTF-8: 401" test "$(status)" = 401
+maf_raw u-km@maf.example.com $KU POST /keyReg "$(reg)"
+check "client ID not UTF-8: 401" test "$(maf_status)" = 401
 check "  ... nothing registered" test "$(saef-key -s "$M" list kc | wc -l)" = "$before"
 
 # Update and deregistration by the source, with saef-maf.

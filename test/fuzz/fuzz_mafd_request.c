@@ -10,7 +10,7 @@
 #include <string.h>
 #include <strings.h>
 
-static saef_mafd maf = {NULL, FUZZ_MAF_FQDN, 86400};
+static saef_mafd maf = {.fqdn = FUZZ_MAF_FQDN, .max_lifetime = 86400, .max_reg_lifetime = 31536000};
 static SSL *session;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);

@@ -85,6 +85,27 @@ static const char *unknown_field(json_t *j, const char *const *allowed)
     return NULL;
 }
 
+/* The request's JSON object holding only allowed fields (a typo is not
+   silently ignored); NULL with the 400 answer's status in *status. */
+static json_t *read_request(const saef_mafd_request *req, const char *const *allowed,
+                            json_t **answer, int *status)
+{
+    char err[256];
+    const char *bad;
+    json_t *j = read_json(req, err, sizeof(err));
+
+    if (j == NULL) {
+        *status = error_answer(answer, 400, "%s", err);
+        return NULL;
+    }
+    if ((bad = unknown_field(j, allowed)) != NULL) {
+        *status = error_answer(answer, 400, "unknown field '%s'", bad);
+        json_decref(j);
+        return NULL;
+    }
+    return j;
+}
+
 static int valid_labels(json_t *labels)
 {
     size_t i;
@@ -263,19 +284,15 @@ static int client_registration(const saef_mafd *m, const saef_mafd_request *req,
 {
     static const char *const allowed[] = {"MAF-FQDN", "expirationTime", "labels", "adminFQDN",
                                           NULL};
-    char err[256], id[33], exp[16];
-    const char *admin = NULL, *expires = NULL, *fqdn = NULL, *bad;
-    json_t *j = read_json(req, err, sizeof(err)), *labels = NULL;
+    char id[33], exp[16];
+    const char *admin = NULL, *expires = NULL, *fqdn = NULL;
+    json_t *j, *labels = NULL;
     saef_ks_record rec = {0}, old;
     int64_t now = (int64_t)time(NULL), want;
     int status;
 
-    if (j == NULL)
-        return error_answer(answer, 400, "%s", err);
-    if ((bad = unknown_field(j, allowed)) != NULL) {
-        status = error_answer(answer, 400, "unknown field '%s'", bad);
-        goto out;
-    }
+    if ((j = read_request(req, allowed, answer, &status)) == NULL)
+        return status;
     if (json_unpack(j, "{s?s, s:s, s?o, s:s}", "MAF-FQDN", &fqdn, "expirationTime", &expires,
                     "labels", &labels, "adminFQDN", &admin) != 0) {
         status = error_answer(answer, 400,
@@ -389,21 +406,17 @@ static int key_registration(const saef_mafd *m, const saef_mafd_request *req, js
 {
     static const char *const allowed[] = {"MAF-FQDN", "expirationTime", "labels",   "adminFQDN",
                                           "SUID",     "targetIDs",      "keyValue", NULL};
-    char err[256], id[SAEF_KS_ID_MAX + 1], exp[16];
-    const char *admin = NULL, *expires = NULL, *keyhex = NULL, *fqdn = NULL, *bad, *target;
-    json_t *j = read_json(req, err, sizeof(err)), *labels = NULL, *targets = NULL;
+    char id[SAEF_KS_ID_MAX + 1], exp[16];
+    const char *admin = NULL, *expires = NULL, *keyhex = NULL, *fqdn = NULL, *target;
+    json_t *j, *labels = NULL, *targets = NULL;
     json_int_t suid = -1;
     unsigned char ekm[48];
     saef_ks_record rec = {0};
     int64_t now = (int64_t)time(NULL), want;
     int status;
 
-    if (j == NULL)
-        return error_answer(answer, 400, "%s", err);
-    if ((bad = unknown_field(j, allowed)) != NULL) {
-        status = error_answer(answer, 400, "unknown field '%s'", bad);
-        goto out;
-    }
+    if ((j = read_request(req, allowed, answer, &status)) == NULL)
+        return status;
     if (json_unpack_ex(j, NULL, 0, "{s?s, s:s, s?o, s:s, s:I, s:o, s?s}", "MAF-FQDN", &fqdn,
                        "expirationTime", &expires, "labels", &labels, "adminFQDN", &admin, "SUID",
                        &suid, "targetIDs", &targets, "keyValue", &keyhex) != 0) {

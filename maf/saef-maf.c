@@ -122,6 +122,21 @@ static int maf_error(const saef_maf_reply *r)
                 r->status, msg);
 }
 
+/* POST a registration request (consumed) with the --label list; 0 when the
+   MAF answered 201. The reply is the caller's to free either way. */
+static int post_created(const char *path, json_t *req, int want_ekm, saef_maf_reply *r)
+{
+    int rc;
+
+    if (o.labels != NULL)
+        json_object_set(req, "labels", o.labels);
+    rc = call("POST", path, req, want_ekm, r);
+    json_decref(req);
+    if (rc == 0 && r->status != 201)
+        rc = maf_error(r);
+    return rc;
+}
+
 static int parse_time(int64_t *t)
 {
     int64_t now = (int64_t)time(NULL);
@@ -152,16 +167,8 @@ static int cmd_register(void)
     saef_time_format_onem2m(want, exp, sizeof(exp));
     req = json_pack("{s:s, s:s, s:s, s:i, s:[s]}", "MAF-FQDN", o.fqdn, "expirationTime", exp,
                     "adminFQDN", want_req.admin, "SUID", 32, "targetIDs", o.target);
-    if (o.labels != NULL)
-        json_object_set(req, "labels", o.labels);
-    rc = call("POST", "keyReg", req, 1, &r);
-    json_decref(req);
-    if (rc != 0)
-        return rc;
-    if (r.status != 201) {
-        rc = maf_error(&r);
+    if ((rc = post_created("keyReg", req, 1, &r)) != 0)
         goto out;
-    }
     /* TS-0003 8.3.9.9.5: every returned value checked before the key is used. */
     saef_hex_encode(r.ekm, 16, hex);
     if (!saef_maf_check_registration(r.body, &want_req, (int64_t)time(NULL), &got, why,
@@ -269,16 +276,8 @@ static int cmd_client_register(void)
     saef_time_format_onem2m(want, exp, sizeof(exp));
     req = json_pack("{s:s, s:s, s:s}", "MAF-FQDN", o.fqdn, "expirationTime", exp, "adminFQDN",
                     want_admin);
-    if (o.labels != NULL)
-        json_object_set(req, "labels", o.labels);
-    rc = call("POST", "clientReg", req, 0, &r);
-    json_decref(req);
-    if (rc != 0)
-        return rc;
-    if (r.status != 201) {
-        rc = maf_error(&r);
+    if ((rc = post_created("clientReg", req, 0, &r)) != 0)
         goto out;
-    }
     resp = json_loads(r.body, 0, NULL);
     rc = EXIT_MAF;
     if (json_unpack(resp, "{s:s, s:s, s:s, s:s}", "mafClientRegID", &id, "expirationTime", &rexp,

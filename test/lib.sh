@@ -74,39 +74,39 @@ saef_bg() {
     SAEF_PIDS="$SAEF_PIDS $SAEF_LAST_PID"
 }
 
-# wait_port PORT [SECONDS]: until something listens on 127.0.0.1:PORT (TCP).
-wait_port() {
-    i=0
-    while [ "$i" -lt $(( ${2:-10} * 20 )) ]; do
-        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+# poll SECONDS CMD...: runs CMD every 50 ms until it succeeds (0) or SECONDS
+# have passed (1).
+poll() {
+    local n=$(( $1 * 20 )) i=0
+    shift
+    while [ "$i" -lt "$n" ]; do
+        "$@" && return 0
         sleep 0.05
         i=$((i + 1))
     done
+    return 1
+}
+
+tcp_listens() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+udp_bound() { grep -q " $(printf '0100007F:%04X' "$1") " /proc/net/udp; }
+
+# wait_port PORT [SECONDS]: until something listens on 127.0.0.1:PORT (TCP).
+wait_port() {
+    poll "${2:-10}" tcp_listens "$1" && return 0
     echo "nothing listens on port $1" >&2
     return 1
 }
 
 # wait_udp PORT [SECONDS]: until a UDP socket is bound to 127.0.0.1:PORT.
 wait_udp() {
-    hex=$(printf '0100007F:%04X' "$1")
-    i=0
-    while [ "$i" -lt $(( ${2:-10} * 20 )) ]; do
-        grep -q " $hex " /proc/net/udp && return 0
-        sleep 0.05
-        i=$((i + 1))
-    done
+    poll "${2:-10}" udp_bound "$1" && return 0
     echo "nothing bound to UDP port $1" >&2
     return 1
 }
 
 # wait_log FILE PATTERN [SECONDS]
 wait_log() {
-    i=0
-    while [ "$i" -lt $(( ${3:-10} * 20 )) ]; do
-        grep -q -- "$2" "$1" 2>/dev/null && return 0
-        sleep 0.05
-        i=$((i + 1))
-    done
+    poll "${3:-10}" grep -q -- "$2" "$1" 2>/dev/null && return 0
     echo "no '$2' in $1 after ${3:-10}s:" >&2
     tail -20 "$1" >&2
     return 1
@@ -137,6 +137,31 @@ CNF
 # handshake_ok FILE: openssl s_client's output shows a completed handshake.
 handshake_ok() {
     grep -q "Cipher is" "$1" && ! grep -q -E "alert|:error:|Cipher is \(NONE\)" "$1"
+}
+
+# dev1_store STORE: a new store holding $K, the pre-provisioned key of
+# dev1@sp.example.com, whose client is /sp.example.com/C-dev1.
+dev1_store() {
+    K=00112233445566778899AABBCCDDEEFF
+    saef-key -s "$1" init >/dev/null
+    saef-key -s "$1" add kpsa dev1@sp.example.com --hex $K --peer /sp.example.com/C-dev1
+}
+
+# maf_world: new stores of the MAF ($M), Entity A ($A, $IDA) and Entity B
+# ($B, $IDB), the Km of A and B ($KA, $KB) in them, and the port ($MPORT)
+# and URL ($MAF) for a MAF started with maf_start.
+maf_world() {
+    KA=0102030405060708090A0B0C0D0E0F10 KB=1112131415161718191A1B1C1D1E1F20
+    M="$T/maf.db" A="$T/a.db" B="$T/b.db"
+    IDA=//sp.example.com/C-devA IDB=//sp.example.com/in-cse
+    for s in "$M" "$A" "$B"; do saef-key -s "$s" init >/dev/null; done
+    # The MAF knows each client's Km and authenticated ID (TS-0003 8.8.3.1).
+    saef-key -s "$M" add km a-km@maf.example.com --hex $KA --peer $IDA
+    saef-key -s "$M" add km b-km@maf.example.com --hex $KB --peer $IDB
+    saef-key -s "$A" add km a-km@maf.example.com --hex $KA --self $IDA
+    saef-key -s "$B" add km b-km@maf.example.com --hex $KB
+    MPORT=$(free_port)
+    MAF="https://127.0.0.1:$MPORT"
 }
 
 # MAF helpers; MPORT is the MAF's port.

@@ -55,7 +55,7 @@ while [ "$(date +%s)" -lt "$end" ]; do
     saef-key -s "$S" del kpsa "churn$((n % 50 + 1))@sp.example.com"
 done >"$T/writer.res"
 touch "$T/stop"
-for c in 1 2 3; do # (wait_log uses $i)
+for c in 1 2 3; do
     wait_log "$T/load$c.log" "^handshakes=" 15
     sed 's/^\([a-z]*\) .*/valid-fixed-key \1/' "$T/load$c.res"
 done >"$T/all.res"

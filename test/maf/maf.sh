@@ -4,24 +4,15 @@
 # retrieves Kc from the MAF; no key configured between A and B.
 . "$SAEF_SRC/test/lib.sh"
 PATH="$SAEF_SBIN:$PATH"
-KA=0102030405060708090A0B0C0D0E0F10 KB=1112131415161718191A1B1C1D1E1F20
-KX=2122232425262728292A2B2C2D2E2F30
-M="$T/maf.db" A="$T/a.db" B="$T/b.db" X="$T/x.db"
-for s in "$M" "$A" "$B" "$X"; do saef-key -s "$s" init >/dev/null; done
-IDA=//sp.example.com/C-devA IDB=//sp.example.com/in-cse
-# The MAF knows each client's Km and authenticated ID (TS-0003 8.8.3.1).
-saef-key -s "$M" add km a-km@maf.example.com --hex $KA --peer $IDA
-saef-key -s "$M" add km b-km@maf.example.com --hex $KB --peer $IDB
+maf_world
+KX=2122232425262728292A2B2C2D2E2F30 X="$T/x.db"
+saef-key -s "$X" init >/dev/null
 saef-key -s "$M" add km x-km@maf.example.com --hex $KX --peer //sp.example.com/other-cse
-saef-key -s "$A" add km a-km@maf.example.com --hex $KA --self $IDA
-saef-key -s "$B" add km b-km@maf.example.com --hex $KB
 saef-key -s "$B" add kpsa pre@sp.example.com --hex $KX --peer //sp.example.com/C-pre
 saef-key -s "$X" add km x-km@maf.example.com --hex $KX
 KU=3132333435363738393A3B3C3D3E3F40
 saef-key -s "$M" add km u-km@maf.example.com --hex $KU --peer $'//sp.example.com/\xff'
 
-MPORT=$(free_port)
-MAF="https://127.0.0.1:$MPORT"
 start_maf() { maf_start --store "$M" --fqdn maf.example.com "$@"; }
 start_maf
 

@@ -4,16 +4,7 @@
 # of A, over the same Kc.
 . "$SAEF_SRC/test/lib.sh"
 PATH="$SAEF_SBIN:$PATH"
-KA=0102030405060708090A0B0C0D0E0F10 KB=1112131415161718191A1B1C1D1E1F20
-M="$T/maf.db" A="$T/a.db" B="$T/b.db"
-for s in "$M" "$A" "$B"; do saef-key -s "$s" init >/dev/null; done
-IDA=//sp.example.com/C-devA IDB=//sp.example.com/in-cse
-saef-key -s "$M" add km a-km@maf.example.com --hex $KA --peer $IDA
-saef-key -s "$M" add km b-km@maf.example.com --hex $KB --peer $IDB
-saef-key -s "$A" add km a-km@maf.example.com --hex $KA --self $IDA
-saef-key -s "$B" add km b-km@maf.example.com --hex $KB
-MPORT=$(free_port)
-MAF="https://127.0.0.1:$MPORT"
+maf_world
 maf_start --store "$M" --fqdn maf.example.com
 MAFCNF=("maf = maf.example.com $MAF" "maf_timeout = 1000")
 saef_cnf "$T/b.cnf" "$B" "entity_id = $IDB" "role = both" "maf_kmid = b-km@maf.example.com" "${MAFCNF[@]}"

@@ -1,10 +1,8 @@
 #!/bin/bash
 # curl as Entity A through saef-run, against a preloaded s_server -www (Entity B).
 . "$SAEF_SRC/test/lib.sh"
-K=00112233445566778899AABBCCDDEEFF
 B="$T/b.db" A="$T/a.db"
-saef-key -s "$B" init >/dev/null
-saef-key -s "$B" add kpsa dev1@sp.example.com --hex $K --peer /sp.example.com/C-dev1
+dev1_store "$B"
 saef-key -s "$B" add kpsa dev2@sp.example.com --hex FF$K --peer /sp.example.com/C-dev2
 cnf() { saef_cnf "$1" "$2" "entity_id = /sp.example.com/in-cse" "role = $3"; } # cnf FILE STORE ROLE
 cnf "$T/b.cnf" "$B" server

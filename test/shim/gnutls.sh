@@ -2,10 +2,8 @@
 # GnuTLS interop both ways: gnutls-cli against a preloaded s_server (Entity B),
 # a preloaded s_client (Entity A) against gnutls-serv. TLS 1.2, 1.3, DTLS 1.2.
 . "$SAEF_SRC/test/lib.sh"
-K=00112233445566778899AABBCCDDEEFF
 S="$T/keys.db"
-saef-key -s "$S" init >/dev/null
-saef-key -s "$S" add kpsa dev1@sp.example.com --hex $K --peer /sp.example.com/C-dev1
+dev1_store "$S"
 saef_cnf "$T/openssl.cnf" "$S" "entity_id = /sp.example.com/in-cse"
 export OPENSSL_CONF="$T/openssl.cnf"
 

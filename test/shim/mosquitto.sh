@@ -5,10 +5,8 @@
 # the store was opened before.
 . "$SAEF_SRC/test/lib.sh"
 command -v mosquitto >/dev/null || PATH="$PATH:/usr/sbin"
-K=00112233445566778899AABBCCDDEEFF
 S="$T/keys.db"
-saef-key -s "$S" init >/dev/null
-saef-key -s "$S" add kpsa dev1@sp.example.com --hex $K --peer /sp.example.com/C-dev1
+dev1_store "$S"
 echo "native-id:0A0B0C0D" >"$T/psk.txt"
 saef_cnf "$T/openssl.cnf" "$S" "entity_id = /sp.example.com/in-cse" "role = server"
 PORT=$(free_port)

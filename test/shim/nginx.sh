@@ -3,10 +3,8 @@
 # PSK clients get through on TLS 1.2 and 1.3; with require_psk a
 # certificate-only client does not.
 . "$SAEF_SRC/test/lib.sh"
-K=00112233445566778899AABBCCDDEEFF
 S="$T/keys.db"
-saef-key -s "$S" init >/dev/null
-saef-key -s "$S" add kpsa dev1@sp.example.com --hex $K --peer /sp.example.com/C-dev1
+dev1_store "$S"
 conf() { saef_cnf "$T/openssl.cnf" "$S" "entity_id = /sp.example.com/in-cse" "role = server" "log = stderr" "$@"; }
 
 start_nginx() { nginx_start "$T/openssl.cnf" 2; }

@@ -1,10 +1,8 @@
 #!/bin/bash
 # Python's ssl module under saef-run, as Entity B and as Entity A.
 . "$SAEF_SRC/test/lib.sh"
-K=00112233445566778899AABBCCDDEEFF
 S="$T/keys.db"
-saef-key -s "$S" init >/dev/null
-saef-key -s "$S" add kpsa dev1@sp.example.com --hex $K --peer /sp.example.com/C-dev1
+dev1_store "$S"
 saef_cnf "$T/openssl.cnf" "$S" "entity_id = /sp.example.com/in-cse"
 export OPENSSL_CONF="$T/openssl.cnf"
 # The interpreter itself, not a wrapper script (pyenv) that would run under the preload too.

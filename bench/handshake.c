@@ -18,6 +18,7 @@
  * Exit status 0 when at least one handshake succeeded and none failed
  * (with -u: when one succeeded in time).
  */
+#include "psk_cbs.h"
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -76,41 +77,6 @@ static int die(const char *msg)
     return 2;
 }
 
-static unsigned int psk_client_cb(SSL *ssl, const char *hint, char *identity,
-                                  unsigned int max_identity_len, unsigned char *psk,
-                                  unsigned int max_psk_len)
-{
-    (void)ssl, (void)hint;
-    if (strlen(cfg.identity) >= max_identity_len || cfg.key_len > max_psk_len)
-        return 0;
-    strcpy(identity, cfg.identity);
-    memcpy(psk, cfg.key, cfg.key_len);
-    return (unsigned int)cfg.key_len;
-}
-
-/* TLS 1.3 external PSK with SHA-256 (TLS_AES_128_GCM_SHA256). */
-static int use_session_cb(SSL *ssl, const EVP_MD *md, const unsigned char **id, size_t *idlen,
-                          SSL_SESSION **sess)
-{
-    static const unsigned char aes128gcmsha256[] = {0x13, 0x01};
-    const SSL_CIPHER *cipher = SSL_CIPHER_find(ssl, aes128gcmsha256);
-
-    *sess = NULL;
-    if (md != NULL && !EVP_MD_is_a(md, "SHA256"))
-        return 1;
-    if (cipher == NULL || (*sess = SSL_SESSION_new()) == NULL ||
-        !SSL_SESSION_set1_master_key(*sess, cfg.key, cfg.key_len) ||
-        !SSL_SESSION_set_cipher(*sess, cipher) ||
-        !SSL_SESSION_set_protocol_version(*sess, TLS1_3_VERSION)) {
-        SSL_SESSION_free(*sess);
-        *sess = NULL;
-        return 0;
-    }
-    *id = (const unsigned char *)cfg.identity;
-    *idlen = strlen(cfg.identity);
-    return 1;
-}
-
 static SSL_CTX *make_ctx(void)
 {
     SSL_CTX *ctx = SSL_CTX_new(cfg.mode == DTLS12 ? DTLS_client_method() : TLS_client_method());
@@ -127,12 +93,12 @@ static SSL_CTX *make_ctx(void)
     if (cfg.mode == TLS13) {
         if (!SSL_CTX_set_ciphersuites(ctx, cfg.cipher ? cfg.cipher : "TLS_AES_128_GCM_SHA256"))
             goto err;
-        SSL_CTX_set_psk_use_session_callback(ctx, use_session_cb);
+        SSL_CTX_set_psk_use_session_callback(ctx, psk_cbs_use_session);
     } else {
         /* PSK suites only: a server that ignores the PSK cannot complete. */
         if (!SSL_CTX_set_cipher_list(ctx, cfg.cipher ? cfg.cipher : def))
             goto err;
-        SSL_CTX_set_psk_client_callback(ctx, psk_client_cb);
+        SSL_CTX_set_psk_client_callback(ctx, psk_cbs_client);
     }
     return ctx;
 err:
@@ -368,6 +334,7 @@ int main(int argc, char **argv)
     cfg.addr.sin_port = htons((uint16_t)port);
     if (inet_pton(AF_INET, host, &cfg.addr.sin_addr) != 1)
         return die("-H: an IPv4 address");
+    psk_cbs_set(cfg.identity, cfg.key, cfg.key_len);
     if ((cfg.ctx = make_ctx()) == NULL)
         return die("cannot set up the TLS client");
     if (cfg.until_ok > 0)

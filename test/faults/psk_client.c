@@ -18,6 +18,7 @@
  * Exit status: 0 if every handshake completed, 1 if one failed, 2 on usage.
  */
 #define _GNU_SOURCE /* memrchr */
+#include "psk_cbs.h"
 #include <netdb.h>
 #include <openssl/err.h>
 #include <openssl/rand.h>
@@ -34,37 +35,6 @@ static int want_answer;
 static char made_up[256];
 static unsigned char key[256];
 static long key_len;
-
-static unsigned int psk_cb(SSL *ssl, const char *hint, char *id, unsigned int max_id,
-                           unsigned char *psk, unsigned int max_psk)
-{
-    (void)ssl, (void)hint;
-    if (strlen(identity) >= max_id || (unsigned long)key_len > max_psk)
-        return 0;
-    strcpy(id, identity);
-    memcpy(psk, key, (size_t)key_len);
-    return (unsigned int)key_len;
-}
-
-/* TLS 1.3 external PSK, SHA-256 (what s_client -psk offers). */
-static int use_session_cb(SSL *ssl, const EVP_MD *md, const unsigned char **id, size_t *idlen,
-                          SSL_SESSION **sess)
-{
-    static const unsigned char tls_aes_128_gcm_sha256[] = {0x13, 0x01};
-    const SSL_CIPHER *c = SSL_CIPHER_find(ssl, tls_aes_128_gcm_sha256);
-
-    *sess = NULL;
-    if (md != NULL && !EVP_MD_is_a(md, "SHA256"))
-        return 1;
-    if (c == NULL || (*sess = SSL_SESSION_new()) == NULL ||
-        !SSL_SESSION_set1_master_key(*sess, key, (size_t)key_len) ||
-        !SSL_SESSION_set_cipher(*sess, c) ||
-        !SSL_SESSION_set_protocol_version(*sess, TLS1_3_VERSION))
-        return 0;
-    *id = (const unsigned char *)identity;
-    *idlen = strlen(identity);
-    return 1;
-}
 
 static double now_ms(void)
 {
@@ -239,6 +209,7 @@ int main(int argc, char **argv)
         return usage();
     memcpy(key, k, (size_t)key_len);
     OPENSSL_clear_free(k, (size_t)key_len);
+    psk_cbs_set(identity, key, (size_t)key_len);
     if (getaddrinfo(host, port, &hints, &ai) != 0)
         return usage();
     if (results != NULL && (out = fopen(results, "a")) == NULL)
@@ -250,8 +221,8 @@ int main(int argc, char **argv)
         SSL_CTX_set_max_proto_version(ctx[i], v);
         SSL_CTX_set_cipher_list(ctx[i], "PSK");
         SSL_CTX_set_ciphersuites(ctx[i], "TLS_AES_128_GCM_SHA256");
-        SSL_CTX_set_psk_client_callback(ctx[i], psk_cb);
-        SSL_CTX_set_psk_use_session_callback(ctx[i], use_session_cb);
+        SSL_CTX_set_psk_client_callback(ctx[i], psk_cbs_client);
+        SSL_CTX_set_psk_use_session_callback(ctx[i], psk_cbs_use_session);
     }
     start = now_ms();
     while ((count == 0 || n < count) && (secs == 0 || now_ms() - start < secs * 1e3) &&

@@ -123,42 +123,23 @@ SAEF_EXPORT int SSL_CTX_set_ciphersuites(SSL_CTX *ctx, const char *str)
 #define CHAIN(ctx, which, cb, arg)                                                            \
     (!inside && saef_chain(ctx, which, (void (*)(void))(cb), arg))
 
-SAEF_EXPORT void SSL_CTX_set_psk_server_callback(SSL_CTX *ctx, SSL_psk_server_cb_func cb)
-{
-    REAL(SSL_CTX_set_psk_server_callback);
-    if (!CHAIN(ctx, SAEF_NEXT_PSK_SERVER, cb, NULL))
-        real_SSL_CTX_set_psk_server_callback(ctx, cb);
-}
+/* SSL_CTX_set_*_callback(ctx, cb) with the program's cb chained behind saef's. */
+#define CHAINED_SETTER(name, which, cb_type)                                                  \
+    SAEF_EXPORT void name(SSL_CTX *ctx, cb_type cb)                                           \
+    {                                                                                         \
+        REAL(name);                                                                           \
+        if (!CHAIN(ctx, which, cb, NULL))                                                     \
+            real_##name(ctx, cb);                                                             \
+    }
 
-SAEF_EXPORT void SSL_CTX_set_psk_find_session_callback(SSL_CTX *ctx,
-                                                       SSL_psk_find_session_cb_func cb)
-{
-    REAL(SSL_CTX_set_psk_find_session_callback);
-    if (!CHAIN(ctx, SAEF_NEXT_FIND_SESSION, cb, NULL))
-        real_SSL_CTX_set_psk_find_session_callback(ctx, cb);
-}
-
-SAEF_EXPORT void SSL_CTX_set_psk_client_callback(SSL_CTX *ctx, SSL_psk_client_cb_func cb)
-{
-    REAL(SSL_CTX_set_psk_client_callback);
-    if (!CHAIN(ctx, SAEF_NEXT_PSK_CLIENT, cb, NULL))
-        real_SSL_CTX_set_psk_client_callback(ctx, cb);
-}
-
-SAEF_EXPORT void SSL_CTX_set_psk_use_session_callback(SSL_CTX *ctx,
-                                                      SSL_psk_use_session_cb_func cb)
-{
-    REAL(SSL_CTX_set_psk_use_session_callback);
-    if (!CHAIN(ctx, SAEF_NEXT_USE_SESSION, cb, NULL))
-        real_SSL_CTX_set_psk_use_session_callback(ctx, cb);
-}
-
-SAEF_EXPORT void SSL_CTX_set_info_callback(SSL_CTX *ctx, void (*cb)(const SSL *, int, int))
-{
-    REAL(SSL_CTX_set_info_callback);
-    if (!CHAIN(ctx, SAEF_NEXT_INFO, cb, NULL))
-        real_SSL_CTX_set_info_callback(ctx, cb);
-}
+typedef void (*info_cb_fn)(const SSL *, int, int);
+CHAINED_SETTER(SSL_CTX_set_psk_server_callback, SAEF_NEXT_PSK_SERVER, SSL_psk_server_cb_func)
+CHAINED_SETTER(SSL_CTX_set_psk_find_session_callback, SAEF_NEXT_FIND_SESSION,
+               SSL_psk_find_session_cb_func)
+CHAINED_SETTER(SSL_CTX_set_psk_client_callback, SAEF_NEXT_PSK_CLIENT, SSL_psk_client_cb_func)
+CHAINED_SETTER(SSL_CTX_set_psk_use_session_callback, SAEF_NEXT_USE_SESSION,
+               SSL_psk_use_session_cb_func)
+CHAINED_SETTER(SSL_CTX_set_info_callback, SAEF_NEXT_INFO, info_cb_fn)
 
 SAEF_EXPORT void SSL_CTX_set_client_hello_cb(SSL_CTX *ctx, SSL_client_hello_cb_fn cb, void *arg)
 {

@@ -13,7 +13,10 @@ fi
 . "$SAEF_SRC/test/lib.sh"
 
 # /mnt holds the new /dev only inside this namespace.
-mount -t tmpfs -o mode=755 saef-dev /mnt || exit 1
+if ! mount -t tmpfs -o mode=755 saef-dev /mnt; then
+    echo "SKIP - mount is refused in this namespace (a container without CAP_SYS_ADMIN)"
+    exit 77
+fi
 for n in null zero full random urandom tty; do
     [ -e "/dev/$n" ] && touch "/mnt/$n" && mount --bind "/dev/$n" "/mnt/$n"
 done

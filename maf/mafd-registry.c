@@ -87,23 +87,28 @@ static const char *unknown_field(json_t *j, const char *const *allowed)
 
 /* The request's JSON object holding only allowed fields (a typo is not
    silently ignored); NULL with the 400 answer's status in *status. */
-static json_t *read_request(const saef_mafd_request *req, const char *const *allowed,
-                            json_t **answer, int *status)
+static json_t *read_request(const saef_mafd *m, const saef_mafd_request *req,
+                            const char *const *allowed, json_t **answer, int *status)
 {
     char err[256];
     const char *bad;
-    json_t *j = read_json(req, err, sizeof(err));
+    json_t *j = read_json(req, err, sizeof(err)), *fqdn;
 
     if (j == NULL) {
         *status = error_answer(answer, 400, "%s", err);
         return NULL;
     }
-    if ((bad = unknown_field(j, allowed)) != NULL) {
+    if ((bad = unknown_field(j, allowed)) != NULL)
         *status = error_answer(answer, 400, "unknown field '%s'", bad);
-        json_decref(j);
-        return NULL;
-    }
-    return j;
+    else if ((fqdn = json_object_get(j, "MAF-FQDN")) != NULL && !json_is_string(fqdn))
+        *status = error_answer(answer, 400, "MAF-FQDN must be a string");
+    else if (fqdn != NULL && strcasecmp(json_string_value(fqdn), m->fqdn) != 0)
+        *status = error_answer(answer, 400, "MAF-FQDN %s is not this MAF (%s)",
+                               json_string_value(fqdn), m->fqdn);
+    else
+        return j;
+    json_decref(j);
+    return NULL;
 }
 
 static int valid_labels(json_t *labels)
@@ -285,23 +290,19 @@ static int client_registration(const saef_mafd *m, const saef_mafd_request *req,
     static const char *const allowed[] = {"MAF-FQDN", "expirationTime", "labels", "adminFQDN",
                                           NULL};
     char id[33], exp[16];
-    const char *admin = NULL, *expires = NULL, *fqdn = NULL;
+    const char *admin = NULL, *expires = NULL;
     json_t *j, *labels = NULL;
     saef_ks_record rec = {0}, old;
     int64_t now = (int64_t)time(NULL), want;
     int status;
 
-    if ((j = read_request(req, allowed, answer, &status)) == NULL)
+    if ((j = read_request(m, req, allowed, answer, &status)) == NULL)
         return status;
-    if (json_unpack(j, "{s?s, s:s, s?o, s:s}", "MAF-FQDN", &fqdn, "expirationTime", &expires,
-                    "labels", &labels, "adminFQDN", &admin) != 0) {
+    if (json_unpack(j, "{s:s, s?o, s:s}", "expirationTime", &expires, "labels", &labels,
+                    "adminFQDN", &admin) != 0) {
         status = error_answer(answer, 400,
                               "expirationTime and adminFQDN are mandatory, with "
                               "the types of docs/maf-protocol.md");
-        goto out;
-    }
-    if (fqdn != NULL && strcasecmp(fqdn, m->fqdn) != 0) {
-        status = error_answer(answer, 400, "MAF-FQDN %s is not this MAF (%s)", fqdn, m->fqdn);
         goto out;
     }
     if (!valid_labels(labels) || *admin == '\0' || strlen(admin) > SAEF_KS_ENTITY_MAX) {
@@ -350,8 +351,8 @@ static int client_registration_change(const saef_mafd *m, const saef_mafd_reques
                                       const char *id, json_t **answer)
 {
     static const char *const allowed[] = {"MAF-FQDN", "expirationTime", "labels", NULL};
-    char err[256], exp[16];
-    const char *expires = NULL, *fqdn = NULL;
+    char exp[16];
+    const char *expires = NULL;
     json_t *j = NULL, *labels = NULL, *cfg;
     saef_ks_record rec;
     int found = creg_get(m, id, &rec), status;
@@ -379,15 +380,10 @@ static int client_registration_change(const saef_mafd *m, const saef_mafd_reques
         status = 200;
         goto out;
     }
-    if ((j = read_json(req, err, sizeof(err))) == NULL) {
-        status = error_answer(answer, 400, "%s", err);
+    if ((j = read_request(m, req, allowed, answer, &status)) == NULL)
         goto out;
-    }
-    if (unknown_field(j, allowed) != NULL ||
-        json_unpack(j, "{s?s, s?s, s?o}", "MAF-FQDN", &fqdn, "expirationTime", &expires, "labels",
-                    &labels) != 0 ||
-        (expires == NULL && labels == NULL) || !valid_labels(labels) ||
-        (fqdn != NULL && strcasecmp(fqdn, m->fqdn) != 0)) {
+    if (json_unpack(j, "{s?s, s?o}", "expirationTime", &expires, "labels", &labels) != 0 ||
+        (expires == NULL && labels == NULL) || !valid_labels(labels)) {
         status = error_answer(answer, 400,
                               "give expirationTime and/or labels "
                               "(docs/maf-protocol.md)");
@@ -407,7 +403,7 @@ static int key_registration(const saef_mafd *m, const saef_mafd_request *req, js
     static const char *const allowed[] = {"MAF-FQDN", "expirationTime", "labels",   "adminFQDN",
                                           "SUID",     "targetIDs",      "keyValue", NULL};
     char id[SAEF_KS_ID_MAX + 1], exp[16];
-    const char *admin = NULL, *expires = NULL, *keyhex = NULL, *fqdn = NULL, *target;
+    const char *admin = NULL, *expires = NULL, *keyhex = NULL, *target;
     json_t *j, *labels = NULL, *targets = NULL;
     json_int_t suid = -1;
     unsigned char ekm[48];
@@ -415,18 +411,14 @@ static int key_registration(const saef_mafd *m, const saef_mafd_request *req, js
     int64_t now = (int64_t)time(NULL), want;
     int status;
 
-    if ((j = read_request(req, allowed, answer, &status)) == NULL)
+    if ((j = read_request(m, req, allowed, answer, &status)) == NULL)
         return status;
-    if (json_unpack_ex(j, NULL, 0, "{s?s, s:s, s?o, s:s, s:I, s:o, s?s}", "MAF-FQDN", &fqdn,
-                       "expirationTime", &expires, "labels", &labels, "adminFQDN", &admin, "SUID",
-                       &suid, "targetIDs", &targets, "keyValue", &keyhex) != 0) {
+    if (json_unpack(j, "{s:s, s?o, s:s, s:I, s:o, s?s}", "expirationTime", &expires, "labels",
+                    &labels, "adminFQDN", &admin, "SUID", &suid, "targetIDs", &targets,
+                    "keyValue", &keyhex) != 0) {
         status = error_answer(answer, 400,
                               "expirationTime, adminFQDN, SUID and targetIDs are mandatory, "
                               "with the types of docs/maf-protocol.md");
-        goto out;
-    }
-    if (fqdn != NULL && strcasecmp(fqdn, m->fqdn) != 0) {
-        status = error_answer(answer, 400, "MAF-FQDN %s is not this MAF (%s)", fqdn, m->fqdn);
         goto out;
     }
     if (!valid_labels(labels) || *admin == '\0') {
@@ -520,15 +512,15 @@ out:
 static int key_retrieval(const saef_mafd *m, const saef_mafd_request *req, json_t **answer)
 {
     static const char *const allowed[] = {"relativeKeyID", NULL};
-    char err[256], id[SAEF_KS_ID_MAX + 1], exp[16], hex[2 * SAEF_KS_KEY_MAX + 1];
+    char id[SAEF_KS_ID_MAX + 1], exp[16], hex[2 * SAEF_KS_KEY_MAX + 1];
     const char *rel = NULL;
-    json_t *j = read_json(req, err, sizeof(err));
     saef_ks_record rec;
     int found, status;
+    json_t *j = read_request(m, req, allowed, answer, &status);
 
     if (j == NULL)
-        return error_answer(answer, 400, "%s", err);
-    if (unknown_field(j, allowed) != NULL || json_unpack(j, "{s:s}", "relativeKeyID", &rel) != 0) {
+        return status;
+    if (json_unpack(j, "{s:s}", "relativeKeyID", &rel) != 0) {
         status = error_answer(answer, 400, "the body is {\"relativeKeyID\": HEX32}");
         goto out;
     }
@@ -569,9 +561,9 @@ static int key_registration_change(const saef_mafd *m, const saef_mafd_request *
 {
     static const char *const allowed[] = {"MAF-FQDN", "expirationTime", "labels", "targetIDs",
                                           NULL};
-    char err[256], id[SAEF_KS_ID_MAX + 1];
+    char id[SAEF_KS_ID_MAX + 1];
     json_t *j = NULL, *labels = NULL, *targets = NULL, *out;
-    const char *expires = NULL, *target = NULL, *fqdn = NULL;
+    const char *expires = NULL, *target = NULL;
     saef_ks_record rec;
     int found = get_registration(m, rel, &rec, id), status;
 
@@ -592,15 +584,11 @@ static int key_registration_change(const saef_mafd *m, const saef_mafd_request *
         status = 204;
         goto out;
     }
-    if ((j = read_json(req, err, sizeof(err))) == NULL) {
-        status = error_answer(answer, 400, "%s", err);
+    if ((j = read_request(m, req, allowed, answer, &status)) == NULL)
         goto out;
-    }
-    if (unknown_field(j, allowed) != NULL ||
-        json_unpack(j, "{s?s, s?s, s?o, s?o}", "MAF-FQDN", &fqdn, "expirationTime", &expires,
-                    "labels", &labels, "targetIDs", &targets) != 0 ||
-        (expires == NULL && labels == NULL && targets == NULL) || !valid_labels(labels) ||
-        (fqdn != NULL && strcasecmp(fqdn, m->fqdn) != 0)) {
+    if (json_unpack(j, "{s?s, s?o, s?o}", "expirationTime", &expires, "labels", &labels,
+                    "targetIDs", &targets) != 0 ||
+        (expires == NULL && labels == NULL && targets == NULL) || !valid_labels(labels)) {
         status = error_answer(answer, 400,
                               "give at least one of expirationTime, labels, "
                               "targetIDs (docs/maf-protocol.md)");

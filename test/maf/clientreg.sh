@@ -74,6 +74,10 @@ bad 400 "client registration, malformed JSON" POST /clientReg '{"adminFQDN":'
 bad 405 "GET /clientReg" GET /clientReg
 bad 405 "POST /clientReg/ID" POST "/clientReg/$REG" '{}'
 bad 400 "update with no field" PUT "/clientReg/$REG" '{}'
+bad 400 "an update for another MAF" PUT "/clientReg/$REG" '{"MAF-FQDN":"other.example.com","labels":["x"]}'
+check_grep "  ... says which MAF this is" 'is not this MAF (maf.example.com)' "$T/raw"
+bad 400 "an update with an unknown field" PUT "/clientReg/$REG" '{"labels":["x"],"SUID":32}'
+check_grep "  ... names it" "unknown field 'SUID'" "$T/raw"
 bad 404 "an unknown registration" GET /clientReg/00000000000000000000000000000000
 bad 404 "a malformed registration ID" GET /clientReg/xyz
 check "  ... nothing changed" test "$(saef-key -s "$M" list creg | wc -l)" = "$before"

@@ -92,6 +92,10 @@ bad 400 "an update naming another MAF-FQDN" PUT "/keyReg/$rel" '{"MAF-FQDN":"oth
 bad 400 "an update with an expirationTime in the past" PUT "/keyReg/$rel" '{"expirationTime":"20200101T000000"}'
 bad 400 "an update with two targets" PUT "/keyReg/$rel" '{"targetIDs":["'$IDB'","//sp.example.com/x"]}'
 bad 400 "an update with nothing to change" PUT "/keyReg/$rel" '{}'
+bad 400 "a MAF-FQDN that is not a string" POST /keyReg "$(reg | sed 's/^{/{"MAF-FQDN":7,/')"
+check_grep "  ... says so" '"error":"MAF-FQDN must be a string"' "$T/raw"
+bad 400 "a retrieval with an unknown field" POST /keyRetrieve '{"relativeKeyID":"'$rel'","x":1}'
+check_grep "  ... names it" "unknown field 'x'" "$T/raw"
 check "  ... the registration is as it was" test "$(saef-key -s "$M" show kc "$rel@maf.example.com")" = "$snapshot"
 maf_raw x-km@maf.example.com $KX DELETE "/keyReg/$rel"
 check "deregistration by another client: 403" test "$(maf_status)" = 403

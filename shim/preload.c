@@ -64,14 +64,20 @@ __attribute__((constructor)) static void saef_preload_init(void)
     inside--;
 }
 
-static SSL_CTX *install(SSL_CTX *ctx)
+/* A context made for one side gets only that side's role: server options
+   never reach a program's outgoing connections. */
+static SSL_CTX *install(SSL_CTX *ctx, const SSL_METHOD *meth)
 {
+    int client_only, server_only;
+
     if (ctx == NULL || g_role == SAEF_ROLE_OFF || inside)
         return ctx;
+    client_only = meth == TLS_client_method() || meth == DTLS_client_method();
+    server_only = meth == TLS_server_method() || meth == DTLS_server_method();
     inside++;
-    if (g_role == SAEF_ROLE_SERVER || g_role == SAEF_ROLE_BOTH)
+    if ((g_role == SAEF_ROLE_SERVER || g_role == SAEF_ROLE_BOTH) && !client_only)
         saef_ssl_ctx_server(ctx, g_saef);
-    if (g_role == SAEF_ROLE_CLIENT || g_role == SAEF_ROLE_BOTH)
+    if ((g_role == SAEF_ROLE_CLIENT || g_role == SAEF_ROLE_BOTH) && !server_only)
         saef_ssl_ctx_client(ctx, g_saef);
     inside--;
     return ctx;
@@ -81,13 +87,13 @@ SAEF_EXPORT SSL_CTX *SSL_CTX_new_ex(OSSL_LIB_CTX *libctx, const char *propq,
                                     const SSL_METHOD *meth)
 {
     REAL(SSL_CTX_new_ex);
-    return install(real_SSL_CTX_new_ex(libctx, propq, meth));
+    return install(real_SSL_CTX_new_ex(libctx, propq, meth), meth);
 }
 
 SAEF_EXPORT SSL_CTX *SSL_CTX_new(const SSL_METHOD *meth)
 {
     REAL(SSL_CTX_new);
-    return install(real_SSL_CTX_new(meth));
+    return install(real_SSL_CTX_new(meth), meth);
 }
 
 /* The program's cipher list is applied, then the PSK suites go first again. */
@@ -146,4 +152,22 @@ SAEF_EXPORT void SSL_CTX_set_client_hello_cb(SSL_CTX *ctx, SSL_client_hello_cb_f
     REAL(SSL_CTX_set_client_hello_cb);
     if (!CHAIN(ctx, SAEF_NEXT_HELLO, cb, arg))
         real_SSL_CTX_set_client_hello_cb(ctx, cb, arg);
+}
+
+/* SSL_CTX_set_tlsext_servername_callback and _arg are macros over these two:
+   the program's callback runs inside saef's, which judges the handshake. */
+SAEF_EXPORT long SSL_CTX_callback_ctrl(SSL_CTX *ctx, int cmd, void (*fp)(void))
+{
+    REAL(SSL_CTX_callback_ctrl);
+    if (cmd == SSL_CTRL_SET_TLSEXT_SERVERNAME_CB && CHAIN(ctx, SAEF_NEXT_SERVERNAME, fp, NULL))
+        return 1;
+    return real_SSL_CTX_callback_ctrl(ctx, cmd, fp);
+}
+
+SAEF_EXPORT long SSL_CTX_ctrl(SSL_CTX *ctx, int cmd, long larg, void *parg)
+{
+    REAL(SSL_CTX_ctrl);
+    if (cmd == SSL_CTRL_SET_TLSEXT_SERVERNAME_ARG && CHAIN(ctx, SAEF_NEXT_SERVERNAME_ARG, NULL, parg))
+        return 1;
+    return real_SSL_CTX_ctrl(ctx, cmd, larg, parg);
 }

@@ -12,7 +12,9 @@ typedef enum {
     SAEF_NEXT_PSK_CLIENT,
     SAEF_NEXT_USE_SESSION,
     SAEF_NEXT_INFO,
-    SAEF_NEXT_HELLO
+    SAEF_NEXT_HELLO,
+    SAEF_NEXT_SERVERNAME,    /* fn */
+    SAEF_NEXT_SERVERNAME_ARG /* arg */
 } SAEF_NEXT;
 
 /* 1 if saef's roles are on ctx and fn (with arg, for HELLO) was chained. */

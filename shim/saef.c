@@ -16,11 +16,9 @@
 #include <sys/socket.h>
 #include <syslog.h>
 #include <time.h>
+#include <unistd.h>
 
 #define TLS13_SHA256_SUITES "TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_CCM_SHA256"
-#define TLSEXT_SERVER_NAME 0
-#define TLSEXT_PSK 41
-#define TLSEXT_SUPPORTED_VERSIONS 43
 
 struct saef_ctx {
     int refs; /* atomic */
@@ -41,14 +39,23 @@ typedef struct {
     void (*next_info)(const SSL *, int, int);
     SSL_client_hello_cb_fn next_hello;
     void *next_hello_arg;
+    int (*next_servername)(SSL *, int *, void *);
+    void *next_servername_arg;
 } ctx_data;
 
-/* Per connection. */
+/* Per connection. identity, peer and fw describe the key a callback chose;
+   ok says the finished handshake used it (judged in servername_cb or by the
+   TLS 1.2 PSK callbacks, which run only when a PSK suite was chosen). */
 typedef struct {
     char identity[SAEF_KS_ID_MAX + 1];
     char peer[SAEF_KS_ENTITY_MAX + 16];
     SAEF_FRAMEWORK fw;
+    int ok, resumed;
+    int offered;     /* client: a saef key is in the ClientHello */
+    int bound;       /* origin marks the sessions this handshake made */
+    int ticket_ok;   /* server: ticket_cb found the ticket's key unchanged */
     int logged;
+    unsigned char origin[16];
     char want_identity[SAEF_KS_ID_MAX + 1];
     char target[SAEF_KS_ENTITY_MAX + 1];
     char sni[256]; /* the ClientHello's host name, for TLS 1.3 PSK callbacks */
@@ -58,6 +65,10 @@ typedef enum { KEY_OK, KEY_UNKNOWN, KEY_REFUSED } key_result;
 
 static int ctx_idx = -1, ssl_idx = -1;
 static pthread_once_t idx_once = PTHREAD_ONCE_INIT;
+/* For the key digests sessions carry, and what makes each origin unique. */
+static EVP_MD *g_sha256;
+static unsigned char g_origin_base[8];
+static uint32_t g_origin_count; /* atomic */
 
 static void ctx_data_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
                           void *argp)
@@ -81,6 +92,11 @@ static void make_indexes(void)
 {
     ctx_idx = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, ctx_data_free);
     ssl_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, conn_free);
+    g_sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+    if (RAND_bytes(g_origin_base, sizeof(g_origin_base)) != 1) {
+        EVP_MD_free(g_sha256); /* then no session is bound, and none resumes */
+        g_sha256 = NULL;
+    }
 }
 
 static ctx_data *get_cd(const SSL_CTX *ctx)
@@ -425,7 +441,133 @@ static size_t refusal_key(const saef_ctx *s, unsigned char *key, size_t max)
     return RAND_bytes(key, (int)max) == 1 ? max : 0;
 }
 
+/* ---- sessions bound to their key ----------------------------------------- */
+
+/*
+ * A session made with a saef key carries, as its ticket appdata (inside the
+ * encrypted ticket, and with the session in any cache), which key it was
+ * made with: type, framework, identity, a digest of the key's bytes and the
+ * entity bound. It resumes only while that key is still there, unchanged.
+ * origin tells the session of this very handshake from a resumed one.
+ */
+#define BINDING_V1 1
+#define BINDING_MAX (3 + 16 + 16 + 2 + SAEF_KS_ID_MAX + SAEF_KS_ENTITY_MAX + 16)
+
+typedef struct {
+    SAEF_KS_TYPE type;
+    SAEF_FRAMEWORK fw;
+    unsigned char origin[16], digest[16];
+    char identity[SAEF_KS_ID_MAX + 1];
+    char peer[SAEF_KS_ENTITY_MAX + 16];
+} binding;
+
+static int key_digest(const saef_ks_record *rec, unsigned char out[16])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    int ok = g_sha256 != NULL && EVP_Digest(rec->key, rec->key_len, md, NULL, g_sha256, NULL);
+
+    memcpy(out, md, 16);
+    OPENSSL_cleanse(md, sizeof(md));
+    return ok;
+}
+
+/* Binds sess to the key in rec (c says which), its lifetime capped at the
+   key's expiry. */
+static int bind_session(conn *c, SAEF_KS_TYPE type, SSL_SESSION *sess, const saef_ks_record *rec,
+                        long lifetime)
+{
+    unsigned char buf[BINDING_MAX], *p = buf;
+    size_t il = strlen(c->identity), pl = strlen(c->peer);
+    uint32_t n = __atomic_add_fetch(&g_origin_count, 1, __ATOMIC_RELAXED);
+    uint32_t pid = (uint32_t)getpid();
+
+    if (sess == NULL || il > 255 || pl > 255)
+        return 0;
+    memcpy(c->origin, g_origin_base, 8);
+    memcpy(c->origin + 8, &pid, 4);
+    memcpy(c->origin + 12, &n, 4);
+    *p++ = BINDING_V1;
+    *p++ = (unsigned char)type;
+    *p++ = (unsigned char)c->fw;
+    memcpy(p, c->origin, 16);
+    p += 16;
+    if (!key_digest(rec, p))
+        return 0;
+    p += 16;
+    *p++ = (unsigned char)il;
+    memcpy(p, c->identity, il);
+    p += il;
+    *p++ = (unsigned char)pl;
+    memcpy(p, c->peer, pl);
+    p += pl;
+    if (rec->not_after != 0 && rec->not_after - (int64_t)time(NULL) < lifetime)
+        lifetime = (long)(rec->not_after - (int64_t)time(NULL));
+    SSL_SESSION_set_timeout(sess, lifetime > 0 ? lifetime : 1);
+    c->bound = SSL_SESSION_set1_ticket_appdata(sess, buf, (size_t)(p - buf));
+    return c->bound;
+}
+
+static int read_binding(const SSL_SESSION *sess, binding *b)
+{
+    const unsigned char *p;
+    size_t len, il, pl;
+    void *data;
+
+    if (sess == NULL || !SSL_SESSION_get0_ticket_appdata((SSL_SESSION *)sess, &data, &len) ||
+        len < 3 + 32 + 2)
+        return 0;
+    p = data;
+    il = p[35];
+    if (p[0] != BINDING_V1 || il == 0 || il > SAEF_KS_ID_MAX || len < 37 + il ||
+        (pl = p[36 + il]) != len - 37 - il)
+        return 0;
+    b->type = (SAEF_KS_TYPE)p[1];
+    b->fw = (SAEF_FRAMEWORK)p[2];
+    memcpy(b->origin, p + 3, 16);
+    memcpy(b->digest, p + 19, 16);
+    memcpy(b->identity, p + 36, il);
+    b->identity[il] = '\0';
+    memcpy(b->peer, p + 37 + il, pl);
+    b->peer[pl] = '\0';
+    return memchr(b->identity, '\0', il) == NULL;
+}
+
 /* ---- server callbacks --------------------------------------------------- */
+
+static SAEF_KS_TYPE fw_type(SAEF_FRAMEWORK fw)
+{
+    return fw == SAEF_FW_MAF ? SAEF_KS_KC : fw == SAEF_FW_MAF_CLIENT ? SAEF_KS_KM : SAEF_KS_KPSA;
+}
+
+static int require_psk(const ctx_data *cd)
+{
+    return (int)saef_conf_int(&cd->s->conf, SAEF_CONF_REQUIRE_PSK);
+}
+
+/*
+ * Could these bytes be a PSK identity (UTF-8 text, no control characters)?
+ * TLS 1.3 sends session tickets through the same list: OpenSSL's are longer
+ * than any identity, or (stateful) 32 random bytes, which almost never pass.
+ */
+static int plausible_identity(const unsigned char *p, size_t len)
+{
+    if (len == 0 || len > SAEF_KS_ID_MAX)
+        return 0;
+    for (size_t i = 0; i < len;) {
+        unsigned char b = p[i];
+        size_t n = (b & 0xe0) == 0xc0 ? 1 : (b & 0xf0) == 0xe0 ? 2 : (b & 0xf8) == 0xf0 ? 3 : 0;
+
+        if (b < 0x20 || b == 0x7f)
+            return 0;
+        if (b >= 0x80 && (n == 0 || b < 0xc2 || b > 0xf4 || i + n >= len))
+            return 0;
+        for (size_t k = 1; k <= n; k++)
+            if ((p[i + k] & 0xc0) != 0x80)
+                return 0;
+        i += n + 1;
+    }
+    return 1;
+}
 
 static unsigned int psk_server_cb(SSL *ssl, const char *identity, unsigned char *psk,
                                   unsigned int max_psk_len)
@@ -438,16 +580,27 @@ static unsigned int psk_server_cb(SSL *ssl, const char *identity, unsigned char 
 
     if (cd == NULL || c == NULL)
         return 0;
+    /* TLS 1.3: find_session_cb has judged every identity; this is OpenSSL's
+       second try for the ones it left, tickets among them. */
+    if (SSL_version(ssl) == TLS1_3_VERSION)
+        return cd->next_server != NULL && !require_psk(cd)
+                   ? cd->next_server(ssl, identity, psk, max_psk_len)
+                   : 0;
     switch (server_key(ssl, cd, (const unsigned char *)identity, len, &rec, c)) {
     case KEY_OK:
         if (rec.key_len <= max_psk_len) {
             memcpy(psk, rec.key, rec.key_len);
             n = (unsigned int)rec.key_len;
+            /* TLS 1.2 asks only once a PSK suite was chosen: the key is used. */
+            c->ok = 1;
+            bind_session(c, fw_type(c->fw), SSL_get_session(ssl), &rec,
+                         SSL_SESSION_get_timeout(SSL_get_session(ssl)));
         }
         saef_ks_record_wipe(&rec);
         return n;
     case KEY_UNKNOWN:
-        if (cd->next_server != NULL && (n = cd->next_server(ssl, identity, psk, max_psk_len)) > 0)
+        if (cd->next_server != NULL && !require_psk(cd) &&
+            (n = cd->next_server(ssl, identity, psk, max_psk_len)) > 0)
             return n;
         log_unknown(ssl, cd->s, identity, len);
         break;
@@ -468,12 +621,23 @@ static int find_session_cb(SSL *ssl, const unsigned char *id, size_t id_len, SSL
     *sess = NULL;
     if (cd == NULL || c == NULL)
         return 0;
+    /* Not an identity: OpenSSL tries it as one of its tickets next. */
+    if (!plausible_identity(id, id_len))
+        return 1;
     switch (server_key(ssl, cd, id, id_len, &rec, c)) {
     case KEY_OK:
         *sess = saef_psk_session(ssl, rec.key, rec.key_len);
+        /* OpenSSL may still pass it over (a suite of another hash, a key
+           exchange mode it cannot use): servername_cb judges what was used. */
+        if (*sess != NULL)
+            bind_session(c, fw_type(c->fw), *sess, &rec, SSL_CTX_get_timeout(SSL_get_SSL_CTX(ssl)));
         saef_ks_record_wipe(&rec);
         return *sess != NULL;
     case KEY_UNKNOWN:
+        if (require_psk(cd)) {
+            log_unknown(ssl, cd->s, id, id_len);
+            break;
+        }
         if (cd->next_find != NULL)
             return cd->next_find(ssl, id, id_len, sess);
         /* No session: OpenSSL then asks psk_server_cb, which chains to the
@@ -491,6 +655,116 @@ static int find_session_cb(SSL *ssl, const unsigned char *id, size_t id_len, SSL
     return 1;
 }
 
+static int client_get(saef_ctx *s, conn *c, SAEF_KS_TYPE type, const char *id,
+                      saef_ks_record *rec);
+
+/* A session bound to a key resumes only while the key is there with the same
+   bytes, unexpired, bound here and to the same entity; c then describes it. */
+static int binding_holds(SSL *ssl, const ctx_data *cd, conn *c, const binding *b)
+{
+    saef_ks_record rec;
+    unsigned char d[16];
+    char shown[4 * SAEF_KS_ID_MAX + 8], addr[64];
+    const char *why = NULL;
+    int same;
+
+    if (SSL_is_server(ssl)) {
+        key_result r = server_key(ssl, cd, (const unsigned char *)b->identity,
+                                  strlen(b->identity), &rec, c);
+        if (r == KEY_REFUSED) /* logged with its reason */
+            return 0;
+        if (r == KEY_UNKNOWN)
+            why = "key deleted";
+    } else if (!client_get(cd->s, c, b->type, b->identity, &rec)) {
+        why = "key deleted or expired";
+    }
+    if (why == NULL) {
+        same = key_digest(&rec, d) && CRYPTO_memcmp(d, b->digest, sizeof(d)) == 0 &&
+               c->fw == b->fw && strcmp(c->peer, b->peer) == 0;
+        saef_ks_record_wipe(&rec);
+        if (same)
+            return 1;
+        why = "key or binding changed";
+    }
+    c->fw = SAEF_FW_NONE;
+    saef_log(cd->s, SAEF_LEVEL_INFO, "refused resumption identity=\"%s\" reason=\"%s\" peer=%s",
+             printable(b->identity, strlen(b->identity), shown, sizeof(shown)), why,
+             peer_addr(ssl, addr, sizeof(addr)));
+    return 0;
+}
+
+/* OpenSSL decrypted one of its tickets: one whose key is gone or changed is
+   passed over (a full handshake follows), not used. */
+static SSL_TICKET_RETURN ticket_cb(SSL *ssl, SSL_SESSION *sess, const unsigned char *keyname,
+                                   size_t keyname_len, SSL_TICKET_STATUS status, void *arg)
+{
+    ctx_data *cd = arg;
+    conn *c = get_conn(ssl);
+    binding b;
+
+    (void)keyname, (void)keyname_len;
+    if (status != SSL_TICKET_SUCCESS && status != SSL_TICKET_SUCCESS_RENEW)
+        return SSL_TICKET_RETURN_IGNORE_RENEW;
+    if (!read_binding(sess, &b)) {
+        if (require_psk(cd))
+            return SSL_TICKET_RETURN_IGNORE_RENEW;
+    } else if (c == NULL || !binding_holds(ssl, cd, c, &b)) {
+        return SSL_TICKET_RETURN_IGNORE_RENEW;
+    } else {
+        c->ticket_ok = 1;
+    }
+    return status == SSL_TICKET_SUCCESS ? SSL_TICKET_RETURN_USE : SSL_TICKET_RETURN_USE_RENEW;
+}
+
+/* A resumed session that is no longer good must not come back. */
+static void forget_session(SSL *ssl, SSL_SESSION *sess)
+{
+    SSL_SESSION_set_timeout(sess, 0);
+    SSL_CTX_remove_session(SSL_get_SSL_CTX(ssl), sess);
+}
+
+static int is_psk_kx(const SSL_CIPHER *ci)
+{
+    int kx = ci != NULL ? SSL_CIPHER_get_kx_nid(ci) : NID_undef;
+
+    return kx == NID_kx_psk || kx == NID_kx_ecdhe_psk || kx == NID_kx_dhe_psk ||
+           kx == NID_kx_rsa_psk;
+}
+
+/* Entity B: what did the handshake use? NULL if it may go on, else why not. */
+static const char *judge_server(SSL *ssl, const ctx_data *cd, conn *c)
+{
+    SSL_SESSION *sess = SSL_get_session(ssl);
+    binding b;
+
+    if (!SSL_session_reused(ssl)) {
+        if (!require_psk(cd))
+            return NULL;
+        if (SSL_version(ssl) == TLS1_3_VERSION)
+            return "TLS 1.3 handshake without a saef PSK (require_psk)";
+        /* TLS 1.2 picks its suite after this: with no certificate, only a
+           PSK suite can be picked, whatever the program's lists say. */
+        SSL_certs_clear(ssl);
+        return NULL;
+    }
+    if (!read_binding(sess, &b)) {
+        if (!require_psk(cd))
+            return NULL;
+        forget_session(ssl, sess);
+        return "resumed a session made without a saef PSK (require_psk)";
+    }
+    if (c->bound && memcmp(b.origin, c->origin, sizeof(b.origin)) == 0) {
+        c->ok = 1; /* TLS 1.3: the external PSK find_session_cb chose */
+        return NULL;
+    }
+    if (!(c->ticket_ok && strcmp(b.identity, c->identity) == 0) && !binding_holds(ssl, cd, c, &b)) {
+        forget_session(ssl, sess);
+        return "resumed session's key is gone or changed";
+    }
+    c->ok = c->resumed = 1;
+    return NULL;
+}
+
 /* Does the ClientHello offer one of our identities in pre_shared_key? */
 static int offers_known_psk(SSL *ssl, const ctx_data *cd)
 {
@@ -500,7 +774,7 @@ static int offers_known_psk(SSL *ssl, const ctx_data *cd)
     saef_ks *ks = store(s);
     saef_ks_record rec;
 
-    if (ks == NULL || !SSL_client_hello_get0_ext(ssl, TLSEXT_PSK, &p, &len) || len < 2)
+    if (ks == NULL || !SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_psk, &p, &len) || len < 2)
         return 0;
     total = (size_t)p[0] << 8 | p[1];
     p += 2;
@@ -510,7 +784,10 @@ static int offers_known_psk(SSL *ssl, const ctx_data *cd)
         size_t idlen = (size_t)p[0] << 8 | p[1];
         if (idlen + 6 > total)
             return 0;
-        if (idlen > 0 && idlen <= SAEF_KS_ID_MAX) {
+        /* A ticket: ours, or a certificate session's; a SHA-256 suite harms neither. */
+        if (!plausible_identity(p + 2, idlen))
+            return 1;
+        {
             SAEF_KS_TYPE type =
                 cd->maf ? SAEF_KS_KM : saef_id_type(&s->conf, (const char *)p + 2, idlen);
             /* A MAF identity may not be fetched yet: it is ours all the same. */
@@ -524,19 +801,6 @@ static int offers_known_psk(SSL *ssl, const ctx_data *cd)
         p += idlen + 6;
         total -= idlen + 6;
     }
-    return 0;
-}
-
-static int offers_tls13(SSL *ssl)
-{
-    const unsigned char *p;
-    size_t len;
-
-    if (!SSL_client_hello_get0_ext(ssl, TLSEXT_SUPPORTED_VERSIONS, &p, &len) || len < 1)
-        return 0;
-    for (size_t i = 1; i + 1 < len && i < (size_t)p[0] + 1; i += 2)
-        if (p[i] == 0x03 && p[i + 1] == 0x04)
-            return 1;
     return 0;
 }
 
@@ -559,7 +823,7 @@ static void hello_sni(SSL *ssl)
     size_t len, n;
     conn *c;
 
-    if (!SSL_client_hello_get0_ext(ssl, TLSEXT_SERVER_NAME, &p, &len) || len < 5 ||
+    if (!SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_server_name, &p, &len) || len < 5 ||
         ((size_t)p[0] << 8 | p[1]) != len - 2 || p[2] != TLSEXT_NAMETYPE_host_name)
         return;
     n = (size_t)p[3] << 8 | p[4];
@@ -573,8 +837,6 @@ static void hello_sni(SSL *ssl)
 static int hello_cb(SSL *ssl, int *al, void *arg)
 {
     ctx_data *cd = arg;
-    char addr[64];
-    int known, sha384, require;
 
     if (cd->next_hello != NULL) {
         int r = cd->next_hello(ssl, al, cd->next_hello_arg);
@@ -582,25 +844,72 @@ static int hello_cb(SSL *ssl, int *al, void *arg)
             return r;
     }
     hello_sni(ssl);
-    /* Only these two need the PSK identities looked up here; the suite list
-       is rebuilt per connection, which costs more than the handshake's lookup. */
-    sha384 = offers_sha384(ssl);
-    require = saef_conf_int(&cd->s->conf, SAEF_CONF_REQUIRE_PSK) &&
-              saef_conf_int(&cd->s->conf, SAEF_CONF_TLS13) && offers_tls13(ssl);
-    if (!sha384 && !require)
-        return SSL_CLIENT_HELLO_SUCCESS;
-    known = offers_known_psk(ssl, cd);
-    /* A SHA-384 suite would make the server ignore a SHA-256 external PSK. */
-    if (known && sha384 && !SSL_set_ciphersuites(ssl, TLS13_SHA256_SUITES))
+    /* A SHA-384 suite would make the server ignore a SHA-256 external PSK.
+       Only then are the identities looked up here: the suite list is rebuilt
+       per connection, which costs more than the handshake's lookup. */
+    if (offers_sha384(ssl) && offers_known_psk(ssl, cd) &&
+        !SSL_set_ciphersuites(ssl, TLS13_SHA256_SUITES))
         return SSL_CLIENT_HELLO_ERROR;
-    if (require && !known) {
-        saef_log(cd->s, SAEF_LEVEL_INFO,
-                 "refused TLS 1.3 handshake without a known PSK (require_psk) peer=%s",
-                 peer_addr(ssl, addr, sizeof(addr)));
-        *al = SSL_AD_HANDSHAKE_FAILURE;
-        return SSL_CLIENT_HELLO_ERROR;
-    }
     return SSL_CLIENT_HELLO_SUCCESS;
+}
+
+/* Entity A: what did the server use? NULL if the handshake may go on. */
+static const char *judge_client(SSL *ssl, const ctx_data *cd, conn *c)
+{
+    int want = c->offered || require_psk(cd);
+    binding b;
+
+    if (SSL_session_reused(ssl)) {
+        SSL_SESSION *sess = SSL_get_session(ssl);
+        if (!read_binding(sess, &b))
+            return want ? "the server did not use the saef PSK" : NULL;
+        if (c->bound && memcmp(b.origin, c->origin, sizeof(b.origin)) == 0) {
+            c->ok = 1; /* TLS 1.3: the external PSK use_session_cb offered */
+            return NULL;
+        }
+        if (!binding_holds(ssl, cd, c, &b)) {
+            forget_session(ssl, sess);
+            return "resumed session's key is gone or changed";
+        }
+        c->ok = c->resumed = 1;
+        return NULL;
+    }
+    if (!want)
+        return NULL;
+    if (SSL_version(ssl) == TLS1_3_VERSION)
+        return "the server did not use the saef PSK";
+    /* TLS 1.2: the key is sent after this, if the suite is a PSK one. */
+    return is_psk_kx(SSL_get_pending_cipher(ssl)) ? NULL : "the server chose a certificate suite";
+}
+
+/*
+ * Called once the ClientHello (server) or ServerHello (client) is through,
+ * when OpenSSL has chosen a PSK, a ticket, a cached session or none: the
+ * place to judge what the handshake uses, never what was offered.
+ */
+static int servername_cb(SSL *ssl, int *al, void *arg)
+{
+    ctx_data *cd = arg;
+    conn *c = get_conn(ssl);
+    int ret = SSL_TLSEXT_ERR_NOACK;
+    const char *why;
+    char addr[64];
+
+    if (cd->next_servername != NULL &&
+        (ret = cd->next_servername(ssl, al, cd->next_servername_arg)) == SSL_TLSEXT_ERR_ALERT_FATAL)
+        return ret;
+    if (c == NULL)
+        why = "out of memory";
+    else
+        why = SSL_is_server(ssl) ? judge_server(ssl, cd, c) : judge_client(ssl, cd, c);
+    if (why == NULL)
+        return ret;
+    saef_log(cd->s, SAEF_LEVEL_INFO, "refused %s handshake: %s peer=%s",
+             SSL_get_version(ssl), why, peer_addr(ssl, addr, sizeof(addr)));
+    if (c != NULL)
+        c->logged = 1;
+    *al = SSL_AD_HANDSHAKE_FAILURE;
+    return SSL_TLSEXT_ERR_ALERT_FATAL;
 }
 
 static void info_cb(const SSL *ssl, int where, int ret)
@@ -614,18 +923,18 @@ static void info_cb(const SSL *ssl, int where, int ret)
     /* Called at every state change: only the two events logged cost more. */
     if ((where & (SSL_CB_HANDSHAKE_DONE | SSL_CB_ALERT)) && log_on(cd->s, SAEF_LEVEL_INFO)) {
         c = SSL_get_ex_data(ssl, ssl_idx);
-        if (c != NULL && c->fw != SAEF_FW_NONE && !c->logged && (where & SSL_CB_HANDSHAKE_DONE)) {
+        if (c != NULL && c->ok && !c->logged && (where & SSL_CB_HANDSHAKE_DONE)) {
             c->logged = 1;
             saef_log(cd->s, SAEF_LEVEL_INFO,
                      "association %s identity=\"%s\" entity=\"%s\" framework=%s protocol=%s "
-                     "cipher=%s peer=%s",
+                     "cipher=%s peer=%s session=%s",
                      SSL_is_server((SSL *)ssl) ? "accepted" : "established", c->identity,
                      c->peer,
                      c->fw == SAEF_FW_MAF          ? "maf"
                      : c->fw == SAEF_FW_MAF_CLIENT ? "maf-client"
                                                    : "psk",
                      SSL_get_version(ssl), SSL_CIPHER_get_name(SSL_get_current_cipher(ssl)),
-                     peer_addr(ssl, addr, sizeof(addr)));
+                     peer_addr(ssl, addr, sizeof(addr)), c->resumed ? "resumed" : "new");
         }
         if (c != NULL && c->fw != SAEF_FW_NONE && !c->logged && (where & SSL_CB_ALERT) &&
             (ret >> 8) == SSL3_AL_FATAL)
@@ -668,6 +977,29 @@ static int pick_cb(SAEF_KS_TYPE type, const char *id, size_t id_len, const saef_
     return 0;
 }
 
+/* Entity A's record for id, unexpired, as it is offered; c then describes it. */
+static int client_get(saef_ctx *s, conn *c, SAEF_KS_TYPE type, const char *id,
+                      saef_ks_record *rec)
+{
+    saef_ks *ks = store(s);
+
+    if (ks == NULL || saef_ks_get(ks, type, id, strlen(id), rec) != SAEF_KS_OK) {
+        saef_log(s, SAEF_LEVEL_INFO, "no %s key %s to offer", saef_ks_type_name(type), id);
+        return 0;
+    }
+    if (rec->not_after != 0 && rec->not_after <= (int64_t)time(NULL)) {
+        saef_ks_record_wipe(rec);
+        saef_log(s, SAEF_LEVEL_INFO, "not offering expired key %s", id);
+        return 0;
+    }
+    if (type == SAEF_KS_KC && saef_conf_int(&s->conf, SAEF_CONF_KC_HALF) && rec->key_len > 16)
+        rec->key_len = 16;
+    snprintf(c->identity, sizeof(c->identity), "%s", id);
+    snprintf(c->peer, sizeof(c->peer), "%s", rec->peer);
+    c->fw = type == SAEF_KS_KC ? SAEF_FW_MAF : SAEF_FW_PSK;
+    return 1;
+}
+
 /* Entity A's key for this connection (see saef_ssl_set_identity). */
 static int client_key(SSL *ssl, saef_ctx *s, conn *c, saef_ks_record *rec)
 {
@@ -691,21 +1023,7 @@ static int client_key(SSL *ssl, saef_ctx *s, conn *c, saef_ks_record *rec)
         id = p.id;
     }
     type = p.type != 0 ? p.type : saef_id_type(&s->conf, id, strlen(id));
-    if (saef_ks_get(ks, type, id, strlen(id), rec) != SAEF_KS_OK) {
-        saef_log(s, SAEF_LEVEL_INFO, "no %s key %s to offer", saef_ks_type_name(type), id);
-        return 0;
-    }
-    if (rec->not_after != 0 && rec->not_after <= p.now) {
-        saef_ks_record_wipe(rec);
-        saef_log(s, SAEF_LEVEL_INFO, "not offering expired key %s", id);
-        return 0;
-    }
-    if (type == SAEF_KS_KC && saef_conf_int(&s->conf, SAEF_CONF_KC_HALF) && rec->key_len > 16)
-        rec->key_len = 16;
-    snprintf(c->identity, sizeof(c->identity), "%s", id);
-    snprintf(c->peer, sizeof(c->peer), "%s", rec->peer);
-    c->fw = type == SAEF_KS_KC ? SAEF_FW_MAF : SAEF_FW_PSK;
-    return 1;
+    return client_get(s, c, type, id, rec);
 }
 
 static unsigned int psk_client_cb(SSL *ssl, const char *hint, char *identity,
@@ -719,14 +1037,20 @@ static unsigned int psk_client_cb(SSL *ssl, const char *hint, char *identity,
 
     if (cd == NULL || c == NULL)
         return 0;
-    if (!client_key(ssl, cd->s, c, &rec))
-        return cd->next_client != NULL
+    /* TLS 1.3 (no suite yet, or a HelloRetryRequest's): use_session_cb
+       offers saef's keys; TLS 1.2 asks here once a PSK suite was chosen. */
+    if (SSL_get_pending_cipher(ssl) == NULL || SSL_version(ssl) == TLS1_3_VERSION ||
+        !client_key(ssl, cd->s, c, &rec))
+        return cd->next_client != NULL && !require_psk(cd)
                    ? cd->next_client(ssl, hint, identity, max_identity_len, psk, max_psk_len)
                    : 0;
     if (strlen(c->identity) < max_identity_len && rec.key_len <= max_psk_len) {
         strcpy(identity, c->identity);
         memcpy(psk, rec.key, rec.key_len);
         n = (unsigned int)rec.key_len;
+        c->ok = 1;
+        bind_session(c, fw_type(c->fw), SSL_get_session(ssl), &rec,
+                     SSL_SESSION_get_timeout(SSL_get_session(ssl)));
     }
     saef_ks_record_wipe(&rec);
     return n;
@@ -746,8 +1070,12 @@ static int use_session_cb(SSL *ssl, const EVP_MD *md, const unsigned char **id, 
     if (md != NULL && !EVP_MD_is_a(md, "SHA256"))
         return 1;
     if (!client_key(ssl, cd->s, c, &rec))
-        return cd->next_use != NULL ? cd->next_use(ssl, md, id, idlen, sess) : 1;
+        return cd->next_use != NULL && !require_psk(cd) ? cd->next_use(ssl, md, id, idlen, sess)
+                                                        : 1;
     *sess = saef_psk_session(ssl, rec.key, rec.key_len);
+    /* Offered, not yet used: servername_cb sees whether the server took it. */
+    c->offered = *sess != NULL &&
+                 bind_session(c, fw_type(c->fw), *sess, &rec, SSL_CTX_get_timeout(SSL_get_SSL_CTX(ssl)));
     saef_ks_record_wipe(&rec);
     *id = (const unsigned char *)c->identity;
     *idlen = strlen(c->identity);
@@ -762,7 +1090,9 @@ static void apply_ciphers(SSL_CTX *ctx, const ctx_data *cd)
 {
     STACK_OF(SSL_CIPHER) *sk = SSL_CTX_get_ciphers(ctx);
     char list[4096] = SAEF_PSK_CIPHERS, suites[512] = "";
-    int require = cd->server && saef_conf_int(&cd->s->conf, SAEF_CONF_REQUIRE_PSK);
+    /* Only in a context that serves and never connects: a program's own
+       outgoing connections keep their suites (servername_cb judges both). */
+    int require = cd->server && !cd->client && require_psk(cd);
     int has_sha256 = 0;
 
     for (int i = 0; i < sk_SSL_CIPHER_num(sk); i++) {
@@ -815,9 +1145,12 @@ int saef_ssl_ctx_server(SSL_CTX *ctx, saef_ctx *s)
         return 1;
     cd->server = 1;
     cd->next_info = SSL_CTX_get_info_callback(ctx);
+    SSL_CTX_set_tlsext_servername_callback(ctx, servername_cb);
+    SSL_CTX_set_tlsext_servername_arg(ctx, cd);
     SSL_CTX_set_psk_server_callback(ctx, psk_server_cb);
     SSL_CTX_set_psk_find_session_callback(ctx, find_session_cb);
     SSL_CTX_set_client_hello_cb(ctx, hello_cb, cd);
+    SSL_CTX_set_session_ticket_cb(ctx, NULL, ticket_cb, cd);
     SSL_CTX_set_info_callback(ctx, info_cb);
     /* With a certificate loaded, the client's order would pick a certificate suite. */
     SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE);
@@ -848,6 +1181,8 @@ int saef_ssl_ctx_client(SSL_CTX *ctx, saef_ctx *s)
     if (!cd->server) {
         cd->next_info = SSL_CTX_get_info_callback(ctx);
         SSL_CTX_set_info_callback(ctx, info_cb);
+        SSL_CTX_set_tlsext_servername_callback(ctx, servername_cb);
+        SSL_CTX_set_tlsext_servername_arg(ctx, cd);
     }
     SSL_CTX_set_psk_client_callback(ctx, psk_client_cb);
     SSL_CTX_set_psk_use_session_callback(ctx, use_session_cb);
@@ -876,8 +1211,21 @@ int saef_chain(SSL_CTX *ctx, SAEF_NEXT which, void (*fn)(void), void *arg)
         cd->next_hello = (SSL_client_hello_cb_fn)fn;
         cd->next_hello_arg = arg;
         return cd->server;
+    case SAEF_NEXT_SERVERNAME:
+        cd->next_servername = (int (*)(SSL *, int *, void *))fn;
+        return 1;
+    case SAEF_NEXT_SERVERNAME_ARG: cd->next_servername_arg = arg; return 1;
     }
     return 0;
+}
+
+int saef_ssl_ctx_set_servername_callback(SSL_CTX *ctx, int (*cb)(SSL *, int *, void *),
+                                         void *arg)
+{
+    if (saef_chain(ctx, SAEF_NEXT_SERVERNAME, (void (*)(void))cb, NULL))
+        return saef_chain(ctx, SAEF_NEXT_SERVERNAME_ARG, NULL, arg);
+    return SSL_CTX_set_tlsext_servername_callback(ctx, cb) &&
+           SSL_CTX_set_tlsext_servername_arg(ctx, arg);
 }
 
 /* ---- per-connection API ----------------------------------------------- */
@@ -914,7 +1262,7 @@ static const conn *done_conn(const SSL *ssl)
 
     pthread_once(&idx_once, make_indexes);
     c = SSL_get_ex_data(ssl, ssl_idx);
-    return c != NULL && c->fw != SAEF_FW_NONE && SSL_is_init_finished(ssl) ? c : NULL;
+    return c != NULL && c->ok && SSL_is_init_finished(ssl) ? c : NULL;
 }
 
 const char *saef_ssl_identity(const SSL *ssl)

@@ -60,6 +60,15 @@ SAEF_EXPORT int saef_ssl_ctx_maf_server(SSL_CTX *ctx, saef_ctx *s);
 SAEF_EXPORT int saef_ssl_ctx_client(SSL_CTX *ctx, saef_ctx *s);
 
 /*
+ * saef judges what each handshake used in the context's servername callback
+ * (it runs on both sides once OpenSSL has chosen a PSK, ticket or session).
+ * A program that needs its own sets it here, after installing a role; saef
+ * calls it first. SSL_CTX_set_tlsext_servername_callback would replace saef's.
+ */
+SAEF_EXPORT int saef_ssl_ctx_set_servername_callback(SSL_CTX *ctx,
+                                                     int (*cb)(SSL *, int *, void *), void *arg);
+
+/*
  * Entity A's choice of key, per connection: an explicit identity, or the
  * target entity (IdB) whose record's peer matches. Without either, the SNI
  * host name is the target; without that, the store's only usable key.

@@ -38,7 +38,8 @@ check_not "empty identity refused (TLS 1.2)" grep -q "Handshake was completed" "
 gcli dev1@sp.example.com $K "$TLS12"
 check_grep "server still serves after them" "Handshake was completed" "$T/client"
 sleep 0.3
-check_grep "  ... the long identity logged as malformed" 'reason="malformed identity"' "$T/server.log"
+# Longer than any identity: to OpenSSL a ticket it cannot decrypt, not a refused identity.
+check_nogrep "  ... the long identities were taken as tickets, not logged as identities" 'refused identity="aaaa' "$T/server.log"
 check_grep "server bound the gnutls client" 'accepted identity="dev1@sp.example.com" entity="/sp.example.com/C-dev1" framework=psk protocol=TLSv1.3' "$T/server.log"
 
 UPORT=$(free_port udp)

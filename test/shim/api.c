@@ -19,6 +19,9 @@ static int fails;
         }                                                                                     \
     } while (0)
 
+/* The session to offer in the next handshake (resumption), if any. */
+static SSL_SESSION *offer;
+
 /* One handshake between fresh SSLs of the two contexts; 1 if both finished. */
 static int handshake(SSL_CTX *sctx, SSL_CTX *cctx, const char *identity, const char *sni,
                      SSL **sout, SSL **cout)
@@ -26,6 +29,7 @@ static int handshake(SSL_CTX *sctx, SSL_CTX *cctx, const char *identity, const c
     SSL *s = SSL_new(sctx), *c = SSL_new(cctx);
     BIO *sb, *cb;
     int sdone = 0, cdone = 0;
+    char byte;
 
     BIO_new_bio_pair(&sb, 0, &cb, 0);
     SSL_set_bio(s, sb, sb);
@@ -36,6 +40,8 @@ static int handshake(SSL_CTX *sctx, SSL_CTX *cctx, const char *identity, const c
         saef_ssl_set_identity(c, identity);
     if (sni != NULL)
         SSL_set_tlsext_host_name(c, sni);
+    if (offer != NULL)
+        SSL_set_session(c, offer);
     for (int i = 0; i < 50 && !(sdone && cdone); i++) {
         if (!cdone) {
             int r = SSL_do_handshake(c);
@@ -52,6 +58,9 @@ static int handshake(SSL_CTX *sctx, SSL_CTX *cctx, const char *identity, const c
                 break;
         }
     }
+    /* The client reads what follows the handshake (TLS 1.3 tickets). */
+    if (sdone && cdone)
+        SSL_read(c, &byte, 1);
     ERR_clear_error();
     *sout = s;
     *cout = c;
@@ -65,6 +74,8 @@ int main(int argc, char **argv)
     SSL_CTX *sctx, *cctx;
     SSL *srv, *cli;
     char err[256];
+    saef_ks *bks;
+    saef_ks_record resume_rec;
 
     if (argc != 3)
         return 2;
@@ -74,6 +85,9 @@ int main(int argc, char **argv)
         (s = saef_new(&conf)) == NULL)
         return 2;
     if (!saef_conf_set(&conf, "store", argv[2], err, sizeof(err)) || (c = saef_new(&conf)) == NULL)
+        return 2;
+    if (saef_ks_open(argv[1], 0, &bks) != SAEF_KS_OK ||
+        saef_ks_get(bks, SAEF_KS_KPSA, "resume@sp.example.com", 21, &resume_rec) != SAEF_KS_OK)
         return 2;
     for (int v = 0; v < 2; v++) {
         int ver = v ? TLS1_3_VERSION : TLS1_2_VERSION;
@@ -125,9 +139,44 @@ int main(int argc, char **argv)
               "client does not offer an expired key");
         SSL_free(srv);
         SSL_free(cli);
+
+        /* Resumption: the same answers while the key lasts, none after. */
+        handshake(sctx, cctx, "resume@sp.example.com", NULL, &srv, &cli);
+        SSL_shutdown(cli);
+        SSL_shutdown(srv);
+        offer = SSL_get1_session(cli);
+        SSL_free(srv);
+        SSL_free(cli);
+        snprintf(what, sizeof(what), "TLS 1.%d: a saved session resumes", 2 + v);
+        CHECK(handshake(sctx, cctx, "resume@sp.example.com", NULL, &srv, &cli) &&
+                  SSL_session_reused(srv),
+              what);
+        CHECK(saef_ssl_peer_entity(srv) &&
+                  !strcmp(saef_ssl_peer_entity(srv), "/sp.example.com/C-dev1") &&
+                  saef_ssl_framework(srv) == SAEF_FW_PSK && saef_ssl_identity(srv) &&
+                  !strcmp(saef_ssl_identity(srv), "resume@sp.example.com"),
+              "server: the resumed connection is bound like the first");
+        CHECK(saef_ssl_peer_entity(cli) &&
+                  !strcmp(saef_ssl_peer_entity(cli), "/sp.example.com/in-cse"),
+              "client: the resumed connection is bound to IdB");
+        SSL_free(srv);
+        SSL_free(cli);
+        CHECK(saef_ks_del(bks, SAEF_KS_KPSA, "resume@sp.example.com", 21) == SAEF_KS_OK,
+              "server's key deleted");
+        CHECK(!handshake(sctx, cctx, "resume@sp.example.com", NULL, &srv, &cli),
+              "the saved session no longer resumes");
+        CHECK(saef_ssl_peer_entity(srv) == NULL && saef_ssl_framework(srv) == SAEF_FW_NONE,
+              "server: nothing bound");
+        SSL_free(srv);
+        SSL_free(cli);
+        SSL_SESSION_free(offer);
+        offer = NULL;
+        saef_ks_put(bks, SAEF_KS_KPSA, "resume@sp.example.com", 21, &resume_rec, 0);
         SSL_CTX_free(sctx);
         SSL_CTX_free(cctx);
     }
+    saef_ks_record_wipe(&resume_rec);
+    saef_ks_close(bks);
     saef_free(s);
     saef_free(c);
     printf(fails ? "%d failed\n" : "all passed\n", fails);

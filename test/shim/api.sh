@@ -7,6 +7,7 @@ saef-key -s "$B" add kpsa dev1@sp.example.com --hex 00112233445566778899AABBCCDD
 saef-key -s "$B" add kpsa anon@sp.example.com --hex 0102030405060708
 saef-key -s "$B" add kpsa mismatch@sp.example.com --hex 0102030405060708
 saef-key -s "$B" add kpsa expired@sp.example.com --hex 0102030405060708
+saef-key -s "$B" add kpsa resume@sp.example.com --hex 0102030405060708 --peer /sp.example.com/C-dev1
 saef-key -s "$B" add kpsa vhost@sp.example.com --hex 0102030405060708 --self cse.example.com
 saef-key -s "$A" init >/dev/null
 saef-key -s "$B" export | saef-key -s "$A" import --peer /sp.example.com/in-cse - >/dev/null

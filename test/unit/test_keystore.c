@@ -650,6 +650,131 @@ static void test_iteration_order_filter_and_count(void)
     saef_ks_close(ks);
 }
 
+static void peers_of(saef_ks *ks, SAEF_KS_TYPE type, const char *peer, char seen[256])
+{
+    seen[0] = '\0';
+    CU_ASSERT_EQUAL(saef_ks_iter_peer(ks, type, peer, collect, seen), SAEF_KS_OK);
+}
+
+/* Entries in the peer index (-1: none), dropping it if asked, as a store
+   made before it was: no saef handle may be open on p meanwhile. */
+static long raw_index(const char *p, int drop)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    MDB_stat st;
+    long n = -1;
+
+    CU_ASSERT_FATAL(mdb_env_create(&env) == 0 && mdb_env_set_maxdbs(env, 1) == 0);
+    CU_ASSERT_FATAL(mdb_env_open(env, p, MDB_NOSUBDIR, 0600) == 0);
+    CU_ASSERT_FATAL(mdb_txn_begin(env, NULL, 0, &txn) == 0);
+    if (mdb_dbi_open(txn, "\xffpeer", MDB_DUPSORT, &dbi) == 0 && mdb_stat(txn, dbi, &st) == 0) {
+        n = (long)st.ms_entries;
+        if (drop)
+            CU_ASSERT(mdb_drop(txn, dbi, 1) == 0);
+    }
+    CU_ASSERT(mdb_txn_commit(txn) == 0);
+    mdb_env_close(env);
+    return n;
+}
+
+static void test_peer_index_follows_every_write(void)
+{
+    saef_ks *ks = fresh();
+    saef_ks_record x = rec_with("01", "/id-x"), y = rec_with("02", "/id-y"), none = rec_with("03", "");
+    char seen[256];
+    size_t n;
+    int calls = 0;
+
+    CU_ASSERT_EQUAL(saef_ks_put(ks, SAEF_KS_KPSA, "a@b.c", 5, &x, 0), SAEF_KS_OK);
+    CU_ASSERT_EQUAL(saef_ks_put(ks, SAEF_KS_KC, "k@m.n", 5, &x, 0), SAEF_KS_OK);
+    CU_ASSERT_EQUAL(saef_ks_put(ks, SAEF_KS_KPSA, "b@b.c", 5, &y, 0), SAEF_KS_OK);
+    CU_ASSERT_EQUAL(saef_ks_put(ks, SAEF_KS_KPSA, "c@b.c", 5, &none, 0), SAEF_KS_OK);
+    peers_of(ks, 0, "/id-x", seen);
+    CU_ASSERT_STRING_EQUAL(seen, "kpsa:a@b.c,kc:k@m.n,");
+    peers_of(ks, SAEF_KS_KC, "/id-x", seen);
+    CU_ASSERT_STRING_EQUAL(seen, "kc:k@m.n,");
+    /* Entity IDs are compared exactly. */
+    peers_of(ks, 0, "/ID-X", seen);
+    CU_ASSERT_STRING_EQUAL(seen, "");
+    CU_ASSERT_EQUAL(saef_ks_iter_peer(ks, 0, "/id-x", stop_after_two, &calls), SAEF_KS_OK);
+    CU_ASSERT_EQUAL(calls, 2);
+    CU_ASSERT_EQUAL(saef_ks_iter_peer(ks, 0, "", collect, seen), SAEF_KS_EINVAL);
+    /* Replacing moves the entry; deleting drops it; a duplicate add changes nothing. */
+    CU_ASSERT_EQUAL(saef_ks_put(ks, SAEF_KS_KPSA, "a@b.c", 5, &y, SAEF_KS_REPLACE), SAEF_KS_OK);
+    CU_ASSERT_EQUAL(saef_ks_put(ks, SAEF_KS_KPSA, "a@b.c", 5, &x, 0), SAEF_KS_EEXISTS);
+    peers_of(ks, 0, "/id-x", seen);
+    CU_ASSERT_STRING_EQUAL(seen, "kc:k@m.n,");
+    peers_of(ks, 0, "/id-y", seen);
+    CU_ASSERT_STRING_EQUAL(seen, "kpsa:a@b.c,kpsa:b@b.c,");
+    CU_ASSERT_EQUAL(saef_ks_del(ks, SAEF_KS_KPSA, "b@b.c", 5), SAEF_KS_OK);
+    CU_ASSERT_EQUAL(saef_ks_put(ks, SAEF_KS_KPSA, "c@b.c", 5, &y, SAEF_KS_REPLACE), SAEF_KS_OK);
+    CU_ASSERT_EQUAL(saef_ks_put(ks, SAEF_KS_KPSA, "c@b.c", 5, &none, SAEF_KS_REPLACE), SAEF_KS_OK);
+    peers_of(ks, 0, "/id-y", seen);
+    CU_ASSERT_STRING_EQUAL(seen, "kpsa:a@b.c,");
+    /* Batches: an abort leaves no entry, a commit keeps them. */
+    CU_ASSERT_EQUAL(saef_ks_write_begin(ks), SAEF_KS_OK);
+    CU_ASSERT_EQUAL(saef_ks_put(ks, SAEF_KS_KPSA, "d@b.c", 5, &x, 0), SAEF_KS_OK);
+    saef_ks_write_abort(ks);
+    peers_of(ks, 0, "/id-x", seen);
+    CU_ASSERT_STRING_EQUAL(seen, "kc:k@m.n,");
+    CU_ASSERT_EQUAL(saef_ks_write_begin(ks), SAEF_KS_OK);
+    CU_ASSERT_EQUAL(saef_ks_put(ks, SAEF_KS_KPSA, "d@b.c", 5, &x, 0), SAEF_KS_OK);
+    CU_ASSERT_EQUAL(saef_ks_write_commit(ks), SAEF_KS_OK);
+    peers_of(ks, 0, "/id-x", seen);
+    CU_ASSERT_STRING_EQUAL(seen, "kpsa:d@b.c,kc:k@m.n,");
+    /* The index is neither counted nor walked as records. */
+    CU_ASSERT_EQUAL(saef_ks_count(ks, 0, &n), SAEF_KS_OK);
+    CU_ASSERT_EQUAL(n, 4);
+    seen[0] = '\0';
+    CU_ASSERT_EQUAL(saef_ks_iter(ks, 0, collect, seen), SAEF_KS_OK);
+    CU_ASSERT_STRING_EQUAL(seen, "kpsa:a@b.c,kpsa:c@b.c,kpsa:d@b.c,kc:k@m.n,");
+    saef_ks_close(ks);
+}
+
+static void test_store_without_index_is_indexed_or_walked(void)
+{
+    char sub[300], p[320], lock[330];
+    saef_ks_record x = rec_with("01", "/id-x");
+    char seen[256];
+    saef_ks *ks;
+    pid_t pid;
+
+    snprintf(sub, sizeof(sub), "%s/noindex", dir);
+    CU_ASSERT_FATAL(mkdir(sub, 0750) == 0);
+    snprintf(p, sizeof(p), "%s/keys.db", sub);
+    snprintf(lock, sizeof(lock), "%s-lock", p);
+    CU_ASSERT_EQUAL_FATAL(saef_ks_open(p, SAEF_KS_CREATE | SAEF_KS_GROUP_READ, &ks), SAEF_KS_OK);
+    CU_ASSERT_EQUAL(saef_ks_put(ks, SAEF_KS_KPSA, "a@b.c", 5, &x, 0), SAEF_KS_OK);
+    CU_ASSERT_EQUAL(saef_ks_put(ks, SAEF_KS_KC, "k@m.n", 5, &x, 0), SAEF_KS_OK);
+    saef_ks_close(ks);
+    CU_ASSERT_EQUAL(raw_index(p, 1), 2);
+    CU_ASSERT_EQUAL(raw_index(p, 0), -1);
+    /* A reader that may not write walks the store instead. */
+    if (geteuid() == 0) {
+        CU_ASSERT_FATAL(chown(sub, 0, 65534) == 0 && chmod(dir, 0711) == 0);
+        CU_ASSERT_FATAL(chown(p, 0, 65534) == 0 && chown(lock, 0, 65534) == 0);
+        if ((pid = fork()) == 0) {
+            char got[256] = "";
+            int ok = setgid(65534) == 0 && setuid(65534) == 0 &&
+                     saef_ks_open(p, SAEF_KS_RDONLY | SAEF_KS_GROUP_READ, &ks) == SAEF_KS_OK &&
+                     saef_ks_iter_peer(ks, 0, "/id-x", collect, got) == SAEF_KS_OK &&
+                     strcmp(got, "kpsa:a@b.c,kc:k@m.n,") == 0;
+            saef_ks_close(ks);
+            _exit(ok ? 0 : 1);
+        }
+        CU_ASSERT(child_ok(pid));
+        chmod(dir, 0700);
+    }
+    /* The first writable open builds it. */
+    CU_ASSERT_EQUAL_FATAL(saef_ks_open(p, SAEF_KS_RDONLY | SAEF_KS_GROUP_READ, &ks), SAEF_KS_OK);
+    peers_of(ks, 0, "/id-x", seen);
+    CU_ASSERT_STRING_EQUAL(seen, "kpsa:a@b.c,kc:k@m.n,");
+    saef_ks_close(ks);
+    CU_ASSERT_EQUAL(raw_index(p, 0), 2);
+}
+
 static void test_batch_abort_keeps_nothing_commit_keeps_all(void)
 {
     saef_ks *ks = fresh();
@@ -1304,6 +1429,8 @@ int main(int argc, char **argv)
         T(test_identity_bytes_escaped_in_messages),
         T(test_last_error_belongs_to_its_handle),
         T(test_iteration_order_filter_and_count),
+        T(test_peer_index_follows_every_write),
+        T(test_store_without_index_is_indexed_or_walked),
         T(test_batch_abort_keeps_nothing_commit_keeps_all),
         T(test_reader_sees_committed_write_without_reopen),
         T(test_forked_reader_sees_committed_write_without_reopen),

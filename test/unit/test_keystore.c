@@ -1401,6 +1401,56 @@ static void test_conf_validates_and_names_the_key(void)
     CU_ASSERT_STRING_EQUAL(saef_conf_str(&c, SAEF_CONF_SNI), "a.example.com,b.example.com");
 }
 
+static void test_conf_targets_parsed_strictly(void)
+{
+    static const struct {
+        const char *value, *why;
+    } bad[] = {
+        {"in-cse.example.com", "entry \"in-cse.example.com\": each entry is HOST=IdB"},
+        {"a.example.com=/a, 127.0.0.1=/b", "entry \"127.0.0.1=/b\": an address needs its port"},
+        {"127.0.0.1:0=/b", "the port must be 1 to 65535"},
+        {"127.0.0.1:x=/b", "the port must be 1 to 65535"},
+        {"127.0.0.1:65536=/b", "the port must be 1 to 65535"},
+        {"a.example.com:443=/b", "a host name is matched without a port"},
+        {"::1:443=/b", "write an IPv6 address as [IPV6]:PORT"},
+        {"[::1=/b", "not a host name"},
+        {"a_b.example.com=/b", "not a host name"},
+        {"a.example.com=", "entry \"a.example.com=\": IdB must be a CSE-ID"},
+        {"a.example.com=/a b", "IdB must be"},
+        {"A.example.com=/a, a.example.com=/b", "entry \"a.example.com=/b\": listed twice"},
+        {"[::1]:443=/a, [0:0::1]:443=/b", "listed twice"},
+        {" , ", "empty list"},
+    };
+    saef_conf c;
+    char err[1024], idb[64];
+
+    saef_conf_init(&c);
+    CU_ASSERT(!saef_conf_target(&c, "in-cse.example.com", idb, sizeof(idb)));
+    CU_ASSERT(saef_conf_set(&c, "targets",
+                            " In-CSE.example.com = //sp.example.com/in-cse ,127.0.0.1:8443=/id-mn,"
+                            "[::FFFF:10.0.0.1]:1=CAE1",
+                            err, sizeof(err)));
+    CU_ASSERT_STRING_EQUAL(saef_conf_str(&c, SAEF_CONF_TARGETS),
+                           "in-cse.example.com=//sp.example.com/in-cse,127.0.0.1:8443=/id-mn,"
+                           "[::ffff:10.0.0.1]:1=CAE1");
+    CU_ASSERT(saef_conf_target(&c, "IN-cse.example.com", idb, sizeof(idb)));
+    CU_ASSERT_STRING_EQUAL(idb, "//sp.example.com/in-cse");
+    CU_ASSERT(saef_conf_target(&c, "127.0.0.1:8443", idb, sizeof(idb)));
+    CU_ASSERT_STRING_EQUAL(idb, "/id-mn");
+    CU_ASSERT(!saef_conf_target(&c, "127.0.0.1:844", idb, sizeof(idb)));
+    CU_ASSERT(!saef_conf_target(&c, "cse.example.com", idb, sizeof(idb)));
+    CU_ASSERT(!saef_conf_target(&c, "127.0.0.1:8443", idb, 6)); /* does not fit */
+    for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+        CU_ASSERT(!saef_conf_set(&c, "targets", bad[i].value, err, sizeof(err)));
+        CU_ASSERT_PTR_NOT_NULL(strstr(err, "bad value for 'targets'"));
+        if (strstr(err, bad[i].why) == NULL)
+            fprintf(stderr, "\n%s: %s\n", bad[i].value, err);
+        CU_ASSERT_PTR_NOT_NULL(strstr(err, bad[i].why));
+    }
+    /* A refused value leaves the last good one. */
+    CU_ASSERT(saef_conf_target(&c, "127.0.0.1:8443", idb, sizeof(idb)));
+}
+
 /* saef-test-keystore [WORD]: only the tests whose name holds WORD. */
 int main(int argc, char **argv)
 {
@@ -1451,6 +1501,7 @@ int main(int argc, char **argv)
         T(test_hex),
         T(test_type_names),
         T(test_conf_validates_and_names_the_key),
+        T(test_conf_targets_parsed_strictly),
     };
     CU_pSuite suite;
     unsigned failed;

@@ -640,6 +640,27 @@ static void info_cb(const SSL *ssl, int where, int ret)
 
 /* ---- client callbacks ------------------------------------------------- */
 
+/* A connect BIO (s_time, BIO_new_ssl_connect) connects only when the
+   ClientHello is written: TLS 1.3 picks its key before. Its address then. */
+static int connect_bio_addr(SSL *ssl, char *buf, size_t len)
+{
+    BIO *b = SSL_get_wbio(ssl);
+    const char *host, *port;
+    unsigned char bin[16];
+    char text[INET6_ADDRSTRLEN];
+    int v6;
+
+    if (b == NULL || BIO_method_type(b) != BIO_TYPE_CONNECT ||
+        (host = BIO_get_conn_hostname(b)) == NULL || (port = BIO_get_conn_port(b)) == NULL)
+        return 0;
+    v6 = inet_pton(AF_INET6, host, bin) == 1;
+    if ((!v6 && inet_pton(AF_INET, host, bin) != 1) ||
+        inet_ntop(v6 ? AF_INET6 : AF_INET, bin, text, sizeof(text)) == NULL)
+        return 0;
+    snprintf(buf, len, v6 ? "[%s]:%s" : "%s:%s", text, port);
+    return 1;
+}
+
 /* The peer's address as the targets list writes it: "A.B.C.D:PORT" or
    "[V6]:PORT" (an IPv4 client on a dual-stack socket as IPv4). 0 without a
    socket (a program with a BIO of its own). */
@@ -653,7 +674,7 @@ static int target_addr(SSL *ssl, char *buf, size_t len)
     int fd = SSL_get_fd(ssl);
 
     if (fd < 0 || getpeername(fd, (struct sockaddr *)&sa, &sl) != 0)
-        return 0;
+        return connect_bio_addr(ssl, buf, len);
     if (sa.ss_family == AF_INET && inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host)))
         snprintf(buf, len, "%s:%u", host, ntohs(in->sin_port));
     else if (sa.ss_family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr) &&

@@ -42,6 +42,13 @@ for v in tls1_2 tls1_3; do
     check_grep "  ... the kpsa for /id-mn" 'established identity="a-mn@sp.example.com" entity="/id-mn"' "$T/out"
 done
 
+# s_time's connect BIO connects after TLS 1.3 chose its key: its address.
+timeout 10 saef-run --conf "$T/a.cnf" -- openssl s_time -connect "127.0.0.1:$PORT" -new -time 1 \
+    -tls1_3 >"$T/out" 2>&1
+check_grep "s_time (connect BIO, TLS 1.3): the address:port picks IdB" \
+    'established identity="a-mn@sp.example.com" entity="/id-mn"' "$T/out"
+check_nogrep "  ... for every connection" "no key to offer" "$T/out"
+
 # A live kc registered for IdB beats the kpsa for it, even a newer kpsa; an
 # expired one does not.
 saef-key -s "$A" add kc $KC --hex $K_KC --suid 32 --peer $IN --expires +1h

@@ -18,12 +18,17 @@
 #include <unistd.h>
 
 /*
- * Layout: one unnamed LMDB database. Key = 1 type byte + identity bytes;
- * type 0 holds only the marker below (saef_ks_count relies on it). Value = a
- * versioned record, little-endian, see saef_ks_rec_encode().
+ * Layout: the unnamed LMDB database holds the records. Key = 1 type byte +
+ * identity bytes; type 0 holds only the marker below (saef_ks_count relies
+ * on it). Value = a versioned record, little-endian, see saef_ks_rec_encode().
+ * The named database INDEX_DB (its name sorts after every record) maps each
+ * non-empty peer to the keys of its records, so a client finds the keys for
+ * one IdB without a walk; every write keeps it, and the first writable open
+ * builds it for a store made before it existed.
  */
 #define MARKER_KEY "\0saef-store"
 #define MARKER_VAL "saef keystore v1"
+#define INDEX_DB "\xffpeer"
 /* Virtual size: the file grows only as records are written, and the map
    doubles when a write finds it full. SAEF_KS_MAP_SIZE sets another start. */
 #define MAP_SIZE ((size_t)1 << 30)
@@ -56,6 +61,8 @@ struct ks_env {
     int writable; /* opened without MDB_RDONLY */
     MDB_env *env;
     MDB_dbi dbi;
+    MDB_dbi idx;  /* INDEX_DB, when has_idx */
+    int has_idx;  /* always in a writable environment: every writer keeps it */
     /* Held shared by every transaction, exclusively to remap the file. The
        default, reader-preferring kind: a batch or an iter callback takes it
        shared again, which a writer-preferring lock could deadlock. */
@@ -343,6 +350,7 @@ static int lmdb_open(const saef_ks *ks, const char *file, unsigned eflags, size_
         return rc;
     if ((rc = mdb_env_set_mapsize(*env, map)) != 0 ||
         (rc = mdb_env_set_maxreaders(*env, MAX_READERS)) != 0 ||
+        (rc = mdb_env_set_maxdbs(*env, 1)) != 0 ||
         (rc = mdb_env_open(*env, file, MDB_NOSUBDIR | MDB_NOTLS | eflags, lock_mode)) != 0) {
         mdb_env_close(*env);
         *env = NULL;
@@ -469,6 +477,80 @@ static int reap_dead_readers(struct ks_env *e)
     return mdb_reader_check(e->env, &dead) == 0 && dead > 0;
 }
 
+/* The peer of an encoded record, without touching its key bytes; 0 if
+   none or the record is malformed. */
+static size_t rec_peer(const MDB_val *v, const unsigned char **peer)
+{
+    const unsigned char *b = v->mv_data;
+    size_t key_len;
+
+    if (v->mv_size < REC_HDR || b[0] != REC_VERSION)
+        return 0;
+    key_len = get_le(b + 2, 2);
+    if (REC_HDR + key_len + b[24] > v->mv_size)
+        return 0;
+    *peer = b + REC_HDR + key_len;
+    return b[24];
+}
+
+/* Index entries for every record: a store made before the index. */
+static int index_fill(MDB_txn *txn, const struct ks_env *e)
+{
+    unsigned char first = SAEF_KS_KPSA;
+    const unsigned char *peer;
+    MDB_val k = {1, &first}, v, pk;
+    MDB_cursor *cur;
+    int rc;
+
+    if ((rc = mdb_cursor_open(txn, e->dbi, &cur)) != 0)
+        return rc;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (((const unsigned char *)k.mv_data)[0] > SAEF_KS_TYPE_LAST)
+            break;
+        if ((pk.mv_size = rec_peer(&v, &peer)) == 0)
+            continue;
+        pk.mv_data = (void *)peer;
+        if ((rc = mdb_put(txn, e->idx, &pk, &k, MDB_NODUPDATA)) != 0 && rc != MDB_KEYEXIST)
+            break;
+    }
+    mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND || rc == MDB_KEYEXIST ? 0 : rc;
+}
+
+/* Opens INDEX_DB; a writable environment builds it when it is missing (the
+   map may have to grow for it: nothing else uses the environment yet). */
+static int index_attach(struct ks_env *e)
+{
+    MDB_txn *txn;
+    MDB_envinfo info;
+    int rc;
+
+    if ((rc = mdb_txn_begin(e->env, NULL, MDB_RDONLY, &txn)) != 0)
+        return rc;
+    if ((rc = mdb_dbi_open(txn, INDEX_DB, MDB_DUPSORT, &e->idx)) == 0) {
+        if ((rc = mdb_txn_commit(txn)) == 0)
+            e->has_idx = 1;
+        return rc;
+    }
+    mdb_txn_abort(txn);
+    if (rc != MDB_NOTFOUND || !e->writable)
+        return rc == MDB_NOTFOUND ? 0 : rc;
+    do {
+        if ((rc = mdb_txn_begin(e->env, NULL, 0, &txn)) != 0)
+            return rc;
+        if ((rc = mdb_dbi_open(txn, INDEX_DB, MDB_DUPSORT | MDB_CREATE, &e->idx)) == 0 &&
+            (rc = index_fill(txn, e)) == 0)
+            rc = mdb_txn_commit(txn);
+        else
+            mdb_txn_abort(txn);
+    } while (rc == MDB_MAP_FULL && mdb_env_info(e->env, &info) == 0 &&
+             info.me_mapsize <= SIZE_MAX / 2 &&
+             mdb_env_set_mapsize(e->env, info.me_mapsize * 2) == 0);
+    e->has_idx = rc == 0;
+    return rc;
+}
+
 static void env_free(struct ks_env *e)
 {
     for (int i = 0; i < POOL; i++)
@@ -526,8 +608,10 @@ static SAEF_KS_ERR env_attach(saef_ks *ks)
     if (mdb_env_get_fd(e->env, &fd) != 0 || fstat(fd, &st) != 0)
         err = fail(ks, SAEF_KS_EIO, "store %s: %s", ks->path, strerror(errno));
     if (err == SAEF_KS_OK && (err = check_mode(ks, &st)) == SAEF_KS_OK &&
-        (err = check_size(ks, e->env, &st)) == SAEF_KS_OK)
-        err = check_marker(ks, e->env, &e->dbi);
+        (err = check_size(ks, e->env, &st)) == SAEF_KS_OK &&
+        (err = check_marker(ks, e->env, &e->dbi)) == SAEF_KS_OK &&
+        (rc = index_attach(e)) != 0)
+        err = from_mdb(ks, rc, "open the peer index");
     if (err != SAEF_KS_OK) {
         mdb_env_close(e->env);
         free(e);
@@ -839,14 +923,40 @@ static size_t op_size(const unsigned char *op)
     return OP_HDR + op[1] + get_le(op + 2, 2);
 }
 
-static int op_apply(MDB_txn *txn, MDB_dbi dbi, const unsigned char *op)
+/* The record, then its peer index entry (moved when the peer changed). */
+static int op_apply(MDB_txn *txn, const struct ks_env *e, const unsigned char *op)
 {
     MDB_val k = {op[1], (void *)(op + OP_HDR)};
-    MDB_val v = {get_le(op + 2, 2), (void *)(op + OP_HDR + op[1])};
+    MDB_val v = {get_le(op + 2, 2), (void *)(op + OP_HDR + op[1])}, old, pk;
+    unsigned char old_peer[SAEF_KS_ENTITY_MAX];
+    const unsigned char *peer;
+    size_t old_len = 0, new_len = 0;
+    int rc;
 
+    if (e->has_idx && (rc = mdb_get(txn, e->dbi, &k, &old)) == 0 &&
+        (old_len = rec_peer(&old, &peer)) > 0)
+        memcpy(old_peer, peer, old_len); /* the map may move under a write */
     if (op[0] == OP_DEL)
-        return mdb_del(txn, dbi, &k, NULL);
-    return mdb_put(txn, dbi, &k, &v, op[0] == OP_ADD ? MDB_NOOVERWRITE : 0);
+        rc = mdb_del(txn, e->dbi, &k, NULL);
+    else
+        rc = mdb_put(txn, e->dbi, &k, &v, op[0] == OP_ADD ? MDB_NOOVERWRITE : 0);
+    if (rc != 0 || !e->has_idx)
+        return rc;
+    if (op[0] != OP_DEL)
+        new_len = rec_peer(&v, &peer);
+    if (new_len == old_len && (old_len == 0 || memcmp(old_peer, peer, old_len) == 0))
+        return 0;
+    if (old_len > 0) {
+        pk = (MDB_val){old_len, old_peer};
+        if ((rc = mdb_del(txn, e->idx, &pk, &k)) != 0 && rc != MDB_NOTFOUND)
+            return rc;
+    }
+    if (new_len > 0) {
+        pk = (MDB_val){new_len, (void *)peer};
+        if ((rc = mdb_put(txn, e->idx, &pk, &k, MDB_NODUPDATA)) != 0 && rc != MDB_KEYEXIST)
+            return rc;
+    }
+    return 0;
 }
 
 static SAEF_KS_ERR full(const saef_ks *ks, size_t seen)
@@ -866,7 +976,7 @@ static SAEF_KS_ERR write_one(saef_ks *ks, const unsigned char *op)
     for (;;) {
         if ((rc = txn_begin(e, 0, &txn)) != 0)
             return from_mdb(ks, rc, "begin a write");
-        if ((rc = op_apply(txn, e->dbi, op)) == 0)
+        if ((rc = op_apply(txn, e, op)) == 0)
             rc = mdb_txn_commit(txn);
         else
             mdb_txn_abort(txn);
@@ -917,7 +1027,7 @@ static SAEF_KS_ERR batch_regrow(saef_ks *ks)
         }
         rc = 0;
         for (size_t off = 0; off < ks->jr_len && rc == 0; off += op_size(ks->jr + off))
-            rc = op_apply(ks->wtxn, e->dbi, ks->jr + off);
+            rc = op_apply(ks->wtxn, e, ks->jr + off);
         if (rc == MDB_MAP_FULL)
             mdb_txn_abort(ks->wtxn);
     } while (rc == MDB_MAP_FULL);
@@ -963,7 +1073,7 @@ static SAEF_KS_ERR batch_one(saef_ks *ks, const unsigned char *op)
 
     if (!jr_append(ks, op, len))
         return fail(ks, SAEF_KS_EIO, "out of memory");
-    rc = op_apply(ks->wtxn, ks->e->dbi, op);
+    rc = op_apply(ks->wtxn, ks->e, op);
     if (rc == MDB_KEYEXIST || rc == MDB_NOTFOUND) {
         /* Changed nothing, and the transaction goes on. */
         ks->jr_len -= len;
@@ -1147,9 +1257,12 @@ static SAEF_KS_ERR walk(saef_ks *ks, SAEF_KS_TYPE type, saef_ks_iter_fn fn, void
     if ((rc = rd_begin(ks->e, &txn)) != 0)
         return from_mdb(ks, rc, "read");
     *count = 0;
-    /* Every record but the marker, without a walk. */
+    /* Every record but the marker and the index, without a walk. */
     if (fn == NULL && type == 0 && (rc = mdb_stat(txn, ks->e->dbi, &st)) == 0) {
+        MDB_val name = {sizeof(INDEX_DB) - 1, INDEX_DB}, unused;
         *count = st.ms_entries > 0 ? st.ms_entries - 1 : 0;
+        if (*count > 0 && mdb_get(txn, ks->e->dbi, &name, &unused) == 0)
+            (*count)--;
         rd_end(ks->e, txn);
         return SAEF_KS_OK;
     }
@@ -1161,6 +1274,8 @@ static SAEF_KS_ERR walk(saef_ks *ks, SAEF_KS_TYPE type, saef_ks_iter_fn fn, void
          rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         const unsigned char *kb = k.mv_data;
         size_t id_len = k.mv_size - 1;
+        if (k.mv_size == sizeof(INDEX_DB) - 1 && memcmp(kb, INDEX_DB, k.mv_size) == 0)
+            break;
         if (k.mv_size < 2 || k.mv_size > 1 + SAEF_KS_ID_MAX || kb[0] == 0 || kb[0] > SAEF_KS_TYPE_LAST) {
             err = fail(ks, SAEF_KS_ECORRUPT, "store %s holds a malformed key: restore it from "
                        "a backup", ks->path);
@@ -1197,6 +1312,87 @@ SAEF_KS_ERR saef_ks_iter(saef_ks *ks, SAEF_KS_TYPE type, saef_ks_iter_fn fn, voi
     if (fn == NULL)
         return fail(ks, SAEF_KS_EINVAL, "no callback");
     return walk(ks, type, fn, arg, &n);
+}
+
+typedef struct {
+    const char *peer;
+    SAEF_KS_TYPE type;
+    saef_ks_iter_fn fn;
+    void *arg;
+} peer_filter;
+
+static int peer_only(SAEF_KS_TYPE type, const char *id, size_t id_len, const saef_ks_record *rec,
+                     void *arg)
+{
+    peer_filter *f = arg;
+
+    if ((f->type != 0 && type != f->type) || strcmp(rec->peer, f->peer) != 0)
+        return 0;
+    return f->fn(type, id, id_len, rec, f->arg);
+}
+
+SAEF_KS_ERR saef_ks_iter_peer(saef_ks *ks, SAEF_KS_TYPE type, const char *peer,
+                              saef_ks_iter_fn fn, void *arg)
+{
+    char id[SAEF_KS_ID_MAX + 1], text[ID_TEXT_MAX];
+    MDB_val pk, k, v;
+    MDB_cursor *cur;
+    MDB_txn *txn;
+    saef_ks_record r;
+    SAEF_KS_ERR err = SAEF_KS_OK;
+    int rc, stop = 0;
+
+    if (fn == NULL || peer == NULL || *peer == '\0' || strlen(peer) > SAEF_KS_ENTITY_MAX)
+        return fail(ks, SAEF_KS_EINVAL, "no callback, or no peer of 1 to %d bytes",
+                    SAEF_KS_ENTITY_MAX);
+    if (ks == NULL)
+        return fail(NULL, SAEF_KS_EINVAL, "no store handle");
+    if (type != 0 && saef_ks_type_name(type) == NULL)
+        return fail(ks, SAEF_KS_EINVAL, "unknown key type %d (use kpsa, km, kc or creg)", (int)type);
+    if ((err = use_env(ks)) != SAEF_KS_OK)
+        return err;
+    /* A store no writer of this version has opened yet: walk it. */
+    if (!ks->e->has_idx) {
+        peer_filter f = {peer, type, fn, arg};
+        return saef_ks_iter(ks, type, peer_only, &f);
+    }
+    if ((rc = rd_begin(ks->e, &txn)) != 0)
+        return from_mdb(ks, rc, "read");
+    if ((rc = mdb_cursor_open(txn, ks->e->idx, &cur)) != 0) {
+        rd_end(ks->e, txn);
+        return from_mdb(ks, rc, "read");
+    }
+    pk = (MDB_val){strlen(peer), (void *)peer};
+    for (rc = mdb_cursor_get(cur, &pk, &k, MDB_SET); rc == 0;
+         rc = mdb_cursor_get(cur, &pk, &k, MDB_NEXT_DUP)) {
+        const unsigned char *kb = k.mv_data;
+        size_t id_len = k.mv_size - 1;
+        if (k.mv_size < 2 || k.mv_size > 1 + SAEF_KS_ID_MAX || kb[0] == 0 ||
+            kb[0] > SAEF_KS_TYPE_LAST || (type != 0 && kb[0] != type))
+            continue;
+        /* An entry without its record: the index is kept in the same
+           transaction as the records, so only a foreign writer leaves one. */
+        if ((rc = mdb_get(txn, ks->e->dbi, &k, &v)) == MDB_NOTFOUND)
+            continue;
+        if (rc != 0)
+            break;
+        if (!saef_ks_rec_decode(v.mv_data, v.mv_size, &r)) {
+            err = fail(ks, SAEF_KS_ECORRUPT, "store %s: the %s record %s is malformed",
+                       ks->path, saef_ks_type_name(kb[0]), id_text(kb + 1, id_len, text));
+            break;
+        }
+        memcpy(id, kb + 1, id_len);
+        id[id_len] = '\0';
+        stop = fn((SAEF_KS_TYPE)kb[0], id, id_len, &r, arg);
+        saef_ks_record_wipe(&r);
+        if (stop)
+            break;
+    }
+    if (err == SAEF_KS_OK && rc != 0 && rc != MDB_NOTFOUND)
+        err = from_mdb(ks, rc, "read");
+    mdb_cursor_close(cur);
+    rd_end(ks->e, txn);
+    return err;
 }
 
 SAEF_KS_ERR saef_ks_count(saef_ks *ks, SAEF_KS_TYPE type, size_t *count)

@@ -1,6 +1,7 @@
 /* saef's configuration table: names, defaults, strict validation. */
 #include "saef_conf.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <openssl/core_names.h>
@@ -11,7 +12,7 @@
 #include <string.h>
 #include <strings.h>
 
-typedef enum { T_PATH, T_TEXT, T_HOSTS, T_BOOL, T_ENUM, T_INT, T_MAF, T_ID } conf_type;
+typedef enum { T_PATH, T_TEXT, T_HOSTS, T_BOOL, T_ENUM, T_INT, T_MAF, T_ID, T_TARGETS } conf_type;
 
 static const char *const roles[] = {"off", "server", "client", "both", NULL};
 static const char *const refuses[] = {"wrong_key", "unknown_psk_identity", NULL};
@@ -41,6 +42,7 @@ static const struct {
     [SAEF_CONF_MAF_NEGATIVE_TTL] = {"maf_negative_ttl", T_INT, "30", NULL, 0, 86400},
     [SAEF_CONF_KC_HALF] = {"kc_half", T_BOOL, "no", NULL, 0, 0},
     [SAEF_CONF_KC_SUID] = {"kc_suid", T_INT, "32", NULL, 0, 99},
+    [SAEF_CONF_TARGETS] = {"targets", T_TARGETS, "", NULL, 0, 0},
 };
 
 const char *saef_conf_name(SAEF_CONF_KEY key)
@@ -126,6 +128,129 @@ static int norm_maf(const char *v, char *out, size_t outlen, const char **why)
     return used > 0;
 }
 
+/* In a normalised targets list; idb may be NULL (is it listed?). */
+static int target_in(const char *list, const char *where, char *idb, size_t idb_len)
+{
+    size_t wl = strlen(where);
+
+    for (const char *p = list; *p;) {
+        const char *eq = strchr(p, '='), *end = strchr(p, ',');
+        if (end == NULL)
+            end = p + strlen(p);
+        if (eq != NULL && eq < end && (size_t)(eq - p) == wl && strncasecmp(p, where, wl) == 0) {
+            if (idb == NULL)
+                return 1;
+            if ((size_t)(end - eq - 1) >= idb_len)
+                return 0;
+            memcpy(idb, eq + 1, (size_t)(end - eq - 1));
+            idb[end - eq - 1] = '\0';
+            return 1;
+        }
+        p = *end ? end + 1 : end;
+    }
+    return 0;
+}
+
+/* A target's place: a host name (lower-cased), or an address with its port,
+   written as inet_ntop writes the peer's address. 1, or 0 with why set. */
+static int norm_where(const char *w, char *out, size_t outlen, const char **why)
+{
+    char addr[INET6_ADDRSTRLEN + 2], *end;
+    const char *port = strrchr(w, ':');
+    unsigned char bin[16];
+    long n;
+    int v6 = w[0] == '[';
+
+    if (port == NULL) {
+        if (inet_pton(AF_INET, w, bin) == 1) {
+            *why = "an address needs its port (A.B.C.D:PORT)";
+            return 0;
+        }
+        if (strlen(w) > 253 || strspn(w, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                         "0123456789-.") != strlen(w)) {
+            *why = "not a host name, A.B.C.D:PORT or [IPV6]:PORT";
+            return 0;
+        }
+        snprintf(out, outlen, "%s", w);
+        for (char *c = out; *c; c++)
+            *c = (char)tolower((unsigned char)*c);
+        return 1;
+    }
+    if ((size_t)(port - w) >= sizeof(addr) || (v6 && (port - w < 3 || port[-1] != ']'))) {
+        *why = "not a host name, A.B.C.D:PORT or [IPV6]:PORT";
+        return 0;
+    }
+    memcpy(addr, w + v6, (size_t)(port - w) - 2 * v6);
+    addr[port - w - 2 * v6] = '\0';
+    errno = 0;
+    n = strtol(port + 1, &end, 10);
+    if (inet_pton(v6 ? AF_INET6 : AF_INET, addr, bin) != 1) {
+        *why = strchr(addr, ':') != NULL && !v6 ? "write an IPv6 address as [IPV6]:PORT"
+               : isalpha((unsigned char)addr[0]) && !v6
+                   ? "a host name is matched without a port (SNI carries none)"
+                   : "not an IP address";
+        return 0;
+    }
+    if (!isdigit((unsigned char)port[1]) || *end != '\0' || errno != 0 || n < 1 || n > 65535) {
+        *why = "the port must be 1 to 65535";
+        return 0;
+    }
+    inet_ntop(v6 ? AF_INET6 : AF_INET, bin, addr, sizeof(addr));
+    snprintf(out, outlen, v6 ? "[%s]:%ld" : "%s:%ld", addr, n);
+    return 1;
+}
+
+/* "WHERE=IdB[, WHERE=IdB...]"; normalised to "where=IdB,where=IdB". why
+   names the entry that is wrong (in ebuf). */
+static int norm_targets(const char *v, char *out, size_t outlen, char *ebuf, size_t elen,
+                        const char **why)
+{
+    char tmp[SAEF_CONF_VALUE_MAX], where[300], *save = NULL;
+    size_t used = 0;
+
+    snprintf(tmp, sizeof(tmp), "%s", v);
+    out[0] = '\0';
+    for (char *e = strtok_r(tmp, ",", &save); e != NULL; e = strtok_r(NULL, ",", &save)) {
+        char *eq, *id = NULL, *end;
+        const char *what = NULL;
+        e += strspn(e, " \t");
+        for (end = e + strlen(e); end > e && isspace((unsigned char)end[-1]); end--)
+            ;
+        *end = '\0';
+        if (*e == '\0')
+            continue;
+        if ((eq = strchr(e, '=')) == NULL) {
+            what = "each entry is HOST=IdB or ADDRESS:PORT=IdB";
+        } else {
+            for (*eq = '\0', end = eq; end > e && isspace((unsigned char)end[-1]); end--)
+                end[-1] = '\0';
+            id = eq + 1 + strspn(eq + 1, " \t");
+            if (!norm_where(e, where, sizeof(where), &what))
+                ; /* what says why */
+            else if (!printable_token(id) || strlen(id) > SAEF_KS_ENTITY_MAX)
+                what = "IdB must be a CSE-ID or AE-ID: printable, no spaces, at most 255 "
+                       "characters";
+            else if (target_in(out, where, NULL, 0))
+                what = "listed twice";
+            else {
+                used += (size_t)snprintf(out + used, outlen - used, "%s%s=%s", used ? "," : "",
+                                         where, id);
+                if (used >= outlen)
+                    what = "too long";
+            }
+        }
+        if (what != NULL) {
+            snprintf(ebuf, elen, "entry \"%.200s%s%.200s\": %s", e, eq ? "=" : "",
+                     eq ? id : "", what);
+            *why = ebuf;
+            return 0;
+        }
+    }
+    if (used == 0)
+        *why = "empty list";
+    return used > 0;
+}
+
 int saef_conf_set(saef_conf *conf, const char *name, const char *value, char *err, size_t errlen)
 {
     int k;
@@ -167,6 +292,13 @@ int saef_conf_set(saef_conf *conf, const char *name, const char *value, char *er
         if (!norm_maf(value, out, SAEF_CONF_VALUE_MAX, &why))
             return bad(err, errlen, name, value, why);
         return 1;
+    case T_TARGETS: {
+        char norm[SAEF_CONF_VALUE_MAX], ebuf[600];
+        if (!norm_targets(value, norm, sizeof(norm), ebuf, sizeof(ebuf), &why))
+            return bad(err, errlen, name, value, why);
+        memcpy(out, norm, sizeof(norm));
+        return 1;
+    }
     case T_BOOL:
         if (!strcasecmp(value, "yes") || !strcasecmp(value, "true") || !strcmp(value, "1") ||
             !strcasecmp(value, "on"))
@@ -253,6 +385,11 @@ int saef_conf_maf_url(const saef_conf *conf, const char *fqdn, size_t fqdn_len, 
         p = *end ? end + 1 : end;
     }
     return 0;
+}
+
+int saef_conf_target(const saef_conf *conf, const char *where, char *idb, size_t idb_len)
+{
+    return target_in(conf->val[SAEF_CONF_TARGETS], where, idb, idb_len);
 }
 
 int saef_conf_from_provider(OSSL_LIB_CTX *libctx, saef_conf *conf)

@@ -34,6 +34,7 @@ typedef enum {
     SAEF_CONF_MAF_NEGATIVE_TTL,
     SAEF_CONF_KC_HALF,
     SAEF_CONF_KC_SUID,
+    SAEF_CONF_TARGETS,
     SAEF_CONF_NKEYS
 } SAEF_CONF_KEY;
 
@@ -63,6 +64,13 @@ SAEF_EXPORT long saef_conf_int(const saef_conf *conf, SAEF_CONF_KEY key);
 /* The URL of MAF `fqdn` (case-insensitive) from the maf list; 0 if none. */
 SAEF_EXPORT int saef_conf_maf_url(const saef_conf *conf, const char *fqdn, size_t fqdn_len,
                                   char *url, size_t url_len);
+/*
+ * Entity A: the entity ID (IdB) the targets list maps `where` to: a host
+ * name (case-insensitive) or an address "A.B.C.D:PORT" / "[V6]:PORT" as
+ * inet_ntop writes it. 1 with idb filled, 0 if not listed (or idb too small).
+ */
+SAEF_EXPORT int saef_conf_target(const saef_conf *conf, const char *where, char *idb,
+                                 size_t idb_len);
 /*
  * The configuration OpenSSL loaded: the parameters of the "saef" provider in
  * libctx (NULL = default). 1 if read, 0 if the provider is not loaded

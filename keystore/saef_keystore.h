@@ -141,6 +141,15 @@ typedef int (*saef_ks_iter_fn)(SAEF_KS_TYPE type, const char *id, size_t id_len,
 SAEF_EXPORT SAEF_KS_ERR saef_ks_iter(saef_ks *ks, SAEF_KS_TYPE type, saef_ks_iter_fn fn,
                                      void *arg);
 
+/*
+ * Like saef_ks_iter, but only the records whose peer is exactly `peer`
+ * (byte for byte), of one type or all: through an index, so the cost grows
+ * with the records of that peer, not with the store. (A store that no
+ * writer of this version has opened yet has no index and is walked.)
+ */
+SAEF_EXPORT SAEF_KS_ERR saef_ks_iter_peer(saef_ks *ks, SAEF_KS_TYPE type, const char *peer,
+                                          saef_ks_iter_fn fn, void *arg);
+
 /* Number of records of a type (0 = all). */
 SAEF_EXPORT SAEF_KS_ERR saef_ks_count(saef_ks *ks, SAEF_KS_TYPE type, size_t *count);
 

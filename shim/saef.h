@@ -70,8 +70,10 @@ SAEF_EXPORT int saef_ssl_ctx_set_servername_callback(SSL_CTX *ctx,
 
 /*
  * Entity A's choice of key, per connection: an explicit identity, or the
- * target entity (IdB) whose record's peer matches. Without either, the SNI
- * host name is the target; without that, the store's only usable key.
+ * target entity (IdB) whose record's peer matches (exactly; a live kc before
+ * a kpsa). Without either, IdB is what `targets` (saef.cnf(5)) maps the SNI
+ * host name or the peer's address:port to, else the SNI host name itself;
+ * without any, the store's only usable key.
  */
 SAEF_EXPORT int saef_ssl_set_identity(SSL *ssl, const char *identity);
 SAEF_EXPORT int saef_ssl_set_target(SSL *ssl, const char *idb);

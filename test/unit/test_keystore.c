@@ -650,6 +650,131 @@ static void test_iteration_order_filter_and_count(void)
     saef_ks_close(ks);
 }
 
+static void peers_of(saef_ks *ks, SAEF_KS_TYPE type, const char *peer, char seen[256])
+{
+    seen[0] = '\0';
+    CU_ASSERT_EQUAL(saef_ks_iter_peer(ks, type, peer, collect, seen), SAEF_KS_OK);
+}
+
+/* Entries in the peer index (-1: none), dropping it if asked, as a store
+   made before it was: no saef handle may be open on p meanwhile. */
+static long raw_index(const char *p, int drop)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    MDB_stat st;
+    long n = -1;
+
+    CU_ASSERT_FATAL(mdb_env_create(&env) == 0 && mdb_env_set_maxdbs(env, 1) == 0);
+    CU_ASSERT_FATAL(mdb_env_open(env, p, MDB_NOSUBDIR, 0600) == 0);
+    CU_ASSERT_FATAL(mdb_txn_begin(env, NULL, 0, &txn) == 0);
+    if (mdb_dbi_open(txn, "\xffpeer", MDB_DUPSORT, &dbi) == 0 && mdb_stat(txn, dbi, &st) == 0) {
+        n = (long)st.ms_entries;
+        if (drop)
+            CU_ASSERT(mdb_drop(txn, dbi, 1) == 0);
+    }
+    CU_ASSERT(mdb_txn_commit(txn) == 0);
+    mdb_env_close(env);
+    return n;
+}
+
+static void test_peer_index_follows_every_write(void)
+{
+    saef_ks *ks = fresh();
+    saef_ks_record x = rec_with("01", "/id-x"), y = rec_with("02", "/id-y"), none = rec_with("03", "");
+    char seen[256];
+    size_t n;
+    int calls = 0;
+
+    CU_ASSERT_EQUAL(saef_ks_put(ks, SAEF_KS_KPSA, "a@b.c", 5, &x, 0), SAEF_KS_OK);
+    CU_ASSERT_EQUAL(saef_ks_put(ks, SAEF_KS_KC, "k@m.n", 5, &x, 0), SAEF_KS_OK);
+    CU_ASSERT_EQUAL(saef_ks_put(ks, SAEF_KS_KPSA, "b@b.c", 5, &y, 0), SAEF_KS_OK);
+    CU_ASSERT_EQUAL(saef_ks_put(ks, SAEF_KS_KPSA, "c@b.c", 5, &none, 0), SAEF_KS_OK);
+    peers_of(ks, 0, "/id-x", seen);
+    CU_ASSERT_STRING_EQUAL(seen, "kpsa:a@b.c,kc:k@m.n,");
+    peers_of(ks, SAEF_KS_KC, "/id-x", seen);
+    CU_ASSERT_STRING_EQUAL(seen, "kc:k@m.n,");
+    /* Entity IDs are compared exactly. */
+    peers_of(ks, 0, "/ID-X", seen);
+    CU_ASSERT_STRING_EQUAL(seen, "");
+    CU_ASSERT_EQUAL(saef_ks_iter_peer(ks, 0, "/id-x", stop_after_two, &calls), SAEF_KS_OK);
+    CU_ASSERT_EQUAL(calls, 2);
+    CU_ASSERT_EQUAL(saef_ks_iter_peer(ks, 0, "", collect, seen), SAEF_KS_EINVAL);
+    /* Replacing moves the entry; deleting drops it; a duplicate add changes nothing. */
+    CU_ASSERT_EQUAL(saef_ks_put(ks, SAEF_KS_KPSA, "a@b.c", 5, &y, SAEF_KS_REPLACE), SAEF_KS_OK);
+    CU_ASSERT_EQUAL(saef_ks_put(ks, SAEF_KS_KPSA, "a@b.c", 5, &x, 0), SAEF_KS_EEXISTS);
+    peers_of(ks, 0, "/id-x", seen);
+    CU_ASSERT_STRING_EQUAL(seen, "kc:k@m.n,");
+    peers_of(ks, 0, "/id-y", seen);
+    CU_ASSERT_STRING_EQUAL(seen, "kpsa:a@b.c,kpsa:b@b.c,");
+    CU_ASSERT_EQUAL(saef_ks_del(ks, SAEF_KS_KPSA, "b@b.c", 5), SAEF_KS_OK);
+    CU_ASSERT_EQUAL(saef_ks_put(ks, SAEF_KS_KPSA, "c@b.c", 5, &y, SAEF_KS_REPLACE), SAEF_KS_OK);
+    CU_ASSERT_EQUAL(saef_ks_put(ks, SAEF_KS_KPSA, "c@b.c", 5, &none, SAEF_KS_REPLACE), SAEF_KS_OK);
+    peers_of(ks, 0, "/id-y", seen);
+    CU_ASSERT_STRING_EQUAL(seen, "kpsa:a@b.c,");
+    /* Batches: an abort leaves no entry, a commit keeps them. */
+    CU_ASSERT_EQUAL(saef_ks_write_begin(ks), SAEF_KS_OK);
+    CU_ASSERT_EQUAL(saef_ks_put(ks, SAEF_KS_KPSA, "d@b.c", 5, &x, 0), SAEF_KS_OK);
+    saef_ks_write_abort(ks);
+    peers_of(ks, 0, "/id-x", seen);
+    CU_ASSERT_STRING_EQUAL(seen, "kc:k@m.n,");
+    CU_ASSERT_EQUAL(saef_ks_write_begin(ks), SAEF_KS_OK);
+    CU_ASSERT_EQUAL(saef_ks_put(ks, SAEF_KS_KPSA, "d@b.c", 5, &x, 0), SAEF_KS_OK);
+    CU_ASSERT_EQUAL(saef_ks_write_commit(ks), SAEF_KS_OK);
+    peers_of(ks, 0, "/id-x", seen);
+    CU_ASSERT_STRING_EQUAL(seen, "kpsa:d@b.c,kc:k@m.n,");
+    /* The index is neither counted nor walked as records. */
+    CU_ASSERT_EQUAL(saef_ks_count(ks, 0, &n), SAEF_KS_OK);
+    CU_ASSERT_EQUAL(n, 4);
+    seen[0] = '\0';
+    CU_ASSERT_EQUAL(saef_ks_iter(ks, 0, collect, seen), SAEF_KS_OK);
+    CU_ASSERT_STRING_EQUAL(seen, "kpsa:a@b.c,kpsa:c@b.c,kpsa:d@b.c,kc:k@m.n,");
+    saef_ks_close(ks);
+}
+
+static void test_store_without_index_is_indexed_or_walked(void)
+{
+    char sub[300], p[320], lock[330];
+    saef_ks_record x = rec_with("01", "/id-x");
+    char seen[256];
+    saef_ks *ks;
+    pid_t pid;
+
+    snprintf(sub, sizeof(sub), "%s/noindex", dir);
+    CU_ASSERT_FATAL(mkdir(sub, 0750) == 0);
+    snprintf(p, sizeof(p), "%s/keys.db", sub);
+    snprintf(lock, sizeof(lock), "%s-lock", p);
+    CU_ASSERT_EQUAL_FATAL(saef_ks_open(p, SAEF_KS_CREATE | SAEF_KS_GROUP_READ, &ks), SAEF_KS_OK);
+    CU_ASSERT_EQUAL(saef_ks_put(ks, SAEF_KS_KPSA, "a@b.c", 5, &x, 0), SAEF_KS_OK);
+    CU_ASSERT_EQUAL(saef_ks_put(ks, SAEF_KS_KC, "k@m.n", 5, &x, 0), SAEF_KS_OK);
+    saef_ks_close(ks);
+    CU_ASSERT_EQUAL(raw_index(p, 1), 2);
+    CU_ASSERT_EQUAL(raw_index(p, 0), -1);
+    /* A reader that may not write walks the store instead. */
+    if (geteuid() == 0) {
+        CU_ASSERT_FATAL(chown(sub, 0, 65534) == 0 && chmod(dir, 0711) == 0);
+        CU_ASSERT_FATAL(chown(p, 0, 65534) == 0 && chown(lock, 0, 65534) == 0);
+        if ((pid = fork()) == 0) {
+            char got[256] = "";
+            int ok = setgid(65534) == 0 && setuid(65534) == 0 &&
+                     saef_ks_open(p, SAEF_KS_RDONLY | SAEF_KS_GROUP_READ, &ks) == SAEF_KS_OK &&
+                     saef_ks_iter_peer(ks, 0, "/id-x", collect, got) == SAEF_KS_OK &&
+                     strcmp(got, "kpsa:a@b.c,kc:k@m.n,") == 0;
+            saef_ks_close(ks);
+            _exit(ok ? 0 : 1);
+        }
+        CU_ASSERT(child_ok(pid));
+        chmod(dir, 0700);
+    }
+    /* The first writable open builds it. */
+    CU_ASSERT_EQUAL_FATAL(saef_ks_open(p, SAEF_KS_RDONLY | SAEF_KS_GROUP_READ, &ks), SAEF_KS_OK);
+    peers_of(ks, 0, "/id-x", seen);
+    CU_ASSERT_STRING_EQUAL(seen, "kpsa:a@b.c,kc:k@m.n,");
+    saef_ks_close(ks);
+    CU_ASSERT_EQUAL(raw_index(p, 0), 2);
+}
+
 static void test_batch_abort_keeps_nothing_commit_keeps_all(void)
 {
     saef_ks *ks = fresh();
@@ -1276,6 +1401,56 @@ static void test_conf_validates_and_names_the_key(void)
     CU_ASSERT_STRING_EQUAL(saef_conf_str(&c, SAEF_CONF_SNI), "a.example.com,b.example.com");
 }
 
+static void test_conf_targets_parsed_strictly(void)
+{
+    static const struct {
+        const char *value, *why;
+    } bad[] = {
+        {"in-cse.example.com", "entry \"in-cse.example.com\": each entry is HOST=IdB"},
+        {"a.example.com=/a, 127.0.0.1=/b", "entry \"127.0.0.1=/b\": an address needs its port"},
+        {"127.0.0.1:0=/b", "the port must be 1 to 65535"},
+        {"127.0.0.1:x=/b", "the port must be 1 to 65535"},
+        {"127.0.0.1:65536=/b", "the port must be 1 to 65535"},
+        {"a.example.com:443=/b", "a host name is matched without a port"},
+        {"::1:443=/b", "write an IPv6 address as [IPV6]:PORT"},
+        {"[::1=/b", "not a host name"},
+        {"a_b.example.com=/b", "not a host name"},
+        {"a.example.com=", "entry \"a.example.com=\": IdB must be a CSE-ID"},
+        {"a.example.com=/a b", "IdB must be"},
+        {"A.example.com=/a, a.example.com=/b", "entry \"a.example.com=/b\": listed twice"},
+        {"[::1]:443=/a, [0:0::1]:443=/b", "listed twice"},
+        {" , ", "empty list"},
+    };
+    saef_conf c;
+    char err[1024], idb[64];
+
+    saef_conf_init(&c);
+    CU_ASSERT(!saef_conf_target(&c, "in-cse.example.com", idb, sizeof(idb)));
+    CU_ASSERT(saef_conf_set(&c, "targets",
+                            " In-CSE.example.com = //sp.example.com/in-cse ,127.0.0.1:8443=/id-mn,"
+                            "[::FFFF:10.0.0.1]:1=CAE1",
+                            err, sizeof(err)));
+    CU_ASSERT_STRING_EQUAL(saef_conf_str(&c, SAEF_CONF_TARGETS),
+                           "in-cse.example.com=//sp.example.com/in-cse,127.0.0.1:8443=/id-mn,"
+                           "[::ffff:10.0.0.1]:1=CAE1");
+    CU_ASSERT(saef_conf_target(&c, "IN-cse.example.com", idb, sizeof(idb)));
+    CU_ASSERT_STRING_EQUAL(idb, "//sp.example.com/in-cse");
+    CU_ASSERT(saef_conf_target(&c, "127.0.0.1:8443", idb, sizeof(idb)));
+    CU_ASSERT_STRING_EQUAL(idb, "/id-mn");
+    CU_ASSERT(!saef_conf_target(&c, "127.0.0.1:844", idb, sizeof(idb)));
+    CU_ASSERT(!saef_conf_target(&c, "cse.example.com", idb, sizeof(idb)));
+    CU_ASSERT(!saef_conf_target(&c, "127.0.0.1:8443", idb, 6)); /* does not fit */
+    for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+        CU_ASSERT(!saef_conf_set(&c, "targets", bad[i].value, err, sizeof(err)));
+        CU_ASSERT_PTR_NOT_NULL(strstr(err, "bad value for 'targets'"));
+        if (strstr(err, bad[i].why) == NULL)
+            fprintf(stderr, "\n%s: %s\n", bad[i].value, err);
+        CU_ASSERT_PTR_NOT_NULL(strstr(err, bad[i].why));
+    }
+    /* A refused value leaves the last good one. */
+    CU_ASSERT(saef_conf_target(&c, "127.0.0.1:8443", idb, sizeof(idb)));
+}
+
 /* saef-test-keystore [WORD]: only the tests whose name holds WORD. */
 int main(int argc, char **argv)
 {
@@ -1304,6 +1479,8 @@ int main(int argc, char **argv)
         T(test_identity_bytes_escaped_in_messages),
         T(test_last_error_belongs_to_its_handle),
         T(test_iteration_order_filter_and_count),
+        T(test_peer_index_follows_every_write),
+        T(test_store_without_index_is_indexed_or_walked),
         T(test_batch_abort_keeps_nothing_commit_keeps_all),
         T(test_reader_sees_committed_write_without_reopen),
         T(test_forked_reader_sees_committed_write_without_reopen),
@@ -1324,6 +1501,7 @@ int main(int argc, char **argv)
         T(test_hex),
         T(test_type_names),
         T(test_conf_validates_and_names_the_key),
+        T(test_conf_targets_parsed_strictly),
     };
     CU_pSuite suite;
     unsigned failed;

@@ -5,7 +5,7 @@
  *
  * Usage: saef-bench-handshake -p PORT [-H HOST] [-V tls1.2|tls1.3|dtls1.2]
  *            (-i IDENTITY -k HEXKEY | -f FILE) [-c CONCURRENCY]
- *            [-t SECONDS | -n COUNT | -u SECONDS] [-C CIPHER] [-r FILE]
+ *            [-t SECONDS | -n COUNT | -u SECONDS] [-C CIPHER] [-r FILE] [-R]
  *   -f FILE   the first "identity:hexkey" line of FILE (the psk file format)
  *   -c N      N threads, each with its own connections (default 1)
  *   -t / -n   run for SECONDS (default 5), or make COUNT attempts in all
@@ -13,6 +13,10 @@
  *             how long a new key takes to become usable
  *   -r FILE   after each handshake send FILE (an HTTP request) and count the
  *             connection only when the answer is a 2xx (MAF registrations)
+ *   -R        resumed handshakes: each thread's first connection is a full
+ *             PSK handshake whose session (TLS 1.2) or ticket (TLS 1.3) every
+ *             later one resumes; only resumed connections count (TLS 1.3
+ *             offers the ticket alone, so nothing else can succeed)
  * Prints one line of key=value pairs: mode, concurrency, handshakes, failures,
  * seconds, hs_per_s, and the per-handshake latency p50_us / p99_us.
  * Exit status 0 when at least one handshake succeeded and none failed
@@ -50,11 +54,12 @@ static struct {
     double seconds, until_ok;
     long count;
     int threads;
-    SSL_CTX *ctx;
-    double end; /* monotonic seconds */
+    SSL_CTX *ctx, *resume_ctx; /* resume_ctx: -R, without the external PSK */
+    double end;                /* monotonic seconds */
 } cfg = {.mode = TLS12, .seconds = 5, .threads = 1};
 
 static long g_started; /* handshakes begun, for -n (atomic) */
+static __thread SSL_SESSION *t_session; /* -R: what this thread resumes */
 
 struct worker {
     pthread_t tid;
@@ -77,7 +82,7 @@ static int die(const char *msg)
     return 2;
 }
 
-static SSL_CTX *make_ctx(void)
+static SSL_CTX *make_ctx(int resume, int external_psk)
 {
     SSL_CTX *ctx = SSL_CTX_new(cfg.mode == DTLS12 ? DTLS_client_method() : TLS_client_method());
     int v = cfg.mode == TLS12   ? TLS1_2_VERSION
@@ -88,12 +93,15 @@ static SSL_CTX *make_ctx(void)
     if (ctx == NULL || !SSL_CTX_set_min_proto_version(ctx, v) ||
         !SSL_CTX_set_max_proto_version(ctx, v))
         goto err;
-    SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
-    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    if (resume)
+        SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL);
+    else
+        SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
     if (cfg.mode == TLS13) {
         if (!SSL_CTX_set_ciphersuites(ctx, cfg.cipher ? cfg.cipher : "TLS_AES_128_GCM_SHA256"))
             goto err;
-        SSL_CTX_set_psk_use_session_callback(ctx, psk_cbs_use_session);
+        if (external_psk)
+            SSL_CTX_set_psk_use_session_callback(ctx, psk_cbs_use_session);
     } else {
         /* PSK suites only: a server that ignores the PSK cannot complete. */
         if (!SSL_CTX_set_cipher_list(ctx, cfg.cipher ? cfg.cipher : def))
@@ -137,7 +145,8 @@ static int handshake(void)
     if (!dtls)
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     if (connect(fd, (struct sockaddr *)&cfg.addr, sizeof(cfg.addr)) != 0 ||
-        (ssl = SSL_new(cfg.ctx)) == NULL)
+        (ssl = SSL_new(t_session != NULL ? cfg.resume_ctx : cfg.ctx)) == NULL ||
+        (t_session != NULL && !SSL_set_session(ssl, t_session)))
         goto out;
     if ((bio = dtls ? BIO_new_dgram(fd, BIO_NOCLOSE) : BIO_new_socket(fd, BIO_NOCLOSE)) == NULL)
         goto out;
@@ -147,10 +156,17 @@ static int handshake(void)
     if (SSL_connect(ssl) == 1) {
         /* TLS 1.3: a server that did not take the PSK authenticated with a
            certificate we did not check. */
-        ok = cfg.mode != TLS13 || SSL_session_reused(ssl);
+        ok = (cfg.mode != TLS13 && t_session == NULL) || SSL_session_reused(ssl);
         if (ok && cfg.request != NULL)
             ok = request(ssl);
-        SSL_shutdown(ssl);
+        /* -R: the second call reads on to the server's close, and the
+           TLS 1.3 tickets before it. */
+        if (SSL_shutdown(ssl) == 0 && cfg.resume_ctx != NULL)
+            SSL_shutdown(ssl);
+        if (ok && cfg.resume_ctx != NULL) {
+            SSL_SESSION_free(t_session);
+            t_session = SSL_get1_session(ssl);
+        }
     }
 out:
     ERR_clear_error();
@@ -175,6 +191,7 @@ static void *work(void *arg)
             w->failed++;
         }
     }
+    SSL_SESSION_free(t_session);
     return NULL;
 }
 
@@ -267,9 +284,9 @@ int main(int argc, char **argv)
     const char *host = "127.0.0.1", *mode = "tls1.2";
     long ok = 0, failed = 0, n_lat = 0, port = 0;
     double t0, elapsed, *lat;
-    int opt, have_key = 0;
+    int opt, have_key = 0, resume = 0;
 
-    while ((opt = getopt(argc, argv, "H:p:V:i:k:f:c:t:n:u:C:r:")) != -1) {
+    while ((opt = getopt(argc, argv, "H:p:V:i:k:f:c:t:n:u:C:r:R")) != -1) {
         switch (opt) {
         case 'H':
             host = optarg;
@@ -312,6 +329,9 @@ int main(int argc, char **argv)
             if (!read_request(optarg))
                 return die("-r: cannot read the request file (1 byte to 64 KiB)");
             break;
+        case 'R':
+            resume = 1;
+            break;
         default:
             return die("usage: see the comment at the top of bench/handshake.c");
         }
@@ -335,7 +355,8 @@ int main(int argc, char **argv)
     if (inet_pton(AF_INET, host, &cfg.addr.sin_addr) != 1)
         return die("-H: an IPv4 address");
     psk_cbs_set(cfg.identity, cfg.key, cfg.key_len);
-    if ((cfg.ctx = make_ctx()) == NULL)
+    if ((cfg.ctx = make_ctx(resume, 1)) == NULL ||
+        (resume && (cfg.resume_ctx = make_ctx(1, 0)) == NULL))
         return die("cannot set up the TLS client");
     if (cfg.until_ok > 0)
         return until_ok();
@@ -368,6 +389,7 @@ int main(int argc, char **argv)
            n_lat ? lat[n_lat / 2] : 0.0, n_lat ? lat[(long)(0.99 * (double)(n_lat - 1))] : 0.0);
     free(lat);
     SSL_CTX_free(cfg.ctx);
+    SSL_CTX_free(cfg.resume_ctx);
     OPENSSL_cleanse(cfg.key, sizeof(cfg.key));
     return ok > 0 && failed == 0 ? 0 : 1;
 }

@@ -735,3 +735,20 @@ void saef_mafd_purge(const saef_mafd *m)
             saef_ks_del(m->ks, t, l.ids[i], strlen(l.ids[i]));
     }
 }
+
+static int no_admin(SAEF_KS_TYPE type, const char *id, size_t id_len, const saef_ks_record *rec,
+                    void *arg)
+{
+    (void)type;
+    if (rec->meta[0] != '\0')
+        return 0;
+    memcpy(arg, id, id_len + 1);
+    return 1;
+}
+
+int saef_mafd_foreign_kc(const saef_mafd *m, char id[SAEF_KS_ID_MAX + 1])
+{
+    id[0] = '\0';
+    saef_ks_iter(m->ks, SAEF_KS_KC, no_admin, id);
+    return id[0] != '\0';
+}

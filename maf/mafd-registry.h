@@ -37,6 +37,10 @@ int saef_mafd_absolute_id(const char *id);
 /* An Absolute CSE-ID: "//sp-fqdn/CSE-ID", one segment not starting with C
    or S (those begin AE-IDs, TS-0001 7.2). 1 if it is. */
 int saef_mafd_cse_id(const char *id);
+/* 1 and the first identity in id if the store holds kc records that are no
+   registration (Entity B's retrieved copies: no adminFQDN), i.e. it is a
+   server's store. */
+int saef_mafd_foreign_kc(const saef_mafd *m, char id[SAEF_KS_ID_MAX + 1]);
 /* Deletes up to 256 expired key and client registrations each. */
 void saef_mafd_purge(const saef_mafd *m);
 

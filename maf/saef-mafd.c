@@ -155,7 +155,7 @@ int main(int argc, char **argv)
         {"cse-targets-only", no_argument, NULL, 'c'},
         {NULL, 0, NULL, 0},
     };
-    char host[256], err[256], probe[300];
+    char host[256], err[256], probe[300], foreign[SAEF_KS_ID_MAX + 1];
     const char *targets = NULL;
     struct event_base *base;
     struct evhttp *http;
@@ -201,6 +201,16 @@ int main(int argc, char **argv)
         return 2;
     if (saef_ks_open(g.store, 0, &g.m.ks) != SAEF_KS_OK) {
         fprintf(stderr, "saef-mafd: %s\n", saef_ks_last_error(NULL));
+        return 3;
+    }
+    /* Its kc records would be taken for registrations, and its server
+       would take ours for keys it retrieved (peer and self swapped). */
+    if (saef_mafd_foreign_kc(&g.m, foreign)) {
+        fprintf(stderr,
+                "saef-mafd: %s is a server's store: it holds connection keys retrieved from a "
+                "MAF (kc %s, no adminFQDN). Give the MAF a store of its own (saef-key -s "
+                "FILE init)\n",
+                g.store, foreign);
         return 3;
     }
     saef_conf_init(&conf);

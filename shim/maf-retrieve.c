@@ -194,6 +194,13 @@ int saef_maf_key(const saef_conf *conf, saef_ks *ks, const char *id, size_t id_l
     canonical(id, id_len, canon);
     switch (saef_ks_get(ks, SAEF_KS_KC, canon, id_len, rec)) {
     case SAEF_KS_OK:
+        /* saef-mafd's registrations carry their adminFQDN, a retrieved copy
+           never does: in a MAF's store peer and self mean the opposite. */
+        if (rec->meta[0] != '\0') {
+            saef_ks_record_wipe(rec);
+            *why = "the store is a MAF's registry (saef-mafd): give this server its own store";
+            return 0;
+        }
         /* The source may have deregistered, re-targeted or shortened the key
            since: past maf_revalidate the MAF is asked again. */
         age = (int64_t)time(NULL) - rec->created;

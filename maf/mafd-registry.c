@@ -136,6 +136,50 @@ int saef_mafd_absolute_id(const char *id)
     return 1;
 }
 
+int saef_mafd_cse_id(const char *id)
+{
+    const char *seg = saef_mafd_absolute_id(id) ? strchr(id + 2, '/') + 1 : NULL;
+
+    return seg != NULL && *seg != '\0' && strchr(seg, '/') == NULL && *seg != 'C' && *seg != 'S';
+}
+
+typedef struct {
+    const char *want;
+    int found;
+} peer_search;
+
+static int has_peer(SAEF_KS_TYPE type, const char *id, size_t id_len, const saef_ks_record *rec,
+                    void *arg)
+{
+    peer_search *p = arg;
+
+    (void)type, (void)id, (void)id_len;
+    return p->found = strcmp(rec->peer, p->want) == 0;
+}
+
+/* "The MAF has to know IdB" (TS-0003 8.2.2.3): a key is only for a target
+   this MAF knows, else anyone could have it released to anyone. NULL if the
+   target is known, else why not. */
+static const char *unknown_target(const saef_mafd *m, const char *target)
+{
+    peer_search p = {target, 0};
+
+    if (m->cse_targets_only && !saef_mafd_cse_id(target))
+        return "this MAF registers keys only for CSEs (--cse-targets-only)";
+    if (m->targets != NULL) {
+        for (const char *const *t = m->targets; *t != NULL; t++)
+            if (strcmp(*t, target) == 0)
+                return NULL;
+        return "it is not in this MAF's list of targets (--targets)";
+    }
+    /* A km record's peer is a MAF client's authenticated ID. */
+    if (saef_ks_iter(m->ks, SAEF_KS_KM, has_peer, &p) != SAEF_KS_OK) {
+        saef_mafd_log("%s", saef_ks_last_error(m->ks));
+        return "the registry could not be read";
+    }
+    return p.found ? NULL : "it is not a client of this MAF";
+}
+
 /* The registration's metadata as stored: adminFQDN and labels. */
 static void set_meta(saef_ks_record *rec, const char *admin, json_t *labels)
 {
@@ -403,7 +447,7 @@ static int key_registration(const saef_mafd *m, const saef_mafd_request *req, js
     static const char *const allowed[] = {"MAF-FQDN", "expirationTime", "labels",   "adminFQDN",
                                           "SUID",     "targetIDs",      "keyValue", NULL};
     char id[SAEF_KS_ID_MAX + 1], exp[16];
-    const char *admin = NULL, *expires = NULL, *keyhex = NULL, *target;
+    const char *admin = NULL, *expires = NULL, *keyhex = NULL, *target, *why;
     json_t *j, *labels = NULL, *targets = NULL;
     json_int_t suid = -1;
     unsigned char ekm[48];
@@ -440,6 +484,10 @@ static int key_registration(const saef_mafd *m, const saef_mafd_request *req, js
     }
     if (!saef_time_parse(expires, now, &want) || want <= now) {
         status = error_answer(answer, 400, "expirationTime must be a future YYYYMMDDTHHMMSS");
+        goto out;
+    }
+    if ((why = unknown_target(m, target)) != NULL) {
+        status = error_answer(answer, 403, "target %s refused: %s", target, why);
         goto out;
     }
     if (!registered(m, req->client, admin)) {
@@ -563,7 +611,7 @@ static int key_registration_change(const saef_mafd *m, const saef_mafd_request *
                                           NULL};
     char id[SAEF_KS_ID_MAX + 1];
     json_t *j = NULL, *labels = NULL, *targets = NULL, *out;
-    const char *expires = NULL, *target = NULL;
+    const char *expires = NULL, *target = NULL, *why;
     saef_ks_record rec;
     int found = get_registration(m, rel, &rec, id), status;
 
@@ -600,6 +648,10 @@ static int key_registration_change(const saef_mafd *m, const saef_mafd_request *
          !saef_mafd_absolute_id(target = json_string_value(json_array_get(targets, 0))))) {
         status =
             error_answer(answer, 400, "targetIDs must hold exactly one Absolute CSE-ID or AE-ID");
+        goto out;
+    }
+    if (target != NULL && (why = unknown_target(m, target)) != NULL) {
+        status = error_answer(answer, 403, "target %s refused: %s", target, why);
         goto out;
     }
     out = json_object();
@@ -682,4 +734,21 @@ void saef_mafd_purge(const saef_mafd *m)
         for (size_t i = 0; i < l.n; i++)
             saef_ks_del(m->ks, t, l.ids[i], strlen(l.ids[i]));
     }
+}
+
+static int no_admin(SAEF_KS_TYPE type, const char *id, size_t id_len, const saef_ks_record *rec,
+                    void *arg)
+{
+    (void)type;
+    if (rec->meta[0] != '\0')
+        return 0;
+    memcpy(arg, id, id_len + 1);
+    return 1;
+}
+
+int saef_mafd_foreign_kc(const saef_mafd *m, char id[SAEF_KS_ID_MAX + 1])
+{
+    id[0] = '\0';
+    saef_ks_iter(m->ks, SAEF_KS_KC, no_admin, id);
+    return id[0] != '\0';
 }

@@ -15,6 +15,9 @@ typedef struct {
     long max_reg_lifetime; /* seconds a client registration may live */
     int require_reg;       /* keys only for registered clients (8.8.2.3) */
     int port;              /* the MAF's HTTP port, for mafClientCfg */
+    const char *const *targets; /* --targets: the only IDs keys may be for (NULL-ended);
+                                   NULL = every MAF client (a km record's peer) */
+    int cse_targets_only;       /* --cse-targets-only: targets are Absolute CSE-IDs */
 } saef_mafd;
 
 typedef struct {
@@ -31,6 +34,13 @@ typedef struct {
 int saef_mafd_handle(const saef_mafd *m, const saef_mafd_request *req, json_t **answer);
 /* An Absolute CSE-ID or AE-ID: "//sp-fqdn/..." (TS-0001 7.2), kept strict. 1 if it is. */
 int saef_mafd_absolute_id(const char *id);
+/* An Absolute CSE-ID: "//sp-fqdn/CSE-ID", one segment not starting with C
+   or S (those begin AE-IDs, TS-0001 7.2). 1 if it is. */
+int saef_mafd_cse_id(const char *id);
+/* 1 and the first identity in id if the store holds kc records that are no
+   registration (Entity B's retrieved copies: no adminFQDN), i.e. it is a
+   server's store. */
+int saef_mafd_foreign_kc(const saef_mafd *m, char id[SAEF_KS_ID_MAX + 1]);
 /* Deletes up to 256 expired key and client registrations each. */
 void saef_mafd_purge(const saef_mafd *m);
 

@@ -98,10 +98,50 @@ static void on_signal(evutil_socket_t fd, short what, void *arg)
     event_base_loopbreak(arg);
 }
 
+/* --targets FILE: one Absolute ID a line; blank lines and '#' comments. */
+static const char *const *read_targets(const char *file)
+{
+    char line[SAEF_KS_ENTITY_MAX + 2];
+    const char **list = NULL;
+    size_t n = 0, lineno = 0;
+    FILE *f = fopen(file, "r");
+
+    if (f == NULL) {
+        fprintf(stderr, "saef-mafd: cannot read --targets %s\n", file);
+        return NULL;
+    }
+    while (fgets(line, sizeof(line), f) != NULL) {
+        char *id = line + strspn(line, " \t");
+        lineno++;
+        id[strcspn(id, " \t\r\n")] = '\0';
+        if (*id == '\0' || *id == '#')
+            continue;
+        if (!saef_mafd_absolute_id(id)) {
+            fprintf(stderr, "saef-mafd: %s line %zu: '%s' is not an Absolute CSE-ID or AE-ID "
+                            "(//sp/id)\n", file, lineno, id);
+            fclose(f);
+            return NULL;
+        }
+        const char **grown = realloc(list, (n + 2) * sizeof(*list));
+        if (grown == NULL || (grown[n] = strdup(id)) == NULL) {
+            fprintf(stderr, "saef-mafd: out of memory reading --targets\n");
+            fclose(f);
+            return NULL;
+        }
+        list = grown;
+        list[++n] = NULL;
+    }
+    fclose(f);
+    if (n == 0)
+        fprintf(stderr, "saef-mafd: --targets %s names no target\n", file);
+    return list;
+}
+
 static const char usage[] =
     "usage: saef-mafd --store STORE --fqdn MAF-FQDN [--listen HOST:PORT]\n"
     "                 [--max-lifetime SECONDS] [--max-reg-lifetime SECONDS]\n"
-    "                 [--require-client-reg] [--max-body BYTES]\n";
+    "                 [--require-client-reg] [--max-body BYTES]\n"
+    "                 [--targets FILE] [--cse-targets-only]\n";
 
 int main(int argc, char **argv)
 {
@@ -111,9 +151,12 @@ int main(int argc, char **argv)
         {"max-body", required_argument, NULL, 'B'}, {"help", no_argument, NULL, 'h'},
         {"max-reg-lifetime", required_argument, NULL, 'R'},
         {"require-client-reg", no_argument, NULL, 'r'},
+        {"targets", required_argument, NULL, 't'},
+        {"cse-targets-only", no_argument, NULL, 'c'},
         {NULL, 0, NULL, 0},
     };
-    char host[256], err[256], probe[300];
+    char host[256], err[256], probe[300], foreign[SAEF_KS_ID_MAX + 1];
+    const char *targets = NULL;
     struct event_base *base;
     struct evhttp *http;
     struct evhttp_bound_socket *bound;
@@ -135,6 +178,8 @@ int main(int argc, char **argv)
         case 'B': g.max_body = atol(optarg); break;
         case 'R': g.m.max_reg_lifetime = atol(optarg); break;
         case 'r': g.m.require_reg = 1; break;
+        case 't': targets = optarg; break;
+        case 'c': g.m.cse_targets_only = 1; break;
         case 'h': fputs(usage, stdout); return 0;
         default: fputs(usage, stderr); return 2;
         }
@@ -152,8 +197,20 @@ int main(int argc, char **argv)
         return 2;
     }
     g.m.port = port;
+    if (targets != NULL && ((g.m.targets = read_targets(targets)) == NULL || *g.m.targets == NULL))
+        return 2;
     if (saef_ks_open(g.store, 0, &g.m.ks) != SAEF_KS_OK) {
         fprintf(stderr, "saef-mafd: %s\n", saef_ks_last_error(NULL));
+        return 3;
+    }
+    /* Its kc records would be taken for registrations, and its server
+       would take ours for keys it retrieved (peer and self swapped). */
+    if (saef_mafd_foreign_kc(&g.m, foreign)) {
+        fprintf(stderr,
+                "saef-mafd: %s is a server's store: it holds connection keys retrieved from a "
+                "MAF (kc %s, no adminFQDN). Give the MAF a store of its own (saef-key -s "
+                "FILE init)\n",
+                g.store, foreign);
         return 3;
     }
     saef_conf_init(&conf);

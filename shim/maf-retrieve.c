@@ -2,6 +2,7 @@
 #include "maf-client.h"
 #include "saef-internal.h"
 
+#include <ctype.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -123,8 +124,10 @@ out:
     return ok;
 }
 
-int saef_maf_retrieve(const saef_conf *conf, saef_ks *ks, const char *id, size_t id_len,
-                      const char *fqdn, size_t fqdn_len, saef_ks_record *rec, const char **why)
+/* Fetches and caches Kc for the canonical identity id; when the MAF says the
+   key is gone or not ours, the cached copy goes too. */
+static int retrieve(const saef_conf *conf, saef_ks *ks, const char *id, size_t id_len,
+                    const char *fqdn, size_t fqdn_len, saef_ks_record *rec, const char **why)
 {
     char url[SAEF_CONF_VALUE_MAX + 32], body[64];
     const char *kmid = saef_conf_str(conf, SAEF_CONF_MAF_KMID);
@@ -158,6 +161,8 @@ int saef_maf_retrieve(const saef_conf *conf, saef_ks *ks, const char *id, size_t
                : reply.status == 410 ? "the key expired at the MAF"
                                      : "the MAF answered with an error";
         remember_refusal(h, now + saef_conf_int(conf, SAEF_CONF_MAF_NEGATIVE_TTL));
+        if (reply.status == 403 || reply.status == 404 || reply.status == 410)
+            saef_ks_del(ks, SAEF_KS_KC, id, id_len);
         ok = 0;
     } else {
         ok = saef_maf_parse_reply(reply.body, now, rec, why);
@@ -168,4 +173,46 @@ int saef_maf_retrieve(const saef_conf *conf, saef_ks *ks, const char *id, size_t
     /* Cached where every worker sees it; on a read-only store each retrieves. */
     saef_ks_put(ks, SAEF_KS_KC, id, id_len, rec, SAEF_KS_REPLACE);
     return 1;
+}
+
+/* One key, one record: hex is case-insensitive (XSD hexBinary) and so are
+   DNS names, so the upper-case RelativeKeyID and the lower-case MAF-FQDN
+   name the cached copy, and case variants share it and its refusals. */
+static void canonical(const char *id, size_t len, char *out)
+{
+    for (size_t i = 0; i < len; i++)
+        out[i] = (char)(i < 32 ? toupper((unsigned char)id[i]) : tolower((unsigned char)id[i]));
+    out[len] = '\0';
+}
+
+int saef_maf_key(const saef_conf *conf, saef_ks *ks, const char *id, size_t id_len,
+                 saef_ks_record *rec, const char **why)
+{
+    char canon[SAEF_KS_ID_MAX + 1];
+    int64_t age;
+
+    canonical(id, id_len, canon);
+    switch (saef_ks_get(ks, SAEF_KS_KC, canon, id_len, rec)) {
+    case SAEF_KS_OK:
+        /* saef-mafd's registrations carry their adminFQDN, a retrieved copy
+           never does: in a MAF's store peer and self mean the opposite. */
+        if (rec->meta[0] != '\0') {
+            saef_ks_record_wipe(rec);
+            *why = "the store is a MAF's registry (saef-mafd): give this server its own store";
+            return 0;
+        }
+        /* The source may have deregistered, re-targeted or shortened the key
+           since: past maf_revalidate the MAF is asked again. */
+        age = (int64_t)time(NULL) - rec->created;
+        if (age >= 0 && age < saef_conf_int(conf, SAEF_CONF_MAF_REVALIDATE))
+            return 1;
+        saef_ks_record_wipe(rec);
+        break;
+    case SAEF_KS_ENOTFOUND:
+        break;
+    default:
+        *why = "key store error";
+        return 0;
+    }
+    return retrieve(conf, ks, canon, id_len, canon + 33, id_len - 33, rec, why);
 }

@@ -31,10 +31,12 @@ SAEF_KS_TYPE saef_id_type(const saef_conf *conf, const char *id, size_t len);
 /* Entity B: the MAF's Key Retrieval answer (TS-0003 8.8.2.8) into rec; 1, or
    0 with why set if it is not acceptable. */
 int saef_maf_parse_reply(const char *body, int64_t now, saef_ks_record *rec, const char **why);
-/* Entity B: fetch Kc for identity (HEX32@fqdn) from the MAF named fqdn, within
-   maf_timeout; cached in the store. 1 with rec filled, or 0 with why set. */
-int saef_maf_retrieve(const saef_conf *conf, saef_ks *ks, const char *id, size_t id_len,
-                      const char *fqdn, size_t fqdn_len, saef_ks_record *rec, const char **why);
+/* Entity B: Kc for identity (HEX32@fqdn of a configured MAF): the store's
+   copy while maf_revalidate trusts it, else Key Retrieval from that MAF
+   within maf_timeout, cached under the canonical identity. 1 with rec
+   filled, or 0 with why set. */
+int saef_maf_key(const saef_conf *conf, saef_ks *ks, const char *id, size_t id_len,
+                 saef_ks_record *rec, const char **why);
 
 /* free() and realloc() that wipe the block first (shim/wipe.c), for the
    libraries that hold key text: jansson, libcurl, libevent. */

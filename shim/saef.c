@@ -347,14 +347,9 @@ static key_result server_key(SSL *ssl, const ctx_data *cd, const unsigned char *
         why = "key store unavailable";
         goto refuse;
     }
-    err = saef_ks_get(ks, type, id, id_len, rec);
-    if (err == SAEF_KS_ENOTFOUND && type == SAEF_KS_KC) {
-        const char *fqdn = (const char *)memchr(id, '@', id_len) + 1;
-        if (!saef_maf_retrieve(&s->conf, ks, (const char *)id, id_len, fqdn,
-                               id_len - (size_t)(fqdn - (const char *)id), rec, &why))
-            goto refuse;
-        err = SAEF_KS_OK;
-    }
+    if (type == SAEF_KS_KC && !saef_maf_key(&s->conf, ks, (const char *)id, id_len, rec, &why))
+        goto refuse;
+    err = type == SAEF_KS_KC ? SAEF_KS_OK : saef_ks_get(ks, type, id, id_len, rec);
     if (err == SAEF_KS_ENOTFOUND)
         return KEY_UNKNOWN; /* the caller may chain it; it logs the refusal */
     if (err != SAEF_KS_OK) {

@@ -1387,6 +1387,11 @@ static void test_conf_validates_and_names_the_key(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "'role'"));
     CU_ASSERT_EQUAL(saef_conf_int(&c, SAEF_CONF_ROLE), SAEF_ROLE_BOTH);
     CU_ASSERT(!saef_conf_set(&c, "maf_timeout", "60001", err, sizeof(err)));
+    /* A cached Kc is trusted a few minutes, at most a day (issue 11 item 5). */
+    CU_ASSERT_EQUAL(saef_conf_int(&c, SAEF_CONF_MAF_REVALIDATE), 300);
+    CU_ASSERT(saef_conf_set(&c, "maf_revalidate", "0", err, sizeof(err)));
+    CU_ASSERT(!saef_conf_set(&c, "maf_revalidate", "86401", err, sizeof(err)));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "'maf_revalidate'"));
     CU_ASSERT(!saef_conf_set(&c, "nonsense", "1", err, sizeof(err)));
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "unknown key"));
     CU_ASSERT(saef_conf_set(&c, "maf", "maf.example.com https://127.0.0.1:1, m2.example.com https://10.0.0.1:2",

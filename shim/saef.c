@@ -23,6 +23,7 @@
 struct saef_ctx {
     int refs; /* atomic */
     saef_conf conf;
+    long num[SAEF_CONF_NKEYS]; /* saef_conf_int of each key, read once */
     pthread_mutex_t lock; /* guards ks while it is opened */
     saef_ks *ks;
 };
@@ -123,6 +124,11 @@ static conn *get_conn(SSL *ssl)
     return c;
 }
 
+static long conf_int(const saef_ctx *s, SAEF_CONF_KEY key)
+{
+    return s->num[key];
+}
+
 /* ---- logging ---------------------------------------------------------- */
 
 static void saef_log(const saef_ctx *s, int level, const char *fmt, ...)
@@ -131,26 +137,33 @@ static void saef_log(const saef_ctx *s, int level, const char *fmt, ...)
 /* Callers that format costly arguments (peer_addr) ask first. */
 static int log_on(const saef_ctx *s, int level)
 {
-    return saef_conf_int(&s->conf, SAEF_CONF_LOG) != SAEF_LOG_NONE &&
-           level <= saef_conf_int(&s->conf, SAEF_CONF_LOG_LEVEL);
+    return conf_int(s, SAEF_CONF_LOG) != SAEF_LOG_NONE &&
+           level <= conf_int(s, SAEF_CONF_LOG_LEVEL);
 }
 
 static void saef_log(const saef_ctx *s, int level, const char *fmt, ...)
 {
     static const int prio[] = {LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG};
-    char line[1024];
+    char line[1024] = "saef: ";
     va_list ap;
-    long where = saef_conf_int(&s->conf, SAEF_CONF_LOG);
+    int n;
 
     if (!log_on(s, level))
         return;
     va_start(ap, fmt);
-    vsnprintf(line, sizeof(line), fmt, ap);
+    n = vsnprintf(line + 6, sizeof(line) - 7, fmt, ap);
     va_end(ap);
-    if (where == SAEF_LOG_SYSLOG)
-        syslog(LOG_AUTH | prio[level], "saef: %s", line);
-    else
-        fprintf(stderr, "saef: %s\n", line);
+    if (n < 0)
+        return;
+    if (conf_int(s, SAEF_CONF_LOG) == SAEF_LOG_SYSLOG) {
+        syslog(LOG_AUTH | prio[level], "%s", line);
+    } else {
+        /* One write per line: lines of several processes never mix. */
+        n = 6 + (n < (int)sizeof(line) - 7 ? n : (int)sizeof(line) - 8);
+        line[n++] = '\n';
+        if (write(STDERR_FILENO, line, (size_t)n) < 0)
+            return;
+    }
 }
 
 /* Identities come from the network: escape anything unprintable. */
@@ -169,37 +182,44 @@ static const char *printable(const void *in, size_t len, char *out, size_t outle
     return out;
 }
 
+/* "ADDRESS:PORT" of the peer, or "-". inet_ntop, not getnameinfo: this runs
+   for every audit line. */
 static const char *peer_addr(const SSL *ssl, char *buf, size_t len)
 {
-    BIO_ADDR *addr = BIO_ADDR_new();
-    char *host = NULL, *port = NULL;
-    int ok = 0;
+    struct sockaddr_storage sa;
+    socklen_t sl = sizeof(sa);
+    int fd = SSL_get_fd(ssl), family = AF_UNSPEC;
+    unsigned char raw[16];
+    unsigned short port = 0;
+    char host[INET6_ADDRSTRLEN];
 
     /* TCP: the socket's peer; DTLS on an unconnected socket: the BIO's. */
-    if (addr != NULL) {
-        struct sockaddr_storage sa;
-        socklen_t sl = sizeof(sa);
-        int fd = SSL_get_fd(ssl);
-        if (fd >= 0 && getpeername(fd, (struct sockaddr *)&sa, &sl) == 0)
-            ok = BIO_ADDR_rawmake(addr, sa.ss_family,
-                                  sa.ss_family == AF_INET6
-                                      ? (void *)&((struct sockaddr_in6 *)&sa)->sin6_addr
-                                      : (void *)&((struct sockaddr_in *)&sa)->sin_addr,
-                                  sa.ss_family == AF_INET6 ? 16 : 4,
-                                  sa.ss_family == AF_INET6
-                                      ? ((struct sockaddr_in6 *)&sa)->sin6_port
-                                      : ((struct sockaddr_in *)&sa)->sin_port);
-        else if (SSL_is_dtls(ssl))
-            ok = BIO_dgram_get_peer(SSL_get_rbio(ssl), addr) > 0;
+    if (fd >= 0 && getpeername(fd, (struct sockaddr *)&sa, &sl) == 0 &&
+        (sa.ss_family == AF_INET || sa.ss_family == AF_INET6)) {
+        family = sa.ss_family;
+        if (family == AF_INET) {
+            memcpy(raw, &((struct sockaddr_in *)&sa)->sin_addr, 4);
+            port = ntohs(((struct sockaddr_in *)&sa)->sin_port);
+        } else {
+            memcpy(raw, &((struct sockaddr_in6 *)&sa)->sin6_addr, 16);
+            port = ntohs(((struct sockaddr_in6 *)&sa)->sin6_port);
+        }
+    } else if (SSL_is_dtls(ssl)) {
+        BIO_ADDR *addr = BIO_ADDR_new();
+        size_t rl = sizeof(raw);
+        if (addr != NULL && BIO_dgram_get_peer(SSL_get_rbio(ssl), addr) > 0 &&
+            (BIO_ADDR_family(addr) == AF_INET || BIO_ADDR_family(addr) == AF_INET6) &&
+            BIO_ADDR_rawaddress(addr, NULL, &rl) && rl <= sizeof(raw) &&
+            BIO_ADDR_rawaddress(addr, raw, &rl)) {
+            family = BIO_ADDR_family(addr);
+            port = ntohs(BIO_ADDR_rawport(addr));
+        }
+        BIO_ADDR_free(addr);
     }
-    if (ok && BIO_ADDR_family(addr) != AF_UNSPEC && (host = BIO_ADDR_hostname_string(addr, 1)) != NULL &&
-        (port = BIO_ADDR_service_string(addr, 1)) != NULL)
-        snprintf(buf, len, "%s:%s", host, port);
+    if (family != AF_UNSPEC && inet_ntop(family, raw, host, sizeof(host)) != NULL)
+        snprintf(buf, len, "%s:%u", host, port);
     else
         snprintf(buf, len, "-");
-    OPENSSL_free(host);
-    OPENSSL_free(port);
-    BIO_ADDR_free(addr);
     return buf;
 }
 
@@ -214,7 +234,7 @@ static saef_ks *store(saef_ctx *s)
     pthread_mutex_lock(&s->lock);
     if (s->ks == NULL) {
         const char *path = saef_conf_str(&s->conf, SAEF_CONF_STORE);
-        unsigned flags = saef_conf_int(&s->conf, SAEF_CONF_STORE_GROUP_READ) ? SAEF_KS_GROUP_READ : 0;
+        unsigned flags = conf_int(s, SAEF_CONF_STORE_GROUP_READ) ? SAEF_KS_GROUP_READ : 0;
         /* Writable when MAF keys are cached here; read-only is enough otherwise,
            and what a worker without write access gets. */
         if (*saef_conf_str(&s->conf, SAEF_CONF_MAF) == '\0' ||
@@ -235,6 +255,8 @@ saef_ctx *saef_new(const saef_conf *conf)
         return NULL;
     s->refs = 1;
     s->conf = *conf;
+    for (int k = 0; k < SAEF_CONF_NKEYS; k++)
+        s->num[k] = saef_conf_int(conf, (SAEF_CONF_KEY)k);
     pthread_mutex_init(&s->lock, NULL);
     store(s);
     return s;
@@ -366,12 +388,12 @@ static key_result server_key(SSL *ssl, const ctx_data *cd, const unsigned char *
         goto refuse_rec;
     }
     if (type == SAEF_KS_KC) {
-        long suid = saef_conf_int(&s->conf, SAEF_CONF_KC_SUID);
+        long suid = conf_int(s, SAEF_CONF_KC_SUID);
         if (suid != 0 && rec->suid != suid) {
             why = "connection key has the wrong SUID";
             goto refuse_rec;
         }
-        if (saef_conf_int(&s->conf, SAEF_CONF_KC_HALF) && rec->key_len > 16)
+        if (conf_int(s, SAEF_CONF_KC_HALF) && rec->key_len > 16)
             rec->key_len = 16;
     }
     memcpy(c->identity, id, id_len);
@@ -429,7 +451,7 @@ SSL_SESSION *saef_psk_session(SSL *ssl, const unsigned char *key, size_t len)
 /* What a refused client gets: by default the same as a wrong key. */
 static size_t refusal_key(const saef_ctx *s, unsigned char *key, size_t max)
 {
-    if (saef_conf_int(&s->conf, SAEF_CONF_REFUSE) == SAEF_REFUSE_UNKNOWN_PSK_IDENTITY)
+    if (conf_int(s, SAEF_CONF_REFUSE) == SAEF_REFUSE_UNKNOWN_PSK_IDENTITY)
         return 0;
     if (max > 32)
         max = 32;
@@ -536,7 +558,7 @@ static SAEF_KS_TYPE fw_type(SAEF_FRAMEWORK fw)
 
 static int require_psk(const ctx_data *cd)
 {
-    return (int)saef_conf_int(&cd->s->conf, SAEF_CONF_REQUIRE_PSK);
+    return (int)conf_int(cd->s, SAEF_CONF_REQUIRE_PSK);
 }
 
 /*
@@ -1057,7 +1079,7 @@ static int client_get(saef_ctx *s, conn *c, SAEF_KS_TYPE type, const char *id,
         saef_log(s, SAEF_LEVEL_INFO, "not offering expired key %s", id);
         return 0;
     }
-    if (type == SAEF_KS_KC && saef_conf_int(&s->conf, SAEF_CONF_KC_HALF) && rec->key_len > 16)
+    if (type == SAEF_KS_KC && conf_int(s, SAEF_CONF_KC_HALF) && rec->key_len > 16)
         rec->key_len = 16;
     snprintf(c->identity, sizeof(c->identity), "%s", id);
     snprintf(c->peer, sizeof(c->peer), "%s", rec->peer);
@@ -1195,7 +1217,7 @@ static void apply_versions(SSL_CTX *ctx, const ctx_data *cd)
     /* Nothing below (D)TLS 1.2 (TS-0003 10.2.1); DTLS numbers count down. */
     if (cur == 0 || (cd->dtls ? cur > min : cur < min))
         SSL_CTX_set_min_proto_version(ctx, min);
-    if (!cd->dtls && !saef_conf_int(&cd->s->conf, SAEF_CONF_TLS13))
+    if (!cd->dtls && !conf_int(cd->s, SAEF_CONF_TLS13))
         SSL_CTX_set_max_proto_version(ctx, TLS1_2_VERSION);
 }
 

@@ -286,14 +286,18 @@ static const char *skip_dot(const char *name)
     return dot != NULL ? dot + 1 : name;
 }
 
-static int known_key(const char *name)
+static int openssl_key(const char *name)
 {
-    static const char *const openssl_keys[] = {"module", "activate", "identity", "soft_load",
-                                               NULL};
+    static const char *const own[] = {"module", "activate", "identity", "soft_load", NULL};
 
-    for (int i = 0; openssl_keys[i] != NULL; i++)
-        if (strcmp(skip_dot(name), openssl_keys[i]) == 0)
+    for (int i = 0; own[i] != NULL; i++)
+        if (strcmp(skip_dot(name), own[i]) == 0)
             return 1;
+    return 0;
+}
+
+static int saef_key(const char *name)
+{
     for (int k = 0; k < SAEF_CONF_NKEYS; k++)
         if (strcmp(name, keys[k].name) == 0)
             return 1;
@@ -321,8 +325,8 @@ static const char *provider_section(const CONF *cnf, STACK_OF(CONF_VALUE) *provi
 }
 
 int saef_conf_file_check(const char *file, const char *prov,
-                         int (*in_use)(const char *name, void *arg), void *arg, char *err,
-                         size_t errlen)
+                         int (*in_use)(const char *name, void *arg), void *arg, saef_conf *conf,
+                         char *err, size_t errlen)
 {
     CONF *cnf = NCONF_new(NULL);
     STACK_OF(CONF_VALUE) *init, *sect = NULL;
@@ -346,14 +350,19 @@ int saef_conf_file_check(const char *file, const char *prov,
     if (name == NULL || (sect = NCONF_get_section(cnf, name)) == NULL)
         goto done;
     rc = 1;
-    for (int i = 0; i < sk_CONF_VALUE_num(sect); i++) {
-        const char *key = sk_CONF_VALUE_value(sect, i)->name;
-        if (!known_key(key) && (in_use == NULL || in_use(key, arg))) {
+    for (int i = 0; i < sk_CONF_VALUE_num(sect) && rc == 1; i++) {
+        const CONF_VALUE *v = sk_CONF_VALUE_value(sect, i);
+        if (openssl_key(v->name))
+            continue;
+        if (!saef_key(v->name)) {
+            if (in_use != NULL && !in_use(v->name, arg))
+                continue;
             if (err != NULL)
                 snprintf(err, errlen, "unknown key '%.100s' in [%.100s] of %.300s (see saef.cnf(5))",
-                         key, name, file);
+                         v->name, name, file);
             rc = -1;
-            break;
+        } else if (conf != NULL && !saef_conf_set(conf, v->name, v->value, err, errlen)) {
+            rc = -1;
         }
     }
 done:

@@ -197,7 +197,7 @@ static int no_unknown_key(SAEF_PROV_CTX *ctx, const char *file)
                       OSSL_PARAM_END};
 
     if (!core_get_params(ctx->core, p) || prov == NULL ||
-        saef_conf_file_check(file, prov, key_in_use, ctx, err, sizeof(err)) >= 0)
+        saef_conf_file_check(file, prov, key_in_use, ctx, NULL, err, sizeof(err)) >= 0)
         return 1;
     return refuse(ctx, "openssl.cnf: ", err);
 }

@@ -62,9 +62,10 @@ static void broken(const char *fmt, ...)
     fprintf(stderr, "saef: %s: every TLS handshake of this program will be refused\n", g_broken);
 }
 
-/* Where the provider did not load, the reason from its section in the file
-   OpenSSL read; 0 if that file configures no saef provider (saef is off). */
-static int provider_failed(void)
+/* Where the provider did not load: the reason from its section in the file
+   OpenSSL read. A file without one means saef is off, unless saef-run asked
+   for saef and no role came from elsewhere. 1 if that made saef unusable. */
+static int provider_missing(const char *env)
 {
     char *file = CONF_get1_default_config_file(), err[sizeof(g_broken) - 100];
     saef_conf scratch;
@@ -76,9 +77,12 @@ static int provider_failed(void)
         broken("%s", err);
     else if (rc > 0)
         broken("the saef provider configured in %s did not load (its reason is above)", file);
+    else if (getenv("SAEF_RUN") != NULL && (env == NULL || *env == '\0'))
+        broken("saef-run: %s configures no saef provider and no --role was given (see saef.cnf(5))",
+               file != NULL ? file : "the configuration");
     OPENSSL_cleanse(&scratch, sizeof(scratch));
     OPENSSL_free(file);
-    return rc != 0;
+    return *g_broken != '\0';
 }
 
 /* Opened now as the handshakes will open it: a store that is missing or
@@ -110,7 +114,7 @@ static void start(saef_conf *conf, int got, const char *env)
         broken("cannot read the saef provider's configuration");
         return;
     }
-    if (got == 0 && provider_failed())
+    if (got == 0 && provider_missing(env))
         return;
     if (env != NULL && *env != '\0' && !saef_conf_set(conf, "role", env, err, sizeof(err))) {
         broken("SAEF_ROLE: %s", err);

@@ -67,6 +67,32 @@ refused "a provider module that does not load" "$T/module.cnf" "did not load"
 cnf envrole
 refused "a bad SAEF_ROLE" "$T/envrole.cnf" "SAEF_ROLE: bad value for 'role'" SAEF_ROLE=king
 
+# saef-run on a file without saef (a wrong --conf) is no saef at all.
+PORT=$(free_port)
+saef_bg "$T/server.log" saef-run --conf /dev/null -- openssl s_server -accept "127.0.0.1:$PORT" \
+    -cert "$T/cert.pem" -key "$T/key.pem" -quiet
+SRV=$SAEF_LAST_PID
+wait_port "$PORT"
+cert_client -tls1_2
+check_not "saef-run on a file without saef refuses a certificate handshake" handshake_ok "$T/client"
+stop
+check_grep "  ... and says why" "/dev/null configures no saef provider and no --role was given" "$T/server.log"
+# ... but the same file with an explicit role off, or the preload without
+# saef-run (sanitized builds need saef-run's runtime first), is no error.
+hows=("saef-run --conf /dev/null --role off --")
+[ -n "${SAEF_SANITIZER_RT:-}" ] ||
+    hows+=("env OPENSSL_CONF=/dev/null LD_PRELOAD=$SAEF_LIBDIR/libsaef-preload.so")
+for how in "${hows[@]}"; do
+    PORT=$(free_port)
+    saef_bg "$T/server.log" $how openssl s_server -accept "127.0.0.1:$PORT" \
+        -cert "$T/cert.pem" -key "$T/key.pem" -quiet
+    SRV=$SAEF_LAST_PID
+    wait_port "$PORT"
+    cert_client -tls1_2
+    check "$how: a certificate handshake, as asked" handshake_ok "$T/client"
+    stop
+done
+
 # The client side: a preloaded s_client on a broken configuration does not
 # fall back to a plain certificate handshake with a plain server.
 PORT=$(free_port)

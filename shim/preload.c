@@ -5,7 +5,8 @@
  * saef-run --role) says server, client or both. Every SSL_CTX the program
  * creates gets the roles; what the program sets afterwards (cipher lists,
  * its own PSK, info and ClientHello callbacks) is applied around saef's
- * instead of replacing it.
+ * instead of replacing it. A configuration that asks for saef but cannot
+ * be used makes every handshake fail instead (saef.cnf(5), DIAGNOSTICS).
  */
 #define _GNU_SOURCE
 #include "saef-internal.h"

@@ -358,8 +358,9 @@ int saef_conf_file_check(const char *file, const char *prov,
             if (in_use != NULL && !in_use(v->name, arg))
                 continue;
             if (err != NULL)
-                snprintf(err, errlen, "unknown key '%.100s' in [%.100s] of %.300s (see saef.cnf(5))",
-                         v->name, name, file);
+                snprintf(err, errlen,
+                         "unknown key '%.100s' in [%.100s] of %.300s (see saef.cnf(5))", v->name,
+                         name, file);
             rc = -1;
         } else if (conf != NULL && !saef_conf_set(conf, v->name, v->value, err, errlen)) {
             rc = -1;

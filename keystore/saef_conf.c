@@ -4,7 +4,9 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <openssl/conf.h>
 #include <openssl/core_names.h>
+#include <openssl/err.h>
 #include <openssl/params.h>
 #include <openssl/provider.h>
 #include <stdio.h>
@@ -411,4 +413,99 @@ int saef_conf_from_provider(OSSL_LIB_CTX *libctx, saef_conf *conf)
     ok = OSSL_PROVIDER_get_params(prov, params);
     OSSL_PROVIDER_unload(prov);
     return ok ? 1 : -1;
+}
+
+/* OpenSSL strips a "prefix." from these names (crypto/provider_conf.c), not
+   from the parameters it passes on. */
+static const char *skip_dot(const char *name)
+{
+    const char *dot = strchr(name, '.');
+
+    return dot != NULL ? dot + 1 : name;
+}
+
+static int openssl_key(const char *name)
+{
+    static const char *const own[] = {"module", "activate", "identity", "soft_load", NULL};
+
+    for (int i = 0; own[i] != NULL; i++)
+        if (strcmp(skip_dot(name), own[i]) == 0)
+            return 1;
+    return 0;
+}
+
+static int saef_key(const char *name)
+{
+    for (int k = 0; k < SAEF_CONF_NKEYS; k++)
+        if (strcmp(name, keys[k].name) == 0)
+            return 1;
+    return 0;
+}
+
+/* The section of provider prov in a providers section; NULL if none. */
+static const char *provider_section(const CONF *cnf, STACK_OF(CONF_VALUE) *providers,
+                                    const char *prov)
+{
+    for (int i = 0; i < sk_CONF_VALUE_num(providers); i++) {
+        const CONF_VALUE *p = sk_CONF_VALUE_value(providers, i);
+        STACK_OF(CONF_VALUE) *sect = NCONF_get_section(cnf, p->value);
+        const char *name = skip_dot(p->name);
+
+        for (int j = 0; j < sk_CONF_VALUE_num(sect); j++) {
+            const CONF_VALUE *v = sk_CONF_VALUE_value(sect, j);
+            if (strcmp(skip_dot(v->name), "identity") == 0)
+                name = v->value;
+        }
+        if (sect != NULL && strcmp(name, prov) == 0)
+            return p->value;
+    }
+    return NULL;
+}
+
+int saef_conf_file_check(const char *file, const char *prov,
+                         int (*in_use)(const char *name, void *arg), void *arg, saef_conf *conf,
+                         char *err, size_t errlen)
+{
+    CONF *cnf = NCONF_new(NULL);
+    STACK_OF(CONF_VALUE) *init, *sect = NULL;
+    const char *init_name, *name = NULL;
+    int rc = 0;
+
+    /* Whatever OpenSSL says about the file stays out of the caller's queue. */
+    ERR_set_mark();
+    if (cnf == NULL || file == NULL || NCONF_load(cnf, file, NULL) <= 0 ||
+        (init_name = NCONF_get_string(cnf, NULL, "openssl_conf")) == NULL ||
+        (init = NCONF_get_section(cnf, init_name)) == NULL)
+        goto done;
+    /* Modules are named up to a last '.': "providers", "providers.2". */
+    for (int i = 0; i < sk_CONF_VALUE_num(init) && name == NULL; i++) {
+        const CONF_VALUE *m = sk_CONF_VALUE_value(init, i);
+        const char *dot = strrchr(m->name, '.');
+        size_t len = dot != NULL ? (size_t)(dot - m->name) : strlen(m->name);
+        if (len == 9 && strncmp(m->name, "providers", 9) == 0)
+            name = provider_section(cnf, NCONF_get_section(cnf, m->value), prov);
+    }
+    if (name == NULL || (sect = NCONF_get_section(cnf, name)) == NULL)
+        goto done;
+    rc = 1;
+    for (int i = 0; i < sk_CONF_VALUE_num(sect) && rc == 1; i++) {
+        const CONF_VALUE *v = sk_CONF_VALUE_value(sect, i);
+        if (openssl_key(v->name))
+            continue;
+        if (!saef_key(v->name)) {
+            if (in_use != NULL && !in_use(v->name, arg))
+                continue;
+            if (err != NULL)
+                snprintf(err, errlen,
+                         "unknown key '%.100s' in [%.100s] of %.300s (see saef.cnf(5))", v->name,
+                         name, file);
+            rc = -1;
+        } else if (conf != NULL && !saef_conf_set(conf, v->name, v->value, err, errlen)) {
+            rc = -1;
+        }
+    }
+done:
+    ERR_pop_to_mark();
+    NCONF_free(cnf);
+    return rc;
 }

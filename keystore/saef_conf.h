@@ -78,6 +78,19 @@ SAEF_EXPORT int saef_conf_target(const saef_conf *conf, const char *where, char 
  * (conf keeps its defaults), -1 on error.
  */
 SAEF_EXPORT int saef_conf_from_provider(OSSL_LIB_CTX *libctx, saef_conf *conf);
+/*
+ * The keys of provider `prov`'s section in the configuration file `file`,
+ * found as OpenSSL finds it (openssl_conf, providers, the provider's name or
+ * identity). A key that is neither saef's nor one OpenSSL reads itself
+ * (module, activate, identity, soft_load) is unknown; when in_use is given,
+ * only if in_use(name, arg) also says the loaded configuration holds it.
+ * With conf, saef's keys are also validated and set in it.
+ * 1: the section is there and usable; 0: no such section (or no such file);
+ * -1: an unknown key or a bad value, named in err.
+ */
+SAEF_EXPORT int saef_conf_file_check(const char *file, const char *prov,
+                                     int (*in_use)(const char *name, void *arg), void *arg,
+                                     saef_conf *conf, char *err, size_t errlen);
 
 #ifdef __cplusplus
 }

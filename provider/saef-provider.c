@@ -153,23 +153,53 @@ static const OSSL_DISPATCH provider_functions[] = {
     {0, NULL},
 };
 
+/* Fails with a message naming what is wrong. OpenSSL 3.0 drops errors of
+   providers activated from the config: without the line on stderr a typo
+   would silently disable saef. */
+static int refuse(SAEF_PROV_CTX *ctx, const char *what, const char *why)
+{
+    saef_prov_err(ctx, SAEF_R_BAD_CONFIG, "saef provider: %s", why);
+    fprintf(stderr, "saef provider: %s%s; saef is not loaded\n", what, why);
+    return 0;
+}
+
 /* The configuration names the store and the peers' identities: one that
    others may change is refused, as OpenSSH refuses such a ~/.ssh/config.
    It is the file OpenSSL loads by default (OPENSSL_CONF or OPENSSLDIR's);
    /dev/null and other non-files hold nothing to trust. */
-static int config_file_safe(SAEF_PROV_CTX *ctx)
+static int config_file_safe(SAEF_PROV_CTX *ctx, const char *file)
 {
-    char *file = CONF_get1_default_config_file(), why[4200];
+    char why[4200];
     struct stat st;
-    int ok = file == NULL || stat(file, &st) != 0 || !S_ISREG(st.st_mode) ||
-             saef_path_is_safe(file, -1, why, sizeof(why));
 
-    if (!ok) {
-        saef_prov_err(ctx, SAEF_R_BAD_CONFIG, "saef provider: configuration %s", why);
-        fprintf(stderr, "saef provider: unsafe configuration: %s; saef is not loaded\n", why);
-    }
-    OPENSSL_free(file);
-    return ok;
+    if (file == NULL || stat(file, &st) != 0 || !S_ISREG(st.st_mode) ||
+        saef_path_is_safe(file, -1, why, sizeof(why)))
+        return 1;
+    return refuse(ctx, "unsafe configuration: ", why);
+}
+
+/* Whether the core holds `name` for us: the file read by saef_conf_file_check
+   may not be the configuration this provider was loaded from. */
+static int key_in_use(const char *name, void *arg)
+{
+    SAEF_PROV_CTX *ctx = arg;
+    char *value = NULL;
+    OSSL_PARAM p[] = {OSSL_PARAM_construct_utf8_ptr(name, &value, 0), OSSL_PARAM_END};
+
+    return core_get_params(ctx->core, p) && value != NULL;
+}
+
+/* A misspelled key would leave a setting at its default without a word. */
+static int no_unknown_key(SAEF_PROV_CTX *ctx, const char *file)
+{
+    char *prov = NULL, err[600];
+    OSSL_PARAM p[] = {OSSL_PARAM_construct_utf8_ptr(OSSL_PROV_PARAM_CORE_PROV_NAME, &prov, 0),
+                      OSSL_PARAM_END};
+
+    if (!core_get_params(ctx->core, p) || prov == NULL ||
+        saef_conf_file_check(file, prov, key_in_use, ctx, NULL, err, sizeof(err)) >= 0)
+        return 1;
+    return refuse(ctx, "openssl.cnf: ", err);
 }
 
 /* All configuration keys in one core_get_params call; every value validated. */
@@ -177,26 +207,21 @@ static int read_config(SAEF_PROV_CTX *ctx)
 {
     OSSL_PARAM params[SAEF_CONF_NKEYS + 1];
     char *values[SAEF_CONF_NKEYS] = {0};
-    char err[512];
+    char *file = CONF_get1_default_config_file(), err[512];
+    int ok = config_file_safe(ctx, file) && no_unknown_key(ctx, file);
 
-    if (!config_file_safe(ctx))
+    OPENSSL_free(file);
+    if (!ok)
         return 0;
     for (int k = 0; k < SAEF_CONF_NKEYS; k++)
         params[k] = OSSL_PARAM_construct_utf8_ptr(saef_conf_name(k), &values[k], 0);
     params[SAEF_CONF_NKEYS] = OSSL_PARAM_construct_end();
     if (!core_get_params(ctx->core, params))
         return 0;
-    for (int k = 0; k < SAEF_CONF_NKEYS; k++) {
-        if (values[k] == NULL)
-            continue;
-        if (!saef_conf_set(&ctx->conf, saef_conf_name(k), values[k], err, sizeof(err))) {
-            saef_prov_err(ctx, SAEF_R_BAD_CONFIG, "saef provider: %s", err);
-            /* OpenSSL 3.0 drops errors of providers activated from the config:
-               without this line a typo would silently disable saef. */
-            fprintf(stderr, "saef provider: openssl.cnf: %s; saef is not loaded\n", err);
-            return 0;
-        }
-    }
+    for (int k = 0; k < SAEF_CONF_NKEYS; k++)
+        if (values[k] != NULL &&
+            !saef_conf_set(&ctx->conf, saef_conf_name(k), values[k], err, sizeof(err)))
+            return refuse(ctx, "openssl.cnf: ", err);
     return 1;
 }
 

@@ -5,13 +5,16 @@
  * saef-run --role) says server, client or both. Every SSL_CTX the program
  * creates gets the roles; what the program sets afterwards (cipher lists,
  * its own PSK, info and ClientHello callbacks) is applied around saef's
- * instead of replacing it.
+ * instead of replacing it. A configuration that asks for saef but cannot
+ * be used makes every handshake fail instead (saef.cnf(5), DIAGNOSTICS).
  */
 #define _GNU_SOURCE
 #include "saef-internal.h"
 #include "maf-client.h"
 
 #include <dlfcn.h>
+#include <openssl/conf.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,26 +45,148 @@ static void *real(const char *name)
     if (real_##name == NULL)                                                                  \
         real_##name = (__typeof__(name) *)real(#name);
 
+/*
+ * Why saef was asked for and cannot run ("" when it can). The program then
+ * runs, but every TLS handshake it tries is refused with this reason on
+ * stderr: it must never talk TLS silently without saef.
+ */
+static char g_broken[1024];
+
+static void broken(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void broken(const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(g_broken, sizeof(g_broken), fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "saef: %s: every TLS handshake of this program will be refused\n", g_broken);
+}
+
+/* Where the provider did not load: the reason from its section in the file
+   OpenSSL read. A file without one means saef is off, unless saef-run asked
+   for saef and no role came from elsewhere. 1 if that made saef unusable. */
+static int provider_missing(const char *env)
+{
+    char *file = CONF_get1_default_config_file(), err[sizeof(g_broken) - 100];
+    saef_conf scratch;
+    int rc;
+
+    saef_conf_init(&scratch);
+    rc = saef_conf_file_check(file, "saef", NULL, NULL, &scratch, err, sizeof(err));
+    if (rc < 0)
+        broken("%s", err);
+    else if (rc > 0)
+        broken("the saef provider configured in %s did not load (its reason is above)", file);
+    else if (getenv("SAEF_RUN") != NULL && (env == NULL || *env == '\0'))
+        broken("saef-run: %s configures no saef provider and no --role was given (see saef.cnf(5))",
+               file != NULL ? file : "the configuration");
+    OPENSSL_cleanse(&scratch, sizeof(scratch));
+    OPENSSL_free(file);
+    return *g_broken != '\0';
+}
+
+/* Opened now as the handshakes will open it: a store that is missing or
+   unsafe is a configuration that cannot be used. */
+static int store_opens(const saef_conf *conf)
+{
+    saef_ks *ks;
+    unsigned flags = SAEF_KS_RDONLY;
+
+    if (saef_conf_int(conf, SAEF_CONF_STORE_GROUP_READ))
+        flags |= SAEF_KS_GROUP_READ;
+    if (saef_ks_open(saef_conf_str(conf, SAEF_CONF_STORE), flags, &ks) != SAEF_KS_OK) {
+        broken("%s", saef_ks_last_error(NULL));
+        return 0;
+    }
+    saef_ks_close(ks);
+    return 1;
+}
+
+/* g_role and g_saef from the configuration (got: saef_conf_from_provider's
+   answer) and SAEF_ROLE, or the reason in g_broken. */
+static void start(saef_conf *conf, int got, const char *env)
+{
+    char err[256];
+
+    if (env != NULL && strcmp(env, "off") == 0)
+        return; /* saef-run --role off: asked to run without saef */
+    if (got < 0) {
+        broken("cannot read the saef provider's configuration");
+        return;
+    }
+    if (got == 0 && provider_missing(env))
+        return;
+    if (env != NULL && *env != '\0' && !saef_conf_set(conf, "role", env, err, sizeof(err))) {
+        broken("SAEF_ROLE: %s", err);
+        return;
+    }
+    if ((g_role = saef_conf_int(conf, SAEF_CONF_ROLE)) == SAEF_ROLE_OFF)
+        return;
+    if ((g_saef = saef_new(conf)) == NULL) {
+        broken("out of memory");
+    } else if (!store_opens(conf)) {
+        saef_free(g_saef);
+        g_saef = NULL;
+    }
+}
+
 /* Read when the library loads: nginx workers lose the environment, and
    programs that drop privileges must have the store open before. */
 __attribute__((constructor)) static void saef_preload_init(void)
 {
-    const char *env = getenv("SAEF_ROLE");
     saef_conf conf;
-    char err[256];
+    int got = 0;
 
     inside++;
     saef_conf_init(&conf);
-    if (OPENSSL_init_crypto(OPENSSL_INIT_LOAD_CONFIG, NULL) &&
-        saef_conf_from_provider(NULL, &conf) < 0)
-        fprintf(stderr, "saef: cannot read the saef provider's configuration\n");
-    if (env != NULL && *env != '\0' && !saef_conf_set(&conf, "role", env, err, sizeof(err)))
-        fprintf(stderr, "saef: SAEF_ROLE: %s\n", err);
-    g_role = saef_conf_int(&conf, SAEF_CONF_ROLE);
-    if (g_role != SAEF_ROLE_OFF && (g_saef = saef_new(&conf)) == NULL)
-        g_role = SAEF_ROLE_OFF;
+    if (OPENSSL_init_crypto(OPENSSL_INIT_LOAD_CONFIG, NULL))
+        got = saef_conf_from_provider(NULL, &conf);
+    start(&conf, got, getenv("SAEF_ROLE"));
     OPENSSL_cleanse(&conf, sizeof(conf));
     inside--;
+}
+
+static void say_refused(void)
+{
+    fprintf(stderr, "saef: TLS handshake refused: %s\n", g_broken);
+}
+
+static int refuse_hello(SSL *ssl, int *al, void *arg)
+{
+    (void)ssl;
+    (void)arg;
+    say_refused();
+    *al = SSL_AD_INTERNAL_ERROR;
+    return SSL_CLIENT_HELLO_ERROR;
+}
+
+/* A client's ClientHello fails while it is written: nothing is sent. */
+static int refuse_client(SSL *ssl, unsigned ext_type, unsigned context,
+                         const unsigned char **out, size_t *outlen, X509 *x, size_t chainidx,
+                         int *al, void *arg)
+{
+    (void)ssl, (void)ext_type, (void)context, (void)out, (void)outlen, (void)x, (void)chainidx,
+        (void)arg;
+    say_refused();
+    *al = SSL_AD_INTERNAL_ERROR;
+    return -1;
+}
+
+/* An extension type no one uses: its add callback refuses the handshake. */
+#define SAEF_REFUSE_EXT 0xfa5e
+
+/* Every handshake through ctx refused, as server and as client; a context
+   where that cannot be installed is not handed to the program at all. */
+static SSL_CTX *refuse_all(SSL_CTX *ctx)
+{
+    REAL(SSL_CTX_set_client_hello_cb);
+    real_SSL_CTX_set_client_hello_cb(ctx, refuse_hello, NULL);
+    if (SSL_CTX_add_custom_ext(ctx, SAEF_REFUSE_EXT, SSL_EXT_CLIENT_HELLO, refuse_client, NULL,
+                               NULL, NULL, NULL))
+        return ctx;
+    SSL_CTX_free(ctx);
+    return NULL;
 }
 
 /* A context made for one side gets only that side's role: server options
@@ -70,7 +195,11 @@ static SSL_CTX *install(SSL_CTX *ctx, const SSL_METHOD *meth)
 {
     int client_only, server_only;
 
-    if (ctx == NULL || g_role == SAEF_ROLE_OFF || inside)
+    if (ctx == NULL || inside)
+        return ctx;
+    if (*g_broken != '\0')
+        return refuse_all(ctx);
+    if (g_role == SAEF_ROLE_OFF)
         return ctx;
     client_only = meth == TLS_client_method() || meth == DTLS_client_method();
     server_only = meth == TLS_server_method() || meth == DTLS_server_method();
@@ -150,6 +279,8 @@ CHAINED_SETTER(SSL_CTX_set_info_callback, SAEF_NEXT_INFO, info_cb_fn)
 SAEF_EXPORT void SSL_CTX_set_client_hello_cb(SSL_CTX *ctx, SSL_client_hello_cb_fn cb, void *arg)
 {
     REAL(SSL_CTX_set_client_hello_cb);
+    if (*g_broken != '\0')
+        return; /* refuse_hello stays */
     if (!CHAIN(ctx, SAEF_NEXT_HELLO, cb, arg))
         real_SSL_CTX_set_client_hello_cb(ctx, cb, arg);
 }

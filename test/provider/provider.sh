@@ -72,6 +72,27 @@ for kv in "store=relative/path" "store_group_read=maybe" "entity_id=has space" "
     check_nogrep "  ... without saef" "saef: oneM2M" "$T/out"
     check_grep "  ... and the error names '$k'" "bad value for '$k'" "$T/err"
 done
+# A key saef does not know is an error that names it, never a silent default.
+for k in require-psk Require_psk "x.require_psk" stor; do
+    conf "$T/typo.cnf" "$k = yes"
+    check_rc "unknown key $k: openssl still runs" 0 env OPENSSL_CONF="$T/typo.cnf" openssl list -providers
+    check_nogrep "  ... without saef" "saef: oneM2M" "$T/out"
+    check_grep "  ... and the error names '$k'" "unknown key '$k' in \[saef_sect\] of $T/typo.cnf" "$T/err"
+done
+# Loaded by a program (not activated by the file), the load fails and the
+# error on OpenSSL's queue names the key.
+conf "$T/queue.cnf" "require-psk = yes"; sed -i '/^module = /{n;d}' "$T/queue.cnf"
+check_rc "loaded by name, an unknown key fails the load" 1 env OPENSSL_CONF="$T/queue.cnf" openssl list -providers -provider saef
+check_grep "  ... with the key in OpenSSL's error queue" ":error:.*unknown key 'require-psk'" "$T/err"
+# OpenSSL's own keys, with or without a "prefix.", are no error.
+conf "$T/own.cnf" "identity = saef" "soft_load = 0" "x.activate = 1"
+check_rc "OpenSSL's keys in the section load saef" 0 env OPENSSL_CONF="$T/own.cnf" openssl list -providers
+check_grep "  ... active" "saef: oneM2M" "$T/out"
+check_nogrep "  ... no complaint" "unknown key" "$T/err"
+# The provider checks the file it was loaded from: one loaded by hand is not checked.
+check_rc "a typo in OPENSSL_CONF does not stop a provider loaded from elsewhere" 0 \
+    env OPENSSL_CONF="$T/typo.cnf" SAEF_STORE="$T/keys.db" openssl storeutl -provider-path "$SAEF_MODULES" \
+    -provider saef -provider default -noout saef://kpsa/dev1@sp.example.com
 conf "$T/good.cnf" "refuse = unknown_psk_identity" "tls13 = off" "maf = maf.example.com https://127.0.0.1:9"
 check_rc "good optional values load" 0 env OPENSSL_CONF="$T/good.cnf" "$STORE_LOAD" saef://kpsa/dev1@sp.example.com
 done_testing

@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <lmdb.h>
+#include <openssl/err.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -1456,6 +1457,44 @@ static void test_conf_targets_parsed_strictly(void)
     CU_ASSERT(saef_conf_target(&c, "127.0.0.1:8443", idb, sizeof(idb)));
 }
 
+/* check_file(LINES): saef_conf_file_check on a file whose provider "saef"
+   (found through providers.2, a "x.saef" entry and identity) has LINES. */
+static int check_file(const char *lines, saef_conf *c, char *err, size_t errlen)
+{
+    char path[sizeof(dir) + 16];
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/conf.cnf", dir);
+    if ((f = fopen(path, "w")) == NULL)
+        return -2;
+    fprintf(f, "openssl_conf = init\n[init]\nproviders.2 = provs\n[provs]\n"
+               "x.other = saef_sect\n[saef_sect]\nx.identity = saef\n%s\n", lines);
+    fclose(f);
+    return saef_conf_file_check(path, "saef", NULL, NULL, c, err, errlen);
+}
+
+static void test_conf_file_names_an_unknown_key(void)
+{
+    saef_conf c;
+    char err[512];
+
+    saef_conf_init(&c);
+    CU_ASSERT_EQUAL(check_file("module = /x.so\nactivate = 1\nsoft_load = 0\nrole = server", &c,
+                               err, sizeof(err)), 1);
+    CU_ASSERT_EQUAL(saef_conf_int(&c, SAEF_CONF_ROLE), SAEF_ROLE_SERVER);
+    CU_ASSERT_EQUAL(check_file("require-psk = yes", &c, err, sizeof(err)), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "unknown key 'require-psk' in [saef_sect]"));
+    CU_ASSERT_EQUAL(check_file("Require_psk = yes", &c, err, sizeof(err)), -1);
+    CU_ASSERT_EQUAL(check_file("y.require_psk = yes", &c, err, sizeof(err)), -1);
+    CU_ASSERT_EQUAL(check_file("tls13 = perhaps", &c, err, sizeof(err)), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "bad value for 'tls13'"));
+    /* Without conf, values are not looked at. */
+    CU_ASSERT_EQUAL(check_file("tls13 = perhaps", NULL, err, sizeof(err)), 1);
+    CU_ASSERT_EQUAL(saef_conf_file_check("/nonexistent.cnf", "saef", NULL, NULL, NULL, err,
+                                         sizeof(err)), 0);
+    CU_ASSERT_EQUAL(ERR_peek_error(), 0);
+}
+
 /* saef-test-keystore [WORD]: only the tests whose name holds WORD. */
 int main(int argc, char **argv)
 {
@@ -1507,6 +1546,7 @@ int main(int argc, char **argv)
         T(test_type_names),
         T(test_conf_validates_and_names_the_key),
         T(test_conf_targets_parsed_strictly),
+        T(test_conf_file_names_an_unknown_key),
     };
     CU_pSuite suite;
     unsigned failed;

@@ -68,6 +68,7 @@ static int ctx_idx = -1, ssl_idx = -1;
 static pthread_once_t idx_once = PTHREAD_ONCE_INIT;
 /* For the key digests sessions carry, and what makes each origin unique. */
 static EVP_MD *g_sha256;
+static pthread_key_t g_md_key; /* a digest context per thread, reused */
 static unsigned char g_origin_base[8];
 static uint32_t g_origin_count; /* atomic */
 
@@ -94,7 +95,8 @@ static void make_indexes(void)
     ctx_idx = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, ctx_data_free);
     ssl_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, conn_free);
     g_sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
-    if (RAND_bytes(g_origin_base, sizeof(g_origin_base)) != 1) {
+    if (RAND_bytes(g_origin_base, sizeof(g_origin_base)) != 1 ||
+        pthread_key_create(&g_md_key, (void (*)(void *))EVP_MD_CTX_free) != 0) {
         EVP_MD_free(g_sha256); /* then no session is bound, and none resumes */
         g_sha256 = NULL;
     }
@@ -141,9 +143,25 @@ static int log_on(const saef_ctx *s, int level)
            level <= conf_int(s, SAEF_CONF_LOG_LEVEL);
 }
 
-static void saef_log(const saef_ctx *s, int level, const char *fmt, ...)
+/* line holds "saef: " and n more bytes; one write per line, so the lines of
+   several processes never mix. */
+static void emit(const saef_ctx *s, int level, char *line, size_t n, size_t size)
 {
     static const int prio[] = {LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG};
+
+    n = 6 + (n < size - 7 ? n : size - 8);
+    if (conf_int(s, SAEF_CONF_LOG) == SAEF_LOG_SYSLOG) {
+        line[n] = '\0';
+        syslog(LOG_AUTH | prio[level], "%s", line);
+    } else {
+        line[n++] = '\n';
+        if (write(STDERR_FILENO, line, n) < 0)
+            return;
+    }
+}
+
+static void saef_log(const saef_ctx *s, int level, const char *fmt, ...)
+{
     char line[1024] = "saef: ";
     va_list ap;
     int n;
@@ -153,17 +171,33 @@ static void saef_log(const saef_ctx *s, int level, const char *fmt, ...)
     va_start(ap, fmt);
     n = vsnprintf(line + 6, sizeof(line) - 7, fmt, ap);
     va_end(ap);
-    if (n < 0)
-        return;
-    if (conf_int(s, SAEF_CONF_LOG) == SAEF_LOG_SYSLOG) {
-        syslog(LOG_AUTH | prio[level], "%s", line);
-    } else {
-        /* One write per line: lines of several processes never mix. */
-        n = 6 + (n < (int)sizeof(line) - 7 ? n : (int)sizeof(line) - 8);
-        line[n++] = '\n';
-        if (write(STDERR_FILENO, line, (size_t)n) < 0)
-            return;
-    }
+    if (n >= 0)
+        emit(s, level, line, (size_t)n, sizeof(line));
+}
+
+/* Appends s at p, never past end: the audit line is built without printf,
+   which cost more than the rest of saef's share of a handshake. */
+static char *put(char *p, const char *end, const char *s)
+{
+    size_t n = strlen(s);
+
+    if (n > (size_t)(end - p))
+        n = (size_t)(end - p);
+    memcpy(p, s, n);
+    return p + n;
+}
+
+static char *put_uint(char *p, const char *end, unsigned v)
+{
+    char digits[12];
+    int n = 0;
+
+    do
+        digits[n++] = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    while (n > 0 && p < end)
+        *p++ = digits[--n];
+    return p;
 }
 
 /* Identities come from the network: escape anything unprintable. */
@@ -182,7 +216,7 @@ static const char *printable(const void *in, size_t len, char *out, size_t outle
     return out;
 }
 
-/* "ADDRESS:PORT" of the peer, or "-". inet_ntop, not getnameinfo: this runs
+/* "ADDRESS:PORT" of the peer, or "-" (len >= 2). Not getnameinfo: this runs
    for every audit line. */
 static const char *peer_addr(const SSL *ssl, char *buf, size_t len)
 {
@@ -191,7 +225,7 @@ static const char *peer_addr(const SSL *ssl, char *buf, size_t len)
     int fd = SSL_get_fd(ssl), family = AF_UNSPEC;
     unsigned char raw[16];
     unsigned short port = 0;
-    char host[INET6_ADDRSTRLEN];
+    char host[INET6_ADDRSTRLEN], *p = buf, *end = buf + len - 1;
 
     /* TCP: the socket's peer; DTLS on an unconnected socket: the BIO's. */
     if (fd >= 0 && getpeername(fd, (struct sockaddr *)&sa, &sl) == 0 &&
@@ -216,10 +250,19 @@ static const char *peer_addr(const SSL *ssl, char *buf, size_t len)
         }
         BIO_ADDR_free(addr);
     }
-    if (family != AF_UNSPEC && inet_ntop(family, raw, host, sizeof(host)) != NULL)
-        snprintf(buf, len, "%s:%u", host, port);
-    else
-        snprintf(buf, len, "-");
+    if (family == AF_INET) {
+        for (int i = 0; i < 4; i++) {
+            p = put_uint(p, end, raw[i]);
+            p = put(p, end, i < 3 ? "." : ":");
+        }
+    } else if (family == AF_INET6 && inet_ntop(family, raw, host, sizeof(host)) != NULL) {
+        p = put(put(p, end, host), end, ":");
+    } else {
+        p = put(p, end, "-");
+    }
+    if (family != AF_UNSPEC)
+        p = put_uint(p, end, port);
+    *p = '\0';
     return buf;
 }
 
@@ -478,10 +521,21 @@ typedef struct {
     char peer[SAEF_KS_ENTITY_MAX + 16];
 } binding;
 
+/* SHA-256 of the key, first 16 bytes. The context is kept: a new one per
+   handshake cost more than the hash. */
 static int key_digest(const saef_ks_record *rec, unsigned char out[16])
 {
     unsigned char md[EVP_MAX_MD_SIZE];
-    int ok = g_sha256 != NULL && EVP_Digest(rec->key, rec->key_len, md, NULL, g_sha256, NULL);
+    EVP_MD_CTX *ctx = g_sha256 != NULL ? pthread_getspecific(g_md_key) : NULL;
+    int ok;
+
+    if (g_sha256 != NULL && ctx == NULL && (ctx = EVP_MD_CTX_new()) != NULL &&
+        pthread_setspecific(g_md_key, ctx) != 0) {
+        EVP_MD_CTX_free(ctx);
+        ctx = NULL;
+    }
+    ok = ctx != NULL && EVP_DigestInit_ex2(ctx, g_sha256, NULL) &&
+         EVP_DigestUpdate(ctx, rec->key, rec->key_len) && EVP_DigestFinal_ex(ctx, md, NULL);
 
     memcpy(out, md, 16);
     OPENSSL_cleanse(md, sizeof(md));
@@ -941,17 +995,19 @@ static void info_cb(const SSL *ssl, int where, int ret)
     if ((where & (SSL_CB_HANDSHAKE_DONE | SSL_CB_ALERT)) && log_on(cd->s, SAEF_LEVEL_INFO)) {
         c = SSL_get_ex_data(ssl, ssl_idx);
         if (c != NULL && c->ok && !c->logged && (where & SSL_CB_HANDSHAKE_DONE)) {
+            char line[1024] = "saef: association ", *p = line + 18, *end = line + sizeof(line) - 2;
             c->logged = 1;
-            saef_log(cd->s, SAEF_LEVEL_INFO,
-                     "association %s identity=\"%s\" entity=\"%s\" framework=%s protocol=%s "
-                     "cipher=%s peer=%s session=%s",
-                     SSL_is_server((SSL *)ssl) ? "accepted" : "established", c->identity,
-                     c->peer,
-                     c->fw == SAEF_FW_MAF          ? "maf"
-                     : c->fw == SAEF_FW_MAF_CLIENT ? "maf-client"
-                                                   : "psk",
-                     SSL_get_version(ssl), SSL_CIPHER_get_name(SSL_get_current_cipher(ssl)),
-                     peer_addr(ssl, addr, sizeof(addr)), c->resumed ? "resumed" : "new");
+            p = put(p, end, SSL_is_server((SSL *)ssl) ? "accepted" : "established");
+            p = put(put(p, end, " identity=\""), end, c->identity);
+            p = put(put(p, end, "\" entity=\""), end, c->peer);
+            p = put(p, end, c->fw == SAEF_FW_MAF          ? "\" framework=maf"
+                            : c->fw == SAEF_FW_MAF_CLIENT ? "\" framework=maf-client"
+                                                          : "\" framework=psk");
+            p = put(put(p, end, " protocol="), end, SSL_get_version(ssl));
+            p = put(put(p, end, " cipher="), end, SSL_CIPHER_get_name(SSL_get_current_cipher(ssl)));
+            p = put(put(p, end, " peer="), end, peer_addr(ssl, addr, sizeof(addr)));
+            p = put(p, end, c->resumed ? " session=resumed" : " session=new");
+            emit(cd->s, SAEF_LEVEL_INFO, line, (size_t)(p - line - 6), sizeof(line));
         }
         if (c != NULL && c->fw != SAEF_FW_NONE && !c->logged && (where & SSL_CB_ALERT) &&
             (ret >> 8) == SSL3_AL_FATAL)

@@ -42,6 +42,7 @@ typedef struct {
     void *next_hello_arg;
     int (*next_servername)(SSL *, int *, void *);
     void *next_servername_arg;
+    int warned; /* that saef's servername callback was replaced */
 } ctx_data;
 
 /* Per connection. identity, peer and fw describe the key a callback chose;
@@ -52,6 +53,7 @@ typedef struct {
     char peer[SAEF_KS_ENTITY_MAX + 16];
     SAEF_FRAMEWORK fw;
     int ok, resumed;
+    int judged;      /* servername_cb ran */
     int offered;     /* client: a saef key is in the ClientHello */
     int bound;       /* origin marks the sessions this handshake made */
     int ticket_ok;   /* server: ticket_cb found the ticket's key unchanged */
@@ -69,6 +71,8 @@ static pthread_once_t idx_once = PTHREAD_ONCE_INIT;
 /* For the key digests sessions carry, and what makes each origin unique. */
 static EVP_MD *g_sha256;
 static pthread_key_t g_md_key; /* a digest context per thread, reused */
+/* Some context has a program's info callback behind saef's (atomic). */
+static int g_chained_info;
 static unsigned char g_origin_base[8];
 static uint32_t g_origin_count; /* atomic */
 
@@ -908,12 +912,18 @@ static void hello_sni(SSL *ssl)
 static int hello_cb(SSL *ssl, int *al, void *arg)
 {
     ctx_data *cd = arg;
+    const unsigned char *psk;
+    size_t len;
 
     if (cd->next_hello != NULL) {
         int r = cd->next_hello(ssl, al, cd->next_hello_arg);
         if (r != SSL_CLIENT_HELLO_SUCCESS)
             return r;
     }
+    /* The rest concerns TLS 1.3 PSKs only: the SNI their callbacks cannot
+       see on OpenSSL 3.0, and the suite. */
+    if (!SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_psk, &psk, &len))
+        return SSL_CLIENT_HELLO_SUCCESS;
     hello_sni(ssl);
     /* A SHA-384 suite would make the server ignore a SHA-256 external PSK.
        Only then are the identities looked up here: the suite list is rebuilt
@@ -973,6 +983,8 @@ static int servername_cb(SSL *ssl, int *al, void *arg)
         why = "out of memory";
     else
         why = SSL_is_server(ssl) ? judge_server(ssl, cd, c) : judge_client(ssl, cd, c);
+    if (c != NULL)
+        c->judged = 1;
     if (why == NULL)
         return ret;
     saef_log(cd->s, SAEF_LEVEL_INFO, "refused %s handshake: %s peer=%s",
@@ -983,15 +995,24 @@ static int servername_cb(SSL *ssl, int *al, void *arg)
     return SSL_TLSEXT_ERR_ALERT_FATAL;
 }
 
+static void note_info(const ctx_data *cd)
+{
+    if (cd->next_info != NULL)
+        __atomic_store_n(&g_chained_info, 1, __ATOMIC_RELAXED);
+}
+
 static void info_cb(const SSL *ssl, int where, int ret)
 {
-    ctx_data *cd = ssl_cd(ssl);
+    ctx_data *cd;
     conn *c;
     char addr[64];
 
-    if (cd == NULL)
+    /* Called at every state change: most need nothing at all. */
+    if (!(where & (SSL_CB_HANDSHAKE_DONE | SSL_CB_ALERT)) &&
+        !__atomic_load_n(&g_chained_info, __ATOMIC_RELAXED))
         return;
-    /* Called at every state change: only the two events logged cost more. */
+    if ((cd = ssl_cd(ssl)) == NULL)
+        return;
     if ((where & (SSL_CB_HANDSHAKE_DONE | SSL_CB_ALERT)) && log_on(cd->s, SAEF_LEVEL_INFO)) {
         c = SSL_get_ex_data(ssl, ssl_idx);
         if (c != NULL && c->ok && !c->logged && (where & SSL_CB_HANDSHAKE_DONE)) {
@@ -1015,6 +1036,16 @@ static void info_cb(const SSL *ssl, int where, int ret)
                      "handshake failed identity=\"%s\" alert=%s (%s) peer=%s", c->identity,
                      SSL_alert_desc_string_long(ret), (where & SSL_CB_READ) ? "received" : "sent",
                      peer_addr(ssl, addr, sizeof(addr)));
+    }
+    /* A program that set its own servername callback over saef's (not
+       through saef_ssl_ctx_set_servername_callback) left nothing to judge
+       resumptions and require_psk: say so, once. */
+    if ((where & SSL_CB_HANDSHAKE_DONE) && !cd->warned && (c = SSL_get_ex_data(ssl, ssl_idx)) != NULL &&
+        !c->judged) {
+        cd->warned = 1;
+        saef_log(cd->s, SAEF_LEVEL_ERROR,
+                 "saef's servername callback was replaced: resumed sessions and require_psk are "
+                 "not judged (use saef_ssl_ctx_set_servername_callback)");
     }
     if (cd->next_info != NULL)
         cd->next_info(ssl, where, ret);
@@ -1295,6 +1326,7 @@ int saef_ssl_ctx_server(SSL_CTX *ctx, saef_ctx *s)
         return 1;
     cd->server = 1;
     cd->next_info = SSL_CTX_get_info_callback(ctx);
+    note_info(cd);
     SSL_CTX_set_tlsext_servername_callback(ctx, servername_cb);
     SSL_CTX_set_tlsext_servername_arg(ctx, cd);
     SSL_CTX_set_psk_server_callback(ctx, psk_server_cb);
@@ -1330,6 +1362,7 @@ int saef_ssl_ctx_client(SSL_CTX *ctx, saef_ctx *s)
     cd->client = 1;
     if (!cd->server) {
         cd->next_info = SSL_CTX_get_info_callback(ctx);
+        note_info(cd);
         SSL_CTX_set_info_callback(ctx, info_cb);
         SSL_CTX_set_tlsext_servername_callback(ctx, servername_cb);
         SSL_CTX_set_tlsext_servername_arg(ctx, cd);
@@ -1356,7 +1389,10 @@ int saef_chain(SSL_CTX *ctx, SAEF_NEXT which, void (*fn)(void), void *arg)
     case SAEF_NEXT_USE_SESSION:
         cd->next_use = (SSL_psk_use_session_cb_func)fn;
         return cd->client;
-    case SAEF_NEXT_INFO: cd->next_info = (void (*)(const SSL *, int, int))fn; return 1;
+    case SAEF_NEXT_INFO:
+        cd->next_info = (void (*)(const SSL *, int, int))fn;
+        note_info(cd);
+        return 1;
     case SAEF_NEXT_HELLO:
         cd->next_hello = (SSL_client_hello_cb_fn)fn;
         cd->next_hello_arg = arg;

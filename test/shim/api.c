@@ -19,6 +19,15 @@ static int fails;
         }                                                                                     \
     } while (0)
 
+/* A program's own servername callback, set through saef. */
+static int servername_calls;
+static int count_servername(SSL *ssl, int *al, void *arg)
+{
+    (void)ssl, (void)al;
+    (*(int *)arg)++;
+    return SSL_TLSEXT_ERR_NOACK;
+}
+
 /* The session to offer in the next handshake (resumption), if any. */
 static SSL_SESSION *offer;
 
@@ -95,6 +104,9 @@ int main(int argc, char **argv)
         sctx = SSL_CTX_new(TLS_server_method());
         cctx = SSL_CTX_new(TLS_client_method());
         CHECK(saef_ssl_ctx_server(sctx, s) && saef_ssl_ctx_client(cctx, c), "roles installed");
+        servername_calls = 0;
+        CHECK(saef_ssl_ctx_set_servername_callback(sctx, count_servername, &servername_calls),
+              "the program's servername callback chained");
         SSL_CTX_set_max_proto_version(cctx, ver);
 
         snprintf(what, sizeof(what), "TLS 1.%d handshake with a known identity", 2 + v);
@@ -171,6 +183,7 @@ int main(int argc, char **argv)
         SSL_free(cli);
         SSL_SESSION_free(offer);
         offer = NULL;
+        CHECK(servername_calls > 0, "the program's servername callback was called");
         saef_ks_put(bks, SAEF_KS_KPSA, "resume@sp.example.com", 21, &resume_rec, 0);
         SSL_CTX_free(sctx);
         SSL_CTX_free(cctx);

@@ -129,6 +129,13 @@ add dev1@sp.example.com $K2
 client -tls1_3 -psk_identity dev1@sp.example.com -psk $K2 -sess_in "$T/sess"
 check "TLS 1.3: an old ticket beside the new key: handshake with the new key" hs_ok
 check "  ... a new association, not a resumption" last_session "$T/rot.log" new
+
+# A key that expires in a minute: the tickets say they live no longer.
+add dev1@sp.example.com $K --expires +60s
+client -tls1_3 -psk_identity dev1@sp.example.com -psk $K -sess_out "$T/sess"
+hint=$(sed -n 's/.*lifetime hint: \([0-9]*\).*/\1/p' "$T/client" | head -1)
+check "a ticket's lifetime is capped at the key's expiry (hint ${hint:-none} s)" \
+    test -n "$hint" -a "${hint:-0}" -le 60
 stop
 
 # refuse = unknown_psk_identity: tickets resume too, and are not "refused".

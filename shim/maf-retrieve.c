@@ -261,8 +261,8 @@ static void canonical(const char *id, size_t len, char *out)
     out[len] = '\0';
 }
 
-int saef_maf_key(const saef_conf *conf, saef_ks *ks, const char *id, size_t id_len,
-                 const void *src, size_t src_len, saef_ks_record *rec, const char **why)
+int saef_maf_key(const saef_conf *conf, saef_ks *ks, const char *id, size_t id_len, const void *src,
+                 size_t src_len, saef_ks_record *rec, const char **why)
 {
     char canon[SAEF_KS_ID_MAX + 1];
     int64_t age;

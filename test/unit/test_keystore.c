@@ -707,8 +707,9 @@ static void test_purge_removes_expired_records_in_bounded_steps(void)
     CU_ASSERT_EQUAL(removed, 1);
     /* Bad arguments, an open batch and a read-only handle change nothing. */
     CU_ASSERT_EQUAL(saef_ks_purge(ks, SAEF_KS_KC, now + 1000, 0, NULL, &removed), SAEF_KS_EINVAL);
-    CU_ASSERT_EQUAL(saef_ks_purge(ks, SAEF_KS_KC, now + 1000, SAEF_KS_PURGE_MAX + 1, NULL,
-                                  &removed), SAEF_KS_EINVAL);
+    CU_ASSERT_EQUAL(
+        saef_ks_purge(ks, SAEF_KS_KC, now + 1000, SAEF_KS_PURGE_MAX + 1, NULL, &removed),
+        SAEF_KS_EINVAL);
     CU_ASSERT_EQUAL(saef_ks_purge(ks, (SAEF_KS_TYPE)7, now, 1, NULL, &removed), SAEF_KS_EINVAL);
     memset(from, 'x', sizeof(from));
     CU_ASSERT_EQUAL(saef_ks_purge(ks, SAEF_KS_KC, now + 1000, 1, from, &removed), SAEF_KS_EINVAL);

@@ -40,6 +40,7 @@ static const char usage_text[] =
     "  import [--format psk] [--type TYPE] [--peer ID] [--self ID] [--expires TIME]\n"
     "         [--replace] [--any-identity] FILE|-     lines identity:hexkey, all or nothing\n"
     "  export [--format psk] [--type TYPE] [FILE|-]   writes keys (file mode 0600)\n"
+    "  purge [--type TYPE] [--dry-run]   delete expired keys of TYPE (default kc)\n"
     "\n"
     "STORE: -s, else $SAEF_STORE, else 'store' of the saef provider in OPENSSL_CONF,\n"
     "else /var/lib/saef/keys.db. TIME: RFC 3339, YYYYMMDDTHHMMSS (UTC) or +N[smhdw].\n"
@@ -593,6 +594,67 @@ static int cmd_export(int argc, char **argv)
     return rc;
 }
 
+struct expired_count {
+    int64_t now;
+    size_t n;
+};
+
+static int count_expired(SAEF_KS_TYPE type, const char *id, size_t id_len,
+                         const saef_ks_record *rec, void *arg)
+{
+    struct expired_count *c = arg;
+
+    (void)type, (void)id, (void)id_len;
+    c->n += rec->not_after != 0 && rec->not_after <= c->now;
+    return 0;
+}
+
+/* Expired keys of one type go, in bounded transactions, so servers
+   caching kc records are never kept waiting long for the write lock. */
+static int cmd_purge(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"type", required_argument, NULL, 't'},
+        {"dry-run", no_argument, NULL, 'n'},
+        {NULL, 0, NULL, 0},
+    };
+    struct expired_count expired = {(int64_t)time(NULL), 0};
+    char from[SAEF_KS_ID_MAX + 1] = "";
+    SAEF_KS_TYPE type = SAEF_KS_KC;
+    saef_ks *ks;
+    SAEF_KS_ERR err;
+    size_t removed;
+    int c, dry = 0, rc;
+
+    optind = 0;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (c == 't' && (rc = parse_type(optarg, &type)) != 0)
+            return rc;
+        if (c == 'n')
+            dry = 1;
+        else if (c != 't')
+            return usage_error("option %s is not valid here", argv[optind - 1]);
+    }
+    if (optind != argc)
+        return usage_error("purge takes only --type TYPE and --dry-run");
+    if ((rc = open_store(dry ? SAEF_KS_RDONLY : 0, &ks)) != 0)
+        return rc;
+    if (dry) {
+        err = saef_ks_iter(ks, type, count_expired, &expired);
+    } else {
+        do {
+            err = saef_ks_purge(ks, type, expired.now, 4096, from, &removed);
+            expired.n += removed;
+        } while (err == SAEF_KS_OK && from[0] != '\0');
+    }
+    rc = err == SAEF_KS_OK ? 0 : ks_fail(ks, err);
+    saef_ks_close(ks);
+    if (rc == 0 || expired.n > 0)
+        printf("%s %zu expired %s key%s\n", dry ? "would purge" : "purged", expired.n,
+               saef_ks_type_name(type), expired.n == 1 ? "" : "s");
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option global[] = {
@@ -607,7 +669,7 @@ int main(int argc, char **argv)
         int (*fn)(int, char **);
     } cmds[] = {{"init", cmd_init}, {"add", cmd_add},       {"list", cmd_list},
                 {"show", cmd_show}, {"del", cmd_del},       {"import", cmd_import},
-                {"export", cmd_export}};
+                {"export", cmd_export}, {"purge", cmd_purge}};
     int c;
 
     /* "+": stop at the command; each command parses its own options. */

@@ -43,6 +43,8 @@ static const struct {
     [SAEF_CONF_MAF_TIMEOUT] = {"maf_timeout", T_INT, "2000", NULL, 1, 60000},
     [SAEF_CONF_MAF_NEGATIVE_TTL] = {"maf_negative_ttl", T_INT, "30", NULL, 0, 86400},
     [SAEF_CONF_MAF_REVALIDATE] = {"maf_revalidate", T_INT, "300", NULL, 0, 86400},
+    [SAEF_CONF_MAF_RATE] = {"maf_rate", T_INT, "20", NULL, 1, 100000},
+    [SAEF_CONF_MAF_SOURCE_RATE] = {"maf_source_rate", T_INT, "5", NULL, 1, 100000},
     [SAEF_CONF_KC_HALF] = {"kc_half", T_BOOL, "no", NULL, 0, 0},
     [SAEF_CONF_KC_SUID] = {"kc_suid", T_INT, "32", NULL, 0, 99},
     [SAEF_CONF_TARGETS] = {"targets", T_TARGETS, "", NULL, 0, 0},

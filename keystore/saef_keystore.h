@@ -154,6 +154,22 @@ SAEF_EXPORT SAEF_KS_ERR saef_ks_iter_peer(saef_ks *ks, SAEF_KS_TYPE type, const 
 SAEF_EXPORT SAEF_KS_ERR saef_ks_count(saef_ks *ks, SAEF_KS_TYPE type, size_t *count);
 
 /*
+ * Delete the expired records of one type (not_after != 0 and not_after <=
+ * now) in one write transaction that visits at most `visit` records of
+ * that type (1 to SAEF_KS_PURGE_MAX), in identity order from the identity
+ * in `from` ("" = the first; it need not exist). `from` (SAEF_KS_ID_MAX + 1
+ * bytes; NULL = start at the first) is set to where the next call goes on,
+ * "" once the walk reached the last record of the type: calls with the same
+ * buffer go round the whole type in bounded steps. *removed (may be NULL)
+ * is how many were deleted. Commits only when it deleted something. A
+ * record that does not decode is left alone. SAEF_KS_EINVAL while a batch
+ * is open on ks.
+ */
+#define SAEF_KS_PURGE_MAX 65536
+SAEF_EXPORT SAEF_KS_ERR saef_ks_purge(saef_ks *ks, SAEF_KS_TYPE type, int64_t now, size_t visit,
+                                      char *from, size_t *removed);
+
+/*
  * The message of the calling thread's last failed call on this handle (or,
  * with NULL, of its last failed saef_ks_open); "" when the thread's last
  * failure was on another handle. It names the store, the identity (bytes

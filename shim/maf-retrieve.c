@@ -11,12 +11,16 @@
 
 /* Identities the MAF refused, so a flood of them costs no round trips. */
 #define NEG_SLOTS 1024
-/* Retrievals per second per process, whatever the identities. */
-#define RATE_PER_SEC 20
+/* Source addresses tracked for their own budget (maf_source_rate). */
+#define SRC_SLOTS 1024
+/* Records of B's store the retrieval path looks at for expired copies, at
+   most once a second per process. */
+#define PURGE_VISIT 256
 
 static struct {
     uint64_t hash;
     int64_t until;
+    int by_rate; /* refused by a rate limit, not by the MAF */
 } neg[NEG_SLOTS];
 /* A MAF that did not answer is asked again only after a pause (seconds)
    that doubles while it keeps failing, so a flood cannot make handshake
@@ -25,48 +29,116 @@ static struct {
 #define PAUSE_MAX 32
 
 static struct resting {
-    uint64_t hash; /* of the MAF-FQDN; 0 = slot free */
+    uint64_t hash; /* of the lower-case MAF-FQDN; 0 = slot free */
     int64_t until, pause;
 } down[DOWN_SLOTS];
+/* Retrievals of one source address in its current second that have not
+   released a key: made-up identities spend a source's budget, keys the MAF
+   releases give it back, so one flooding address cannot use up maf_rate. */
+static struct source {
+    uint64_t hash; /* 0 = slot free */
+    int64_t second;
+    long spent;
+} sources[SRC_SLOTS];
 static int64_t bucket_second;
-static int bucket_used;
+static long bucket_used;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 
-static uint64_t fnv1a(const char *p, size_t n)
+static uint64_t fnv1a(const void *p, size_t n)
 {
+    const unsigned char *b = p;
     uint64_t h = 1469598103934665603ULL;
 
     while (n--)
-        h = (h ^ (unsigned char)*p++) * 1099511628211ULL;
+        h = (h ^ *b++) * 1099511628211ULL;
     return h;
 }
 
+/* The MAF as saef_conf_maf_url matches it: case-insensitive. */
+static uint64_t maf_hash(const char *fqdn, size_t n)
+{
+    char low[SAEF_KS_ID_MAX];
+
+    n = n < sizeof(low) ? n : sizeof(low);
+    for (size_t i = 0; i < n; i++)
+        low[i] = (char)tolower((unsigned char)fqdn[i]);
+    return fnv1a(low, n);
+}
+
 /* 1 if a retrieval may go out now (not refused recently, the MAF not
-   resting, under the rate). */
-static int admit(uint64_t h, uint64_t maf, int64_t now, const char **why)
+   resting, under the source's and the process's rate). A refusal by a
+   rate is remembered like the MAF's own. */
+static int admit(const saef_conf *conf, uint64_t h, uint64_t maf, uint64_t src, int64_t now,
+                 const char **why)
 {
     const struct resting *d = &down[maf % DOWN_SLOTS];
-    int ok = 1;
+    struct source *s = &sources[src % SRC_SLOTS];
+    int ok = 1, limited = 0;
 
     pthread_mutex_lock(&lock);
     if (neg[h % NEG_SLOTS].hash == h && neg[h % NEG_SLOTS].until > now) {
-        *why = "refused by the MAF recently";
+        *why = neg[h % NEG_SLOTS].by_rate ? "refused by a MAF retrieval rate limit recently"
+                                          : "refused by the MAF recently";
         ok = 0;
     } else if (d->hash == maf && d->until > now) {
         *why = "the MAF did not answer recently (asked again after a pause)";
         ok = 0;
-    } else if (bucket_second == now && bucket_used >= RATE_PER_SEC) {
+    } else if (src != 0 && s->hash == src && s->second == now &&
+               s->spent >= saef_conf_int(conf, SAEF_CONF_MAF_SOURCE_RATE)) {
+        *why = "MAF retrieval rate limit of this source address reached";
+        ok = 0, limited = 1;
+    } else if (bucket_second == now && bucket_used >= saef_conf_int(conf, SAEF_CONF_MAF_RATE)) {
         *why = "MAF retrieval rate limit reached";
-        ok = 0;
+        ok = 0, limited = 1;
     } else {
         if (bucket_second != now) {
             bucket_second = now;
             bucket_used = 0;
         }
         bucket_used++;
+        if (src != 0) {
+            if (s->hash != src || s->second != now)
+                *s = (struct source){src, now, 0};
+            s->spent++;
+        }
+    }
+    if (limited) {
+        neg[h % NEG_SLOTS].hash = h;
+        neg[h % NEG_SLOTS].until = now + saef_conf_int(conf, SAEF_CONF_MAF_NEGATIVE_TTL);
+        neg[h % NEG_SLOTS].by_rate = 1;
     }
     pthread_mutex_unlock(&lock);
     return ok;
+}
+
+/* The MAF released a key: the retrieval was legitimate, the source gets
+   its budget back. */
+static void refund(uint64_t src, int64_t second)
+{
+    struct source *s = &sources[src % SRC_SLOTS];
+
+    pthread_mutex_lock(&lock);
+    if (src != 0 && s->hash == src && s->second == second && s->spent > 0)
+        s->spent--;
+    pthread_mutex_unlock(&lock);
+}
+
+/* Expired copies leave B's store a few at a time, outside the MAF call,
+   so the store does not grow by one record per device and key lifetime. */
+static void purge_some(saef_ks *ks, int64_t now)
+{
+    static pthread_mutex_t purging = PTHREAD_MUTEX_INITIALIZER;
+    static char from[SAEF_KS_ID_MAX + 1];
+    static int64_t last;
+
+    if (pthread_mutex_trylock(&purging) != 0)
+        return;
+    if (last != now) {
+        last = now;
+        /* A read-only store fails here: its copies are not ours to remove. */
+        saef_ks_purge(ks, SAEF_KS_KC, now, PURGE_VISIT, from, NULL);
+    }
+    pthread_mutex_unlock(&purging);
 }
 
 static void remember_refusal(uint64_t h, int64_t until)
@@ -74,6 +146,7 @@ static void remember_refusal(uint64_t h, int64_t until)
     pthread_mutex_lock(&lock);
     neg[h % NEG_SLOTS].hash = h;
     neg[h % NEG_SLOTS].until = until;
+    neg[h % NEG_SLOTS].by_rate = 0;
     pthread_mutex_unlock(&lock);
 }
 
@@ -127,17 +200,18 @@ out:
 /* Fetches and caches Kc for the canonical identity id; when the MAF says the
    key is gone or not ours, the cached copy goes too. */
 static int retrieve(const saef_conf *conf, saef_ks *ks, const char *id, size_t id_len,
-                    const char *fqdn, size_t fqdn_len, saef_ks_record *rec, const char **why)
+                    const char *fqdn, size_t fqdn_len, uint64_t src, saef_ks_record *rec,
+                    const char **why)
 {
     char url[SAEF_CONF_VALUE_MAX + 32], body[64];
     const char *kmid = saef_conf_str(conf, SAEF_CONF_MAF_KMID);
     int64_t now = (int64_t)time(NULL);
-    uint64_t h = fnv1a(id, id_len), maf = fnv1a(fqdn, fqdn_len);
+    uint64_t h = fnv1a(id, id_len), maf = maf_hash(fqdn, fqdn_len);
     saef_ks_record km;
     saef_maf_reply reply;
     int ok;
 
-    if (!admit(h, maf, now, why))
+    if (!admit(conf, h, maf, src, now, why))
         return 0;
     if (!saef_conf_maf_url(conf, fqdn, fqdn_len, url, sizeof(url) - 32)) {
         *why = "no URL for this MAF";
@@ -168,11 +242,13 @@ static int retrieve(const saef_conf *conf, saef_ks *ks, const char *id, size_t i
         ok = saef_maf_parse_reply(reply.body, now, rec, why);
     }
     saef_maf_reply_free(&reply);
-    if (!ok)
-        return 0;
-    /* Cached where every worker sees it; on a read-only store each retrieves. */
-    saef_ks_put(ks, SAEF_KS_KC, id, id_len, rec, SAEF_KS_REPLACE);
-    return 1;
+    if (ok) {
+        refund(src, now);
+        /* Cached where every worker sees it; on a read-only store each retrieves. */
+        saef_ks_put(ks, SAEF_KS_KC, id, id_len, rec, SAEF_KS_REPLACE);
+    }
+    purge_some(ks, now);
+    return ok;
 }
 
 /* One key, one record: hex is case-insensitive (XSD hexBinary) and so are
@@ -185,8 +261,8 @@ static void canonical(const char *id, size_t len, char *out)
     out[len] = '\0';
 }
 
-int saef_maf_key(const saef_conf *conf, saef_ks *ks, const char *id, size_t id_len,
-                 saef_ks_record *rec, const char **why)
+int saef_maf_key(const saef_conf *conf, saef_ks *ks, const char *id, size_t id_len, const void *src,
+                 size_t src_len, saef_ks_record *rec, const char **why)
 {
     char canon[SAEF_KS_ID_MAX + 1];
     int64_t age;
@@ -214,5 +290,6 @@ int saef_maf_key(const saef_conf *conf, saef_ks *ks, const char *id, size_t id_l
         *why = "key store error";
         return 0;
     }
-    return retrieve(conf, ks, canon, id_len, canon + 33, id_len - 33, rec, why);
+    return retrieve(conf, ks, canon, id_len, canon + 33, id_len - 33,
+                    src_len > 0 ? fnv1a(src, src_len) | 1 : 0, rec, why);
 }

@@ -33,10 +33,11 @@ SAEF_KS_TYPE saef_id_type(const saef_conf *conf, const char *id, size_t len);
 int saef_maf_parse_reply(const char *body, int64_t now, saef_ks_record *rec, const char **why);
 /* Entity B: Kc for identity (HEX32@fqdn of a configured MAF): the store's
    copy while maf_revalidate trusts it, else Key Retrieval from that MAF
-   within maf_timeout, cached under the canonical identity. 1 with rec
-   filled, or 0 with why set. */
+   within maf_timeout (and maf_rate, maf_source_rate for the client's source
+   address src: its bytes, none when src_len is 0), cached under the
+   canonical identity. 1 with rec filled, or 0 with why set. */
 int saef_maf_key(const saef_conf *conf, saef_ks *ks, const char *id, size_t id_len,
-                 saef_ks_record *rec, const char **why);
+                 const void *src, size_t src_len, saef_ks_record *rec, const char **why);
 
 /* free() and realloc() that wipe the block first (shim/wipe.c), for the
    libraries that hold key text: jansson, libcurl, libevent. */

@@ -220,16 +220,12 @@ static const char *printable(const void *in, size_t len, char *out, size_t outle
     return out;
 }
 
-/* "ADDRESS:PORT" of the peer, or "-" (len >= 2). Not getnameinfo: this runs
-   for every audit line. */
-static const char *peer_addr(const SSL *ssl, char *buf, size_t len)
+/* The peer's address (4 or 16 bytes into raw) and port; AF_UNSPEC if none. */
+static int peer_raw(const SSL *ssl, unsigned char raw[16], unsigned short *port)
 {
     struct sockaddr_storage sa;
     socklen_t sl = sizeof(sa);
     int fd = SSL_get_fd(ssl), family = AF_UNSPEC;
-    unsigned char raw[16];
-    unsigned short port = 0;
-    char host[INET6_ADDRSTRLEN], *p = buf, *end = buf + len - 1;
 
     /* TCP: the socket's peer; DTLS on an unconnected socket: the BIO's. */
     if (fd >= 0 && getpeername(fd, (struct sockaddr *)&sa, &sl) == 0 &&
@@ -237,23 +233,35 @@ static const char *peer_addr(const SSL *ssl, char *buf, size_t len)
         family = sa.ss_family;
         if (family == AF_INET) {
             memcpy(raw, &((struct sockaddr_in *)&sa)->sin_addr, 4);
-            port = ntohs(((struct sockaddr_in *)&sa)->sin_port);
+            *port = ntohs(((struct sockaddr_in *)&sa)->sin_port);
         } else {
             memcpy(raw, &((struct sockaddr_in6 *)&sa)->sin6_addr, 16);
-            port = ntohs(((struct sockaddr_in6 *)&sa)->sin6_port);
+            *port = ntohs(((struct sockaddr_in6 *)&sa)->sin6_port);
         }
     } else if (SSL_is_dtls(ssl)) {
         BIO_ADDR *addr = BIO_ADDR_new();
-        size_t rl = sizeof(raw);
+        size_t rl = 16;
         if (addr != NULL && BIO_dgram_get_peer(SSL_get_rbio(ssl), addr) > 0 &&
             (BIO_ADDR_family(addr) == AF_INET || BIO_ADDR_family(addr) == AF_INET6) &&
-            BIO_ADDR_rawaddress(addr, NULL, &rl) && rl <= sizeof(raw) &&
+            BIO_ADDR_rawaddress(addr, NULL, &rl) && rl <= 16 &&
             BIO_ADDR_rawaddress(addr, raw, &rl)) {
             family = BIO_ADDR_family(addr);
-            port = ntohs(BIO_ADDR_rawport(addr));
+            *port = ntohs(BIO_ADDR_rawport(addr));
         }
         BIO_ADDR_free(addr);
     }
+    return family;
+}
+
+/* "ADDRESS:PORT" of the peer, or "-" (len >= 2). Not getnameinfo: this runs
+   for every audit line. */
+static const char *peer_addr(const SSL *ssl, char *buf, size_t len)
+{
+    unsigned char raw[16];
+    unsigned short port = 0;
+    char host[INET6_ADDRSTRLEN], *p = buf, *end = buf + len - 1;
+    int family = peer_raw(ssl, raw, &port);
+
     if (family == AF_INET) {
         for (int i = 0; i < 4; i++) {
             p = put_uint(p, end, raw[i]);
@@ -268,6 +276,22 @@ static const char *peer_addr(const SSL *ssl, char *buf, size_t len)
         p = put_uint(p, end, port);
     *p = '\0';
     return buf;
+}
+
+/* Where a client comes from, for the MAF retrieval budget: its IPv4
+   address, or its IPv6 /64 (one host usually holds a whole /64). Bytes
+   into src, their count returned; 0 if unknown. */
+static size_t peer_source(const SSL *ssl, unsigned char src[16])
+{
+    static const unsigned char v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    unsigned short port;
+    int family = peer_raw(ssl, src, &port);
+
+    if (family == AF_INET6 && memcmp(src, v4mapped, 12) == 0) {
+        memmove(src, src + 12, 4);
+        return 4;
+    }
+    return family == AF_INET ? 4 : family == AF_INET6 ? 8 : 0;
 }
 
 /* ---- context ---------------------------------------------------------- */
@@ -416,8 +440,12 @@ static key_result server_key(SSL *ssl, const ctx_data *cd, const unsigned char *
         why = "key store unavailable";
         goto refuse;
     }
-    if (type == SAEF_KS_KC && !saef_maf_key(&s->conf, ks, (const char *)id, id_len, rec, &why))
-        goto refuse;
+    if (type == SAEF_KS_KC) {
+        unsigned char src[16];
+        size_t src_len = peer_source(ssl, src);
+        if (!saef_maf_key(&s->conf, ks, (const char *)id, id_len, src, src_len, rec, &why))
+            goto refuse;
+    }
     err = type == SAEF_KS_KC ? SAEF_KS_OK : saef_ks_get(ks, type, id, id_len, rec);
     if (err == SAEF_KS_ENOTFOUND)
         return KEY_UNKNOWN; /* the caller may chain it; it logs the refusal */

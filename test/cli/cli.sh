@@ -89,6 +89,34 @@ check_rc "corrupt store: exit 3" 3 saef-key -s "$T/junk.db" list
 : >"$T/empty.db"; chmod 600 "$T/empty.db"
 check_rc "empty file is not a store" 3 saef-key -s "$T/empty.db" list
 
+# purge: expired keys of one type (default kc) go, the rest stays.
+P="$T/purge.db"
+saef-key -s "$P" init >/dev/null
+for i in 1 2 3; do
+    saef-key -s "$P" add kc "0000000000000000000000000000000$i@maf.example.com" --hex $K --expires +1s
+done
+saef-key -s "$P" add kc 0000000000000000000000000000000A@maf.example.com --hex $K --expires +1h
+saef-key -s "$P" add kc 0000000000000000000000000000000B@maf.example.com --hex $K
+saef-key -s "$P" add kpsa old@sp.example.com --hex $K --expires +1s
+sleep 1.2
+check_rc "purge --dry-run" 0 saef-key -s "$P" purge --dry-run
+check_grep "  ... counts the expired kc keys" "^would purge 3 expired kc keys$" "$T/out"
+check "  ... and removes none" test "$(saef-key -s "$P" list | tail -n +2 | wc -l)" = 6
+check_rc "purge" 0 saef-key -s "$P" purge
+check_grep "  ... says how many it removed" "^purged 3 expired kc keys$" "$T/out"
+check "  ... the live and the unexpiring kc and the kpsa stay" \
+    test "$(saef-key -s "$P" list | tail -n +2 | cut -f1,2 | sort | tr '\t\n' ': ')" = \
+    "kc:0000000000000000000000000000000A@maf.example.com kc:0000000000000000000000000000000B@maf.example.com kpsa:old@sp.example.com "
+check_rc "purge again" 0 saef-key -s "$P" purge
+check_grep "  ... removes nothing" "^purged 0 expired kc keys$" "$T/out"
+check_rc "purge --type kpsa" 0 saef-key -s "$P" purge --type kpsa
+check_grep "  ... removes the expired kpsa key" "^purged 1 expired kpsa key$" "$T/out"
+check_rc "purge --type with an unknown type" 2 saef-key -s "$P" purge --type kx
+check_rc "purge with an argument" 2 saef-key -s "$P" purge kc
+check_rc "purge with an unknown option" 2 saef-key -s "$P" purge --all
+check_rc "purge of a missing store: exit 3" 3 saef-key -s "$T/none.db" purge
+check_nogrep "  ... prints no key" "$K" "$T/out"
+
 # import / export
 I="$T/import.db"
 saef-key -s "$I" init >/dev/null

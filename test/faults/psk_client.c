@@ -3,13 +3,17 @@
  * connection each, for load and latency tests (no saef in this client).
  *
  *   saef-test-psk-client [-v 1.2|1.3|both] [-n COUNT] [-t SECONDS] [-s STOPFILE]
- *                        [-w MS] [-o RESULTS] [-m] [-r REQUEST] HOST:PORT IDENTITY HEXKEY
+ *                        [-w MS] [-o RESULTS] [-m [-c]] [-b ADDRESS] [-r REQUEST]
+ *                        HOST:PORT IDENTITY HEXKEY
  *
  * After each handshake the client sends REQUEST (default "ping\n"; "\r\n"
  * written as such) and, with -r, reads the answer to its end; a handshake
  * whose answer is empty counts as failed.
  * -m: made-up MAF identities: IDENTITY is "@MAF-FQDN", and each handshake
- * sends a new random HEX32 in front of it.
+ * sends a new random HEX32 in front of it; -c: each in a random mix of
+ * upper and lower case, MAF-FQDN included.
+ * -b: connect from ADDRESS (127.0.0.2 ... on Linux loopback), a source
+ * address of its own.
  *
  * Stops after COUNT handshakes, SECONDS, or when STOPFILE exists (first
  * met). Prints "handshakes=N ok=N fail=N p50_ms=X p99_ms=X max_ms=X"; with
@@ -19,6 +23,7 @@
  */
 #define _GNU_SOURCE /* memrchr */
 #include "psk_cbs.h"
+#include <ctype.h>
 #include <netdb.h>
 #include <openssl/err.h>
 #include <openssl/rand.h>
@@ -31,7 +36,8 @@
 #include <unistd.h>
 
 static const char *identity, *request = "ping\n";
-static int want_answer;
+static int want_answer, random_case;
+static struct addrinfo *source;
 static char made_up[256];
 static unsigned char key[256];
 static long key_len;
@@ -53,7 +59,8 @@ static int connect_to(const struct addrinfo *ai)
         return -1;
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof(limit));
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof(limit));
-    if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
+    if ((source != NULL && bind(fd, source->ai_addr, source->ai_addrlen) != 0) ||
+        connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
         close(fd);
         return -1;
     }
@@ -117,6 +124,10 @@ static void make_up_identity(void)
     for (int i = 0; i < 16; i++)
         snprintf(hex + 2 * i, 3, "%02X", r[i]);
     memcpy(made_up, hex, 32);
+    for (char *c = made_up; random_case && *c; c++) {
+        RAND_bytes(r, 1);
+        *c = (char)(r[0] & 1 ? toupper((unsigned char)*c) : tolower((unsigned char)*c));
+    }
 }
 
 /* "\r" and "\n" in a command-line REQUEST, in place. */
@@ -147,7 +158,8 @@ static int usage(void)
 {
     fprintf(stderr,
             "usage: saef-test-psk-client [-v 1.2|1.3|both] [-n COUNT] [-t SECONDS] "
-            "[-s STOPFILE] [-w MS] [-o RESULTS] [-m] [-r REQUEST] HOST:PORT IDENTITY HEXKEY\n");
+            "[-s STOPFILE] [-w MS] [-o RESULTS] [-m [-c]] [-b ADDRESS] [-r REQUEST] "
+            "HOST:PORT IDENTITY HEXKEY\n");
     return 2;
 }
 
@@ -158,12 +170,13 @@ int main(int argc, char **argv)
     double *lat = malloc(sizeof(double) * (size_t)cap), start;
     char host[256], port[16], last[256];
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai;
+    const char *bind_to = NULL;
     unsigned char *k;
     SSL_CTX *ctx[2];
     FILE *out = NULL;
     int c, make_up = 0;
 
-    while ((c = getopt(argc, argv, "v:n:t:s:w:o:mr:")) != -1) {
+    while ((c = getopt(argc, argv, "v:n:t:s:w:o:mcb:r:")) != -1) {
         switch (c) {
         case 'v':
             versions = optarg;
@@ -185,6 +198,12 @@ int main(int argc, char **argv)
             break;
         case 'm':
             make_up = 1;
+            break;
+        case 'c':
+            random_case = 1;
+            break;
+        case 'b':
+            bind_to = optarg;
             break;
         case 'r':
             request = unescape(optarg);
@@ -210,7 +229,8 @@ int main(int argc, char **argv)
     memcpy(key, k, (size_t)key_len);
     OPENSSL_clear_free(k, (size_t)key_len);
     psk_cbs_set(identity, key, (size_t)key_len);
-    if (getaddrinfo(host, port, &hints, &ai) != 0)
+    if (getaddrinfo(host, port, &hints, &ai) != 0 ||
+        (bind_to != NULL && getaddrinfo(bind_to, NULL, &hints, &source) != 0))
         return usage();
     if (results != NULL && (out = fopen(results, "a")) == NULL)
         return usage();
@@ -251,6 +271,8 @@ int main(int argc, char **argv)
         fclose(out);
     OPENSSL_cleanse(key, sizeof(key));
     freeaddrinfo(ai);
+    if (source != NULL)
+        freeaddrinfo(source);
     SSL_CTX_free(ctx[0]);
     SSL_CTX_free(ctx[1]);
     free(lat);

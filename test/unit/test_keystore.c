@@ -657,6 +657,78 @@ static void peers_of(saef_ks *ks, SAEF_KS_TYPE type, const char *peer, char seen
     CU_ASSERT_EQUAL(saef_ks_iter_peer(ks, type, peer, collect, seen), SAEF_KS_OK);
 }
 
+static saef_ks_record expiring(int64_t not_after, const char *peer)
+{
+    saef_ks_record r = rec_with("0102030405060708090A0B0C0D0E0F10", peer);
+
+    r.not_after = not_after;
+    return r;
+}
+
+static void test_purge_removes_expired_records_in_bounded_steps(void)
+{
+    saef_ks *ks = fresh(), *ro = NULL;
+    int64_t now = (int64_t)time(NULL);
+    saef_ks_record gone = expiring(now - 10, ""), live = expiring(now + 100, ""),
+                   edge = expiring(now, ""), never = expiring(0, ""),
+                   indexed = expiring(1, "/id-x");
+    char from[SAEF_KS_ID_MAX + 1] = "", seen[256] = "", other[256];
+    size_t removed = 99;
+
+    saef_ks_put(ks, SAEF_KS_KC, "a@m.n", 5, &gone, 0);
+    saef_ks_put(ks, SAEF_KS_KC, "b@m.n", 5, &live, 0);
+    saef_ks_put(ks, SAEF_KS_KC, "c@m.n", 5, &edge, 0);
+    saef_ks_put(ks, SAEF_KS_KC, "d@m.n", 5, &never, 0);
+    saef_ks_put(ks, SAEF_KS_KC, "e@m.n", 5, &indexed, 0);
+    saef_ks_put(ks, SAEF_KS_KPSA, "p@b.c", 5, &gone, 0);
+    /* Two records a call; where to go on comes back in from. */
+    CU_ASSERT_EQUAL(saef_ks_purge(ks, SAEF_KS_KC, now, 2, from, &removed), SAEF_KS_OK);
+    CU_ASSERT_EQUAL(removed, 1);
+    CU_ASSERT_STRING_EQUAL(from, "c@m.n");
+    CU_ASSERT_EQUAL(saef_ks_purge(ks, SAEF_KS_KC, now, 2, from, &removed), SAEF_KS_OK);
+    CU_ASSERT_EQUAL(removed, 1); /* not_after == now has expired */
+    CU_ASSERT_STRING_EQUAL(from, "e@m.n");
+    CU_ASSERT_EQUAL(saef_ks_purge(ks, SAEF_KS_KC, now, 2, from, &removed), SAEF_KS_OK);
+    CU_ASSERT_EQUAL(removed, 1);
+    CU_ASSERT_STRING_EQUAL(from, ""); /* the end: the next call starts again */
+    CU_ASSERT_EQUAL(saef_ks_iter(ks, 0, collect, seen), SAEF_KS_OK);
+    CU_ASSERT_STRING_EQUAL(seen, "kpsa:p@b.c,kc:b@m.n,kc:d@m.n,");
+    /* Deleted with its peer index entry. */
+    peers_of(ks, 0, "/id-x", seen);
+    CU_ASSERT_STRING_EQUAL(seen, "");
+    /* Nothing expired: nothing removed; a start past the last record is the end. */
+    CU_ASSERT_EQUAL(saef_ks_purge(ks, SAEF_KS_KC, now, SAEF_KS_PURGE_MAX, NULL, &removed),
+                    SAEF_KS_OK);
+    CU_ASSERT_EQUAL(removed, 0);
+    snprintf(from, sizeof(from), "zz@m.n");
+    CU_ASSERT_EQUAL(saef_ks_purge(ks, SAEF_KS_KC, now, 1, from, NULL), SAEF_KS_OK);
+    CU_ASSERT_STRING_EQUAL(from, "");
+    CU_ASSERT_EQUAL(saef_ks_purge(ks, SAEF_KS_KPSA, now, 1, NULL, &removed), SAEF_KS_OK);
+    CU_ASSERT_EQUAL(removed, 1);
+    /* Bad arguments, an open batch and a read-only handle change nothing. */
+    CU_ASSERT_EQUAL(saef_ks_purge(ks, SAEF_KS_KC, now + 1000, 0, NULL, &removed), SAEF_KS_EINVAL);
+    CU_ASSERT_EQUAL(
+        saef_ks_purge(ks, SAEF_KS_KC, now + 1000, SAEF_KS_PURGE_MAX + 1, NULL, &removed),
+        SAEF_KS_EINVAL);
+    CU_ASSERT_EQUAL(saef_ks_purge(ks, (SAEF_KS_TYPE)7, now, 1, NULL, &removed), SAEF_KS_EINVAL);
+    memset(from, 'x', sizeof(from));
+    CU_ASSERT_EQUAL(saef_ks_purge(ks, SAEF_KS_KC, now + 1000, 1, from, &removed), SAEF_KS_EINVAL);
+    CU_ASSERT_EQUAL(saef_ks_write_begin(ks), SAEF_KS_OK);
+    CU_ASSERT_EQUAL(saef_ks_purge(ks, SAEF_KS_KC, now + 1000, 1, NULL, &removed), SAEF_KS_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(saef_ks_last_error(ks), "batch"));
+    saef_ks_write_abort(ks);
+    snprintf(other, sizeof(other), "%s", path());
+    CU_ASSERT_EQUAL(saef_ks_open(other, SAEF_KS_CREATE, &ro), SAEF_KS_OK);
+    saef_ks_close(ro);
+    CU_ASSERT_EQUAL(saef_ks_open(other, SAEF_KS_RDONLY, &ro), SAEF_KS_OK);
+    CU_ASSERT_EQUAL(saef_ks_purge(ro, SAEF_KS_KC, now, 1, NULL, &removed), SAEF_KS_EINVAL);
+    saef_ks_close(ro);
+    CU_ASSERT_EQUAL(removed, 0);
+    CU_ASSERT_EQUAL(saef_ks_count(ks, SAEF_KS_KC, &removed), SAEF_KS_OK);
+    CU_ASSERT_EQUAL(removed, 2);
+    saef_ks_close(ks);
+}
+
 /* Entries in the peer index (-1: none), dropping it if asked, as a store
    made before it was: no saef handle may be open on p meanwhile. */
 static long raw_index(const char *p, int drop)
@@ -1523,6 +1595,7 @@ int main(int argc, char **argv)
         T(test_identity_bytes_escaped_in_messages),
         T(test_last_error_belongs_to_its_handle),
         T(test_iteration_order_filter_and_count),
+        T(test_purge_removes_expired_records_in_bounded_steps),
         T(test_peer_index_follows_every_write),
         T(test_store_without_index_is_indexed_or_walked),
         T(test_batch_abort_keeps_nothing_commit_keeps_all),

@@ -2,9 +2,10 @@
  * saef-mafd's connections. Before its handshake a peer is anonymous, so what
  * it may hold is bounded: a deadline from the accept to a whole request that
  * bytes do not extend, a number of connections in all and per source
- * address, and when the table is full the oldest connection that has not yet
- * made a request gives way to the newcomer (a flood of slow handshakes then
- * cannot keep a client out). Out of descriptors, accepting pauses instead of
+ * address, and when the table is full a connection that has not yet made a
+ * request gives way to the newcomer: the oldest of those from the address
+ * with the most connections, so a flood of slow handshakes from a few
+ * addresses neither keeps a client out nor cuts its handshake short. Out of descriptors, accepting pauses instead of
  * spinning. Conditions caused by the network are logged at most every 10 s.
  */
 #include "mafd-conns.h"
@@ -27,6 +28,7 @@ struct saef_mafd_conn {
     struct event *timer; /* admission just after the accept, then the deadline */
     struct sockaddr_storage addr;
     int admitted, answered, km_set;
+    long peers; /* connections from its address, itself included */
     unsigned char km[32];
 };
 
@@ -105,20 +107,37 @@ static void cut(saef_mafd_conn *c)
     event_del(c->timer);
 }
 
-/* The oldest connection without a request yet, to make room. */
+/* Makes room: of the connections without a request yet, the oldest from
+   the address with the most connections. */
 static int evict_pending(void)
 {
-    saef_mafd_conn *c;
+    saef_mafd_conn *c, *victim = NULL;
 
     TAILQ_FOREACH(c, &s.all, next)
     {
-        if (!c->answered && c->admitted) {
-            c->answered = 1; /* not chosen twice */
-            cut(c);
-            return 1;
+        if (!c->answered && c->admitted && (victim == NULL || c->peers > victim->peers))
+            victim = c;
+    }
+    if (victim == NULL)
+        return 0;
+    victim->answered = 1; /* not chosen twice */
+    cut(victim);
+    return 1;
+}
+
+/* Counts c in (add 1) or out (-1) of its address's connections. */
+static void count_peers(saef_mafd_conn *c, long add)
+{
+    saef_mafd_conn *o;
+
+    c->peers = 1;
+    TAILQ_FOREACH(o, &s.all, next)
+    {
+        if (o != c && o->admitted && same_addr(&o->addr, &c->addr)) {
+            o->peers += add;
+            c->peers++;
         }
     }
-    return 0;
 }
 
 static void resume_accepting(void)
@@ -190,7 +209,8 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
         return;
     }
     if (s.open > s.lim.max)
-        note(&s.full, "%ld open; the oldest without a request gave way to %s", s.open - 1, text);
+        note(&s.full, "%ld open; one without a request gave way to %s", s.open - 1, text);
+    count_peers(c, 1);
     c->admitted = 1;
     evtimer_add(c->timer, &deadline);
 }
@@ -205,6 +225,8 @@ static void conn_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long
         return;
     TAILQ_REMOVE(&s.all, c, next);
     s.open--;
+    if (c->admitted)
+        count_peers(c, -1);
     event_free(c->timer);
     OPENSSL_cleanse(c->km, sizeof(c->km));
     free(c);

@@ -886,8 +886,10 @@ int saef_mafd_handle(const saef_mafd *m, const saef_mafd_request *req, json_t **
     return error_answer(answer, 404, "no such resource (see docs/maf-protocol.md)");
 }
 
-/* Expired registrations go, also those nobody asks for: in batches, each
-   one write transaction, until none is left. */
+/* Expired registrations go, also those nobody asks for: collected in
+   batches, until none is left. One transaction per delete: a batched
+   delete of many records can leave the file shorter than LMDB's last page,
+   which the keystore then refuses as truncated. */
 #define PURGE_BATCH 4096
 
 typedef struct {
@@ -917,17 +919,12 @@ void saef_mafd_purge(const saef_mafd *m)
     for (SAEF_KS_TYPE t = SAEF_KS_KC; t <= SAEF_KS_CREG; t++) {
         do {
             l.n = 0;
-            if (saef_ks_iter(m->ks, t, collect_expired, &l) != SAEF_KS_OK ||
-                saef_ks_write_begin(m->ks) != SAEF_KS_OK) {
+            if (saef_ks_iter(m->ks, t, collect_expired, &l) != SAEF_KS_OK) {
                 saef_mafd_log("purge: %s", saef_ks_last_error(m->ks));
                 return;
             }
             for (size_t i = 0; i < l.n; i++)
                 saef_ks_del(m->ks, t, l.ids[i], strlen(l.ids[i]));
-            if (saef_ks_write_commit(m->ks) != SAEF_KS_OK) {
-                saef_mafd_log("purge: %s", saef_ks_last_error(m->ks));
-                return;
-            }
         } while (l.n == PURGE_BATCH);
     }
     rate_prune(m);

@@ -7,6 +7,7 @@
 
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,6 +49,11 @@ static int error_answer(json_t **answer, int status, const char *fmt, ...)
         *answer = json_pack("{s:s}", "error", msg);
     }
     return status;
+}
+
+int saef_mafd_error(json_t **answer, int status, const char *msg)
+{
+    return error_answer(answer, status, "%s", msg);
 }
 
 static json_t *read_json(const saef_mafd_request *req, char *err, size_t errlen)
@@ -136,6 +142,27 @@ int saef_mafd_absolute_id(const char *id)
     return 1;
 }
 
+int saef_mafd_dns_name(const char *name)
+{
+    size_t n = strlen(name), label = 0;
+
+    if (n == 0 || n > 253)
+        return 0;
+    for (const char *p = name; *p != '\0'; p++) {
+        if (*p == '.') {
+            if (label == 0 || p[-1] == '-')
+                return 0;
+            label = 0;
+        } else if (isalnum((unsigned char)*p) || (*p == '-' && label > 0)) {
+            if (++label > 63)
+                return 0;
+        } else {
+            return 0;
+        }
+    }
+    return label > 0 && name[n - 1] != '-';
+}
+
 int saef_mafd_cse_id(const char *id)
 {
     const char *seg = saef_mafd_absolute_id(id) ? strchr(id + 2, '/') + 1 : NULL;
@@ -180,18 +207,149 @@ static const char *unknown_target(const saef_mafd *m, const char *target)
     return p.found ? NULL : "it is not a client of this MAF";
 }
 
-/* The registration's metadata as stored: adminFQDN and labels. */
-static void set_meta(saef_ks_record *rec, const char *admin, json_t *labels)
+/* The registration's metadata as stored: adminFQDN and labels. 0 if they do
+   not fit (cut, they would no longer read back as JSON). */
+static int set_meta(saef_ks_record *rec, const char *admin, json_t *labels)
 {
     json_t *m = json_pack("{s:s}", "adminFQDN", admin);
     char *text;
+    int ok;
 
     if (labels != NULL)
         json_object_set(m, "labels", labels);
     text = json_dumps(m, JSON_COMPACT);
-    snprintf(rec->meta, sizeof(rec->meta), "%s", text != NULL ? text : "");
+    ok = text != NULL && strlen(text) < sizeof(rec->meta);
+    snprintf(rec->meta, sizeof(rec->meta), "%s", ok ? text : "");
     free(text);
     json_decref(m);
+    return ok;
+}
+
+#define META_TOO_LONG "adminFQDN and labels must fit in 1024 bytes of JSON"
+
+/* Registrations per client per minute (--max-reg-rate): a token bucket per
+   client that registered lately; buckets that are full again are dropped
+   by the purge. In memory: a restart refills them. */
+typedef struct {
+    char client[SAEF_KS_ENTITY_MAX + 1];
+    double tokens, at;
+} bucket;
+
+static struct {
+    bucket *b;
+    size_t n;
+} rate;
+
+static double now_mono(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* The client's bucket, refilled to now; NULL if out of memory. */
+static bucket *bucket_of(const saef_mafd *m, const char *client)
+{
+    double now = now_mono();
+    bucket *b = NULL;
+
+    for (size_t i = 0; i < rate.n && b == NULL; i++)
+        if (strcmp(rate.b[i].client, client) == 0)
+            b = &rate.b[i];
+    if (b == NULL) {
+        bucket *grown = realloc(rate.b, (rate.n + 1) * sizeof(*grown));
+        if (grown == NULL)
+            return NULL;
+        rate.b = grown;
+        b = &rate.b[rate.n++];
+        snprintf(b->client, sizeof(b->client), "%s", client);
+        b->tokens = (double)m->reg_rate;
+        b->at = now;
+    }
+    b->tokens += (now - b->at) * (double)m->reg_rate / 60.0;
+    if (b->tokens > (double)m->reg_rate)
+        b->tokens = (double)m->reg_rate;
+    b->at = now;
+    return b;
+}
+
+typedef struct {
+    const char *client;
+    int by_self; /* kc: the source is self; creg: the client is peer */
+    int64_t now;
+    long n, stop;
+} live_count;
+
+static int count_live(SAEF_KS_TYPE type, const char *id, size_t id_len, const saef_ks_record *rec,
+                      void *arg)
+{
+    live_count *c = arg;
+
+    (void)type, (void)id, (void)id_len;
+    if (strcmp(c->by_self ? rec->self : rec->peer, c->client) == 0 && rec->not_after > c->now)
+        c->n++;
+    return c->n >= c->stop;
+}
+
+/* --max-registrations and --max-reg-rate: 0 if the client may register one
+   more, else the refusal's status with *answer set. A refused attempt costs
+   nothing; a stored one takes its token (rate_take). */
+static int over_quota(const saef_mafd *m, const char *client, json_t **answer)
+{
+    live_count c = {client, 0, (int64_t)time(NULL), 0, m->max_regs};
+    bucket *b;
+
+    if (m->reg_rate > 0) {
+        if ((b = bucket_of(m, client)) == NULL)
+            return error_answer(answer, 500, "out of memory");
+        if (b->tokens < 1.0) {
+            long wait = (long)((1.0 - b->tokens) * 60.0 / (double)m->reg_rate) + 1;
+            error_answer(answer, 429,
+                         "more than %ld registrations a minute from this client "
+                         "(--max-reg-rate): try again in %ld s",
+                         m->reg_rate, wait);
+            json_object_set_new(*answer, "retryAfter", json_integer(wait));
+            return 429;
+        }
+    }
+    if (m->max_regs <= 0)
+        return 0;
+    /* Client registrations are indexed by their client (peer); key
+       registrations name it as self, so those are walked. */
+    if (saef_ks_iter_peer(m->ks, SAEF_KS_CREG, client, count_live, &c) != SAEF_KS_OK ||
+        (c.by_self = 1, c.n < c.stop && saef_ks_iter(m->ks, SAEF_KS_KC, count_live, &c) != SAEF_KS_OK)) {
+        saef_mafd_log("%s", saef_ks_last_error(m->ks));
+        return error_answer(answer, 500, "registry error");
+    }
+    if (c.n >= m->max_regs)
+        return error_answer(answer, 403,
+                            "this client holds %ld live registrations, the limit "
+                            "(--max-registrations): deregister some or let them expire",
+                            c.n);
+    return 0;
+}
+
+static void rate_take(const saef_mafd *m, const char *client)
+{
+    bucket *b = m->reg_rate > 0 ? bucket_of(m, client) : NULL;
+
+    if (b != NULL)
+        b->tokens -= 1.0;
+}
+
+/* Buckets full again are as good as none. */
+static void rate_prune(const saef_mafd *m)
+{
+    size_t kept = 0;
+
+    for (size_t i = 0; i < rate.n; i++) {
+        bucket b = rate.b[i];
+        b.tokens += (now_mono() - b.at) * (double)m->reg_rate / 60.0;
+        if (b.tokens < (double)m->reg_rate)
+            rate.b[kept++] = rate.b[i];
+    }
+    rate.n = kept;
 }
 
 /* Adds the stored adminFQDN and labels to an answer. */
@@ -316,7 +474,10 @@ static int store_update(const saef_mafd *m, SAEF_KS_TYPE type, const char *id,
         json_object_set_new(out, "expirationTime", json_string(exp));
     }
     if (labels != NULL) {
-        set_meta(rec, admin_of(rec), labels);
+        if (!set_meta(rec, admin_of(rec), labels)) {
+            json_decref(out);
+            return error_answer(answer, 400, META_TOO_LONG);
+        }
         json_object_set(out, "labels", labels);
     }
     if (saef_ks_put(m->ks, type, id, strlen(id), rec, SAEF_KS_REPLACE) != SAEF_KS_OK) {
@@ -349,10 +510,10 @@ static int client_registration(const saef_mafd *m, const saef_mafd_request *req,
                               "the types of docs/maf-protocol.md");
         goto out;
     }
-    if (!valid_labels(labels) || *admin == '\0' || strlen(admin) > SAEF_KS_ENTITY_MAX) {
+    if (!valid_labels(labels) || !saef_mafd_dns_name(admin)) {
         status = error_answer(answer, 400,
                               "labels must be a list of strings, adminFQDN a "
-                              "name of 1 to 255 characters");
+                              "domain name of at most 253 characters");
         goto out;
     }
     if (!saef_time_parse(expires, now, &want) || want <= now) {
@@ -369,10 +530,15 @@ static int client_registration(const saef_mafd *m, const saef_mafd_request *req,
                               admin, id);
         goto out;
     }
+    if (!set_meta(&rec, admin, labels)) {
+        status = error_answer(answer, 400, META_TOO_LONG);
+        goto out;
+    }
+    if ((status = over_quota(m, req->client, answer)) != 0)
+        goto out;
     rec.not_after = capped(want, now, m->max_reg_lifetime);
     snprintf(rec.peer, sizeof(rec.peer), "%s", req->client);
     snprintf(rec.self, sizeof(rec.self), "%s", admin);
-    set_meta(&rec, admin, labels);
     if (saef_ks_put(m->ks, SAEF_KS_CREG, id, 32, &rec, 0) != SAEF_KS_OK) {
         saef_mafd_log("%s", saef_ks_last_error(m->ks));
         status = error_answer(answer, 500, "registry error");
@@ -383,6 +549,7 @@ static int client_registration(const saef_mafd *m, const saef_mafd_request *req,
                         "mafClientID", req->client, "adminFQDN", admin);
     if (labels != NULL)
         json_object_set(*answer, "labels", labels);
+    rate_take(m, req->client);
     status = 201;
 out:
     saef_ks_record_wipe(&rec);
@@ -465,8 +632,14 @@ static int key_registration(const saef_mafd *m, const saef_mafd_request *req, js
                               "with the types of docs/maf-protocol.md");
         goto out;
     }
-    if (!valid_labels(labels) || *admin == '\0') {
-        status = error_answer(answer, 400, "labels must be a list of strings, adminFQDN not empty");
+    if (!valid_labels(labels) || !saef_mafd_dns_name(admin)) {
+        status = error_answer(answer, 400,
+                              "labels must be a list of strings, adminFQDN a domain name of at "
+                              "most 253 characters");
+        goto out;
+    }
+    if (!set_meta(&rec, admin, labels)) {
+        status = error_answer(answer, 400, META_TOO_LONG);
         goto out;
     }
     if (suid != SUID_SAEF) {
@@ -495,6 +668,8 @@ static int key_registration(const saef_mafd *m, const saef_mafd_request *req, js
                               admin);
         goto out;
     }
+    if ((status = over_quota(m, req->client, answer)) != 0)
+        goto out;
     /* The MAF's policy caps the lifetime; the answer says what it decided. */
     rec.not_after = capped(want, now, m->max_lifetime);
     if (keyhex == NULL) {
@@ -512,9 +687,15 @@ static int key_registration(const saef_mafd *m, const saef_mafd_request *req, js
         memcpy(rec.key, ekm + 16, 32);
         rec.key_len = 32;
     } else {
-        int n = saef_hex_decode(keyhex, strlen(keyhex), rec.key, sizeof(rec.key));
+        int n = saef_hex_decode(keyhex, strlen(keyhex), rec.key, sizeof(rec.key)), zero = 0;
         if (n < 16 || n > 64) {
             status = error_answer(answer, 400, "keyValue must be 16 to 64 bytes of hex");
+            goto out;
+        }
+        for (int i = 0; i < n; i++)
+            zero |= rec.key[i];
+        if (zero == 0) {
+            status = error_answer(answer, 400, "keyValue is all zero: give a random key");
             goto out;
         }
         rec.key_len = (size_t)n;
@@ -528,7 +709,6 @@ static int key_registration(const saef_mafd *m, const saef_mafd_request *req, js
     snprintf(rec.peer, sizeof(rec.peer), "%s", target);
     snprintf(rec.self, sizeof(rec.self), "%s", req->client);
     rec.suid = SUID_SAEF;
-    set_meta(&rec, admin, labels);
     /* Committed (and synced by LMDB) before the answer: nothing lost on a crash. */
     switch (saef_ks_put(m->ks, SAEF_KS_KC, id, strlen(id), &rec, 0)) {
     case SAEF_KS_OK:
@@ -548,6 +728,7 @@ static int key_registration(const saef_mafd *m, const saef_mafd_request *req, js
                         (json_int_t)SUID_SAEF, "targetIDs", target);
     if (labels != NULL)
         json_object_set(*answer, "labels", labels);
+    rate_take(m, req->client);
     status = 201;
 out:
     OPENSSL_cleanse(ekm, sizeof(ekm));
@@ -675,7 +856,7 @@ int saef_mafd_handle(const saef_mafd *m, const saef_mafd_request *req, json_t **
     *answer = NULL;
     /* Every answer may name the client: its ID must be valid in JSON (UTF-8). */
     if (req->client == NULL || path == NULL || (id = json_string(req->client)) == NULL)
-        return error_answer(answer, 401, "not an authenticated MAF client");
+        return error_answer(answer, 401, "not (or no longer) an authenticated MAF client");
     json_decref(id);
     if (strcmp(path, "/keyReg") == 0) {
         if (cmd != EVHTTP_REQ_POST)
@@ -705,10 +886,16 @@ int saef_mafd_handle(const saef_mafd *m, const saef_mafd_request *req, json_t **
     return error_answer(answer, 404, "no such resource (see docs/maf-protocol.md)");
 }
 
-/* Expired registrations go, also those nobody asks for (256 a minute). */
+/* Expired registrations go, also those nobody asks for: collected in
+   batches, until none is left. One transaction per delete: a batched
+   delete of many records can leave the file shorter than LMDB's last page,
+   which the keystore then refuses as truncated. */
+#define PURGE_BATCH 4096
+
 typedef struct {
-    char ids[256][SAEF_KS_ID_MAX + 1];
+    char ids[PURGE_BATCH][SAEF_KS_ID_MAX + 1];
     size_t n;
+    int64_t now;
 } expired_list;
 
 static int collect_expired(SAEF_KS_TYPE type, const char *id, size_t id_len,
@@ -717,23 +904,30 @@ static int collect_expired(SAEF_KS_TYPE type, const char *id, size_t id_len,
     expired_list *l = arg;
 
     (void)type;
-    if (rec->not_after != 0 && rec->not_after <= (int64_t)time(NULL)) {
+    if (rec->not_after != 0 && rec->not_after <= l->now) {
         memcpy(l->ids[l->n], id, id_len);
         l->ids[l->n++][id_len] = '\0';
     }
-    return l->n == 256;
+    return l->n == PURGE_BATCH;
 }
 
 void saef_mafd_purge(const saef_mafd *m)
 {
     static expired_list l;
 
+    l.now = (int64_t)time(NULL);
     for (SAEF_KS_TYPE t = SAEF_KS_KC; t <= SAEF_KS_CREG; t++) {
-        l.n = 0;
-        saef_ks_iter(m->ks, t, collect_expired, &l);
-        for (size_t i = 0; i < l.n; i++)
-            saef_ks_del(m->ks, t, l.ids[i], strlen(l.ids[i]));
+        do {
+            l.n = 0;
+            if (saef_ks_iter(m->ks, t, collect_expired, &l) != SAEF_KS_OK) {
+                saef_mafd_log("purge: %s", saef_ks_last_error(m->ks));
+                return;
+            }
+            for (size_t i = 0; i < l.n; i++)
+                saef_ks_del(m->ks, t, l.ids[i], strlen(l.ids[i]));
+        } while (l.n == PURGE_BATCH);
     }
+    rate_prune(m);
 }
 
 static int no_admin(SAEF_KS_TYPE type, const char *id, size_t id_len, const saef_ks_record *rec,

@@ -18,6 +18,8 @@ typedef struct {
     const char *const *targets; /* --targets: the only IDs keys may be for (NULL-ended);
                                    NULL = every MAF client (a km record's peer) */
     int cse_targets_only;       /* --cse-targets-only: targets are Absolute CSE-IDs */
+    long max_regs; /* live key and client registrations per client; 0 = no limit */
+    long reg_rate; /* registrations per client per minute; 0 = no limit */
 } saef_mafd;
 
 typedef struct {
@@ -32,6 +34,8 @@ typedef struct {
 /* Answers one request: returns the HTTP status and sets *answer to the JSON
    body (NULL for none). A retrieval answer holds a key: wipe its text. */
 int saef_mafd_handle(const saef_mafd *m, const saef_mafd_request *req, json_t **answer);
+/* Sets *answer to the error object {"error": msg}; returns status. */
+int saef_mafd_error(json_t **answer, int status, const char *msg);
 /* An Absolute CSE-ID or AE-ID: "//sp-fqdn/..." (TS-0001 7.2), kept strict. 1 if it is. */
 int saef_mafd_absolute_id(const char *id);
 /* An Absolute CSE-ID: "//sp-fqdn/CSE-ID", one segment not starting with C
@@ -41,8 +45,11 @@ int saef_mafd_cse_id(const char *id);
    registration (Entity B's retrieved copies: no adminFQDN), i.e. it is a
    server's store. */
 int saef_mafd_foreign_kc(const saef_mafd *m, char id[SAEF_KS_ID_MAX + 1]);
-/* Deletes up to 256 expired key and client registrations each. */
+/* Deletes every expired key and client registration. */
 void saef_mafd_purge(const saef_mafd *m);
+/* A domain name: dot-separated labels of letters, digits and hyphens (not
+   at either end), 1 to 63 characters each, 253 in all. 1 if it is. */
+int saef_mafd_dns_name(const char *name);
 
 void saef_mafd_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -21,7 +21,9 @@ saef-key -s "$B" add kpsa pre@sp.example.com --hex $KP --peer //sp.example.com/C
 
 MPORT=$(free_port) BPORT=$(free_port)
 MAF="https://127.0.0.1:$MPORT"
-saef_bg "$T/mafd.log" saef-mafd --store "$M" --fqdn maf.example.com --listen "127.0.0.1:$MPORT"
+# Registrations per second are measured: no per-client quota in the way.
+saef_bg "$T/mafd.log" saef-mafd --store "$M" --fqdn maf.example.com --listen "127.0.0.1:$MPORT" \
+    --max-reg-rate 1000000 --max-registrations 1000000
 wait_port "$MPORT"
 saef_cnf "$T/b.cnf" "$B" "entity_id = $IDB" "role = server" "log = none" \
     "maf = maf.example.com $MAF" "maf_timeout = 2000" "maf_kmid = b-km@maf.example.com"

@@ -69,7 +69,7 @@ check_rc "no port: a usage error" 2 "$BENCH_HS" -i $ID -k $K
 check_rc "bad hex key: a usage error" 2 "$BENCH_HS" -p 1 -i $ID -k XYZ
 
 # bench/run, small: two store sizes, the peers, one short round.
-BENCH_SIZES="1 100" BENCH_ROUNDS=1 BENCH_SECONDS=0.3 BENCH_CG_N="5 15" SAEF_BG_LIMIT=300 \
+BENCH_SIZES="1 100" BENCH_ROUNDS=1 BENCH_SECONDS=0.3 BENCH_CG_N="20 80" SAEF_BG_LIMIT=300 \
     bash "$SAEF_SRC/bench/run" --quick --out "$T/results" >"$T/run.log" 2>&1
 check "bench/run --quick completes" test $? = 0
 R=$T/results

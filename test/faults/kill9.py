@@ -210,7 +210,9 @@ def scenario_mafd(d, rounds):
     def start():
         proc[0] = subprocess.Popen(["timeout", "-s", "KILL", str(LIMIT * 5), "saef-mafd",
                                     "--store", maf, "--fqdn", "maf.example.com",
-                                    "--listen", "127.0.0.1:%d" % port], stdout=log, stderr=log,
+                                    "--listen", "127.0.0.1:%d" % port,
+                                    # registrations as fast as they go: no quota
+                                    "--max-reg-rate", "1000000"], stdout=log, stderr=log,
                                    env=KILLED_ENV)
         return wait_port(port)
 

@@ -3,6 +3,7 @@
 #include "ks-record.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <lmdb.h>
 #include <openssl/crypto.h>
@@ -419,6 +420,25 @@ out:
     return err;
 }
 
+/*
+ * LMDB counts pages a write allocated and freed again without writing them:
+ * after a commit the file may end before its last page number. The check
+ * below cannot tell that from a truncated file, so writers extend the file
+ * to it (posix_fallocate never shrinks, whatever another writer did since).
+ */
+static void cover_last_page(MDB_env *env)
+{
+    MDB_envinfo info;
+    MDB_stat st;
+    struct stat fs;
+    int fd;
+
+    if (mdb_env_info(env, &info) == 0 && mdb_env_stat(env, &st) == 0 &&
+        mdb_env_get_fd(env, &fd) == 0 && fstat(fd, &fs) == 0 &&
+        (uint64_t)fs.st_size < ((uint64_t)info.me_last_pgno + 1) * st.ms_psize)
+        (void)posix_fallocate(fd, 0, (off_t)((info.me_last_pgno + 1) * st.ms_psize));
+}
+
 /* A truncated file would fault (SIGBUS) when a page past its end is read. */
 static SAEF_KS_ERR check_size(const saef_ks *ks, MDB_env *env, const struct stat *fs)
 {
@@ -544,10 +564,12 @@ static int index_attach(struct ks_env *e)
         if ((rc = mdb_txn_begin(e->env, NULL, 0, &txn)) != 0)
             return rc;
         if ((rc = mdb_dbi_open(txn, INDEX_DB, MDB_DUPSORT | MDB_CREATE, &e->idx)) == 0 &&
-            (rc = index_fill(txn, e)) == 0)
-            rc = mdb_txn_commit(txn);
-        else
+            (rc = index_fill(txn, e)) == 0) {
+            if ((rc = mdb_txn_commit(txn)) == 0)
+                cover_last_page(e->env);
+        } else {
             mdb_txn_abort(txn);
+        }
     } while (rc == MDB_MAP_FULL && mdb_env_info(e->env, &info) == 0 &&
              info.me_mapsize <= SIZE_MAX / 2 &&
              mdb_env_set_mapsize(e->env, info.me_mapsize * 2) == 0);
@@ -980,10 +1002,10 @@ static SAEF_KS_ERR write_one(saef_ks *ks, const unsigned char *op)
     for (;;) {
         if ((rc = txn_begin(e, 0, &txn)) != 0)
             return from_mdb(ks, rc, "begin a write");
-        if ((rc = op_apply(txn, e, op)) == 0)
-            rc = mdb_txn_commit(txn);
-        else
+        if ((rc = op_apply(txn, e, op)) != 0)
             mdb_txn_abort(txn);
+        else if ((rc = mdb_txn_commit(txn)) == 0)
+            cover_last_page(e->env);
         seen = mapped(e);
         pthread_rwlock_unlock(&e->map_lock);
         if (rc != MDB_MAP_FULL)
@@ -1215,6 +1237,8 @@ SAEF_KS_ERR saef_ks_write_commit(saef_ks *ks)
     while ((rc = mdb_txn_commit(ks->wtxn)) == MDB_MAP_FULL)
         if ((err = batch_regrow(ks)) != SAEF_KS_OK)
             return err;
+    if (rc == 0)
+        cover_last_page(ks->e->env);
     ks->wtxn = NULL;
     pthread_rwlock_unlock(&ks->e->map_lock);
     ks->batch = BATCH_NONE;
@@ -1497,10 +1521,10 @@ SAEF_KS_ERR saef_ks_purge(saef_ks *ks, SAEF_KS_TYPE type, int64_t now, size_t vi
         }
         rc = purge_txn(txn, e, type, now, visit, from != NULL ? from : "", gone, &n, next);
         /* Nothing to delete: no commit, so no disk write. */
-        if (rc == 0 && n > 0)
-            rc = mdb_txn_commit(txn);
-        else
+        if (rc != 0 || n == 0)
             mdb_txn_abort(txn);
+        else if ((rc = mdb_txn_commit(txn)) == 0)
+            cover_last_page(e->env);
         seen = mapped(e);
         pthread_rwlock_unlock(&e->map_lock);
         if (rc != MDB_MAP_FULL)

@@ -665,6 +665,33 @@ static saef_ks_record expiring(int64_t not_after, const char *peer)
     return r;
 }
 
+/* A write that frees pages it allocated leaves LMDB's last page number past
+   the file's end: the writer extends the file, so readers open it again. */
+static void test_store_opens_after_a_large_delete(void)
+{
+    saef_ks *ks = fresh();
+    saef_ks_record r = expiring(1, "/id-x");
+    char store[256], id[64];
+    size_t removed = 0;
+
+    snprintf(store, sizeof(store), "%s/s%d.db", dir, counter);
+    snprintf(r.meta, sizeof(r.meta), "adminFQDN=admin.example.com");
+    CU_ASSERT_EQUAL(saef_ks_write_begin(ks), SAEF_KS_OK);
+    for (int i = 0; i < 600; i++) {
+        snprintf(id, sizeof(id), "%032X@maf.example.com", i);
+        CU_ASSERT_EQUAL(saef_ks_put(ks, SAEF_KS_KC, id, strlen(id), &r, 0), SAEF_KS_OK);
+    }
+    CU_ASSERT_EQUAL(saef_ks_write_commit(ks), SAEF_KS_OK);
+    CU_ASSERT_EQUAL(saef_ks_purge(ks, SAEF_KS_KC, (int64_t)time(NULL), SAEF_KS_PURGE_MAX, NULL,
+                                  &removed),
+                    SAEF_KS_OK);
+    CU_ASSERT_EQUAL(removed, 600);
+    saef_ks_close(ks);
+    ks = NULL;
+    CU_ASSERT_EQUAL(saef_ks_open(store, SAEF_KS_RDONLY, &ks), SAEF_KS_OK);
+    saef_ks_close(ks);
+}
+
 static void test_purge_removes_expired_records_in_bounded_steps(void)
 {
     saef_ks *ks = fresh(), *ro = NULL;
@@ -1596,6 +1623,7 @@ int main(int argc, char **argv)
         T(test_last_error_belongs_to_its_handle),
         T(test_iteration_order_filter_and_count),
         T(test_purge_removes_expired_records_in_bounded_steps),
+        T(test_store_opens_after_a_large_delete),
         T(test_peer_index_follows_every_write),
         T(test_store_without_index_is_indexed_or_walked),
         T(test_batch_abort_keeps_nothing_commit_keeps_all),

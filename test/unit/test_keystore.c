@@ -1407,6 +1407,22 @@ static void test_conf_validates_and_names_the_key(void)
     CU_ASSERT_STRING_EQUAL(saef_conf_str(&c, SAEF_CONF_SNI), "a.example.com,b.example.com");
 }
 
+/* A refused value leaves the old one whole, also after a good first entry. */
+static void test_conf_bad_list_leaves_the_old_value(void)
+{
+    saef_conf c;
+    char err[512];
+
+    saef_conf_init(&c);
+    CU_ASSERT(saef_conf_set(&c, "sni", "good.example.com", err, sizeof(err)));
+    CU_ASSERT(!saef_conf_set(&c, "sni", "a.example.com, b!", err, sizeof(err)));
+    CU_ASSERT_STRING_EQUAL(saef_conf_str(&c, SAEF_CONF_SNI), "good.example.com");
+    CU_ASSERT(saef_conf_set(&c, "maf", "m.example.com https://127.0.0.1:1", err, sizeof(err)));
+    CU_ASSERT(!saef_conf_set(&c, "maf", "n.example.com https://127.0.0.1:2, bad", err,
+                             sizeof(err)));
+    CU_ASSERT_STRING_EQUAL(saef_conf_str(&c, SAEF_CONF_MAF), "m.example.com https://127.0.0.1:1");
+}
+
 static void test_conf_targets_parsed_strictly(void)
 {
     static const struct {
@@ -1545,6 +1561,7 @@ int main(int argc, char **argv)
         T(test_hex),
         T(test_type_names),
         T(test_conf_validates_and_names_the_key),
+        T(test_conf_bad_list_leaves_the_old_value),
         T(test_conf_targets_parsed_strictly),
         T(test_conf_file_names_an_unknown_key),
     };

@@ -272,6 +272,12 @@ static SAEF_KS_ERR check_mode(const saef_ks *ks, const struct stat *st)
 
     if (!S_ISREG(st->st_mode))
         return fail(ks, SAEF_KS_ECORRUPT, "store %s is not a regular file", ks->path);
+    /* In a sticky directory (/tmp) anyone may make the file first. */
+    if (st->st_uid != 0 && st->st_uid != geteuid())
+        return fail(ks, SAEF_KS_EPERM,
+                    "store %s belongs to another user (uid %u), not to root or uid %u who runs "
+                    "saef: remove it and create it again with saef-key -s %s init",
+                    ks->path, (unsigned)st->st_uid, (unsigned)geteuid(), ks->path);
     if (m & 0022)
         return fail(ks, SAEF_KS_EPERM, "store %s is writable by %s (mode %04o): chmod %s %s",
                     ks->path, m & 0002 ? "others" : "its group", (unsigned)m, fix, ks->path);
@@ -288,23 +294,29 @@ static SAEF_KS_ERR check_mode(const saef_ks *ks, const struct stat *st)
 
 /* Whoever can replace the store or its lock file can choose the keys (or
    stop every reader): refuse a store in a place others may write. */
-static SAEF_KS_ERR check_place(const saef_ks *ks, long owner)
+static SAEF_KS_ERR check_place(const saef_ks *ks)
 {
     char why[PATH_MAX + 128], *lock;
     struct stat st;
-    int lock_ok;
+    int found;
 
-    if (!saef_path_is_safe(ks->path, owner, why, sizeof(why)))
+    if (!saef_path_is_safe(ks->path, -1, why, sizeof(why)))
         return fail(ks, SAEF_KS_EPERM, "store %s: %s (saef refuses a store others can replace)",
                     ks->path, why);
     if ((lock = malloc(strlen(ks->path) + 6)) == NULL)
         return fail(ks, SAEF_KS_EIO, "out of memory");
     sprintf(lock, "%s-lock", ks->path);
-    lock_ok = stat(lock, &st) != 0 || !(st.st_mode & 0002);
+    found = stat(lock, &st) == 0;
     free(lock);
-    if (!lock_ok)
+    if (found && (st.st_mode & 0002))
         return fail(ks, SAEF_KS_EPERM, "store %s: its lock file %s-lock is writable by others: "
                     "chmod o-w %s-lock", ks->path, ks->path, ks->path);
+    /* Its owner could hold a byte lock on it and stop every reader. */
+    if (found && st.st_uid != 0 && st.st_uid != geteuid())
+        return fail(ks, SAEF_KS_EPERM,
+                    "store %s: its lock file %s-lock belongs to another user (uid %u): remove "
+                    "it (saef makes it again)",
+                    ks->path, ks->path, (unsigned)st.st_uid);
     return SAEF_KS_OK;
 }
 
@@ -572,7 +584,7 @@ static SAEF_KS_ERR env_attach(saef_ks *ks)
     int rc, fd;
 
     if ((err = stat_store(ks, &st)) != SAEF_KS_OK || (err = check_mode(ks, &st)) != SAEF_KS_OK ||
-        (err = check_place(ks, st.st_uid)) != SAEF_KS_OK)
+        (err = check_place(ks)) != SAEF_KS_OK)
         return err;
     /* LMDB would silently make an empty file a new store. */
     if (st.st_size == 0)
@@ -662,7 +674,7 @@ SAEF_KS_ERR saef_ks_open(const char *path, unsigned flags, saef_ks **out)
     }
     ks->flags = flags;
     if ((flags & SAEF_KS_CREATE) && !(flags & SAEF_KS_RDONLY) && stat(path, &st) != 0 &&
-        errno == ENOENT && (err = check_place(ks, -1)) == SAEF_KS_OK)
+        errno == ENOENT && (err = check_place(ks)) == SAEF_KS_OK)
         err = create_store(ks);
     if (err == SAEF_KS_OK) {
         pthread_mutex_lock(&reg_lock);

@@ -307,7 +307,12 @@ static int cmd_init(int argc, char **argv)
         return usage_error("init takes no arguments");
     path = resolve_store();
     if (stat(path, &st) == 0) {
-        fprintf(stderr, "saef-key: %s already exists; nothing done\n", path);
+        if (st.st_uid != 0 && st.st_uid != geteuid())
+            fprintf(stderr, "saef-key: %s already exists and belongs to another user (uid %u): "
+                    "saef will not use it; remove it, then run init again\n", path,
+                    (unsigned)st.st_uid);
+        else
+            fprintf(stderr, "saef-key: %s already exists; nothing done\n", path);
         return EXIT_USAGE;
     }
     if ((err = saef_ks_open(path, SAEF_KS_CREATE | group_read, &ks)) != SAEF_KS_OK)

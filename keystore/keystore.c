@@ -666,6 +666,10 @@ SAEF_KS_ERR saef_ks_open(const char *path, unsigned flags, saef_ks **out)
     *out = NULL;
     if (path == NULL || *path == '\0')
         return fail(NULL, SAEF_KS_EINVAL, "no store path given");
+    /* Relative, it names another store in another working directory. */
+    if (*path != '/')
+        return fail(NULL, SAEF_KS_EINVAL, "store path %s is relative: give an absolute path",
+                    path);
     if (flags & ~(unsigned)(SAEF_KS_RDONLY | SAEF_KS_CREATE | SAEF_KS_GROUP_READ))
         return fail(NULL, SAEF_KS_EINVAL, "unknown open flags 0x%x", flags);
     if ((ks = calloc(1, sizeof(*ks))) == NULL || (ks->path = strdup(path)) == NULL) {

@@ -33,12 +33,13 @@ static const char usage_text[] =
     "  add TYPE ID [KEY OPTIONS]         add a key; TYPE is kpsa, km or kc (creg: MAF only)\n"
     "      --hex HEX | --random BYTES    the key (default: hex read from stdin)\n"
     "      --peer ENTITY-ID --self ENTITY-ID --expires TIME --suid N\n"
-    "      --replace --any-identity\n"
+    "      --replace --any-identity --allow-short-key (keys of 16 bytes or more)\n"
     "  list [TYPE]                       list keys (never prints them)\n"
     "  show TYPE ID [--reveal [--key-only]]\n"
     "  del TYPE ID                       delete a key\n"
     "  import [--format psk] [--type TYPE] [--peer ID] [--self ID] [--expires TIME]\n"
-    "         [--replace] [--any-identity] FILE|-     lines identity:hexkey, all or nothing\n"
+    "         [--replace] [--any-identity] [--allow-short-key] FILE|-\n"
+    "                                    lines identity:hexkey, all or nothing\n"
     "  export [--format psk] [--type TYPE] [FILE|-]   writes keys (file mode 0600)\n"
     "\n"
     "STORE: -s, else $SAEF_STORE, else 'store' of the saef provider in OPENSSL_CONF,\n"
@@ -118,52 +119,54 @@ static int parse_key_type(const char *name, SAEF_KS_TYPE *type)
     return rc;
 }
 
-/* The identity rules: length always; syntax unless --any-identity. */
+/* The identity rules: length and control characters always; syntax unless
+   --any-identity. */
 static int check_identity(SAEF_KS_TYPE type, const char *id, int any)
 {
-    size_t len = strlen(id);
+    const char *why = saef_psk_id_problem(id, strlen(id), type, any);
 
-    if (len == 0)
-        return usage_error("empty identity");
-    if (len > SAEF_KS_ID_MAX) {
-        fprintf(stderr, "saef-key: identity is %zu bytes; the limit is %d (OpenSSL's PSK limit)\n",
-                len, SAEF_KS_ID_MAX);
-        return EXIT_USAGE;
-    }
-    if (any)
-        return 0;
-    if (type == SAEF_KS_KC && !saef_id_parse_maf(id, len, NULL, NULL))
-        return usage_error("kc identity '%s' is not HEX32@MAF-FQDN (TS-0003 10.3.5); "
-                           "--any-identity accepts it anyway",
-                           id);
-    if (!saef_id_is_conforming(id, len))
-        return usage_error("identity '%s' is not relative@fqdn with a relative part of letters, "
-                           "digits, '.', '_' and '-' (TS-0003 10.5/10.6); --any-identity accepts "
-                           "it anyway",
-                           id);
-    return 0;
+    return why == NULL ? 0 : usage_error("%s", why);
 }
 
 struct meta {
     const char *peer, *self, *expires, *suid;
-    int replace, any;
+    int replace, any, short_key;
 };
+
+/* An entity ID of 1 to 255 bytes without control characters (a newline
+   would forge a row of list); NULL if fine, else why. */
+static const char *entity_problem(const char *v)
+{
+    size_t len = strlen(v);
+
+    if (len == 0 || len > SAEF_KS_ENTITY_MAX)
+        return "must be 1 to 255 bytes";
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)v[i] < 0x20 || v[i] == 0x7f)
+            return "holds a control character (newline, tab, escape...)";
+    return NULL;
+}
+
+static int set_entity(const char *opt, const char *v, char out[SAEF_KS_ENTITY_MAX + 1])
+{
+    const char *why = entity_problem(v);
+
+    if (why != NULL)
+        return usage_error("%s %s", opt, why);
+    strcpy(out, v);
+    return 0;
+}
 
 /* Fills the metadata fields of rec from the options. */
 static int apply_meta(const struct meta *m, saef_ks_record *rec)
 {
     time_t now = time(NULL);
+    int rc;
 
-    if (m->peer != NULL) {
-        if (strlen(m->peer) > SAEF_KS_ENTITY_MAX || strlen(m->peer) == 0)
-            return usage_error("--peer '%s' must be 1 to 255 characters", m->peer);
-        strcpy(rec->peer, m->peer);
-    }
-    if (m->self != NULL) {
-        if (strlen(m->self) > SAEF_KS_ENTITY_MAX || strlen(m->self) == 0)
-            return usage_error("--self '%s' must be 1 to 255 characters", m->self);
-        strcpy(rec->self, m->self);
-    }
+    if (m->peer != NULL && (rc = set_entity("--peer", m->peer, rec->peer)) != 0)
+        return rc;
+    if (m->self != NULL && (rc = set_entity("--self", m->self, rec->self)) != 0)
+        return rc;
     if (m->expires != NULL) {
         if (!saef_time_parse(m->expires, now, &rec->not_after))
             return usage_error("bad --expires '%s': use RFC 3339 (2027-01-31T12:00:00Z), "
@@ -183,7 +186,7 @@ static int apply_meta(const struct meta *m, saef_ks_record *rec)
 }
 
 enum { O_HEX = 256, O_RANDOM, O_PEER, O_SELF, O_EXPIRES, O_SUID, O_REPLACE, O_ANY, O_REVEAL,
-       O_KEYONLY, O_FORMAT, O_TYPE };
+       O_KEYONLY, O_FORMAT, O_TYPE, O_SHORT };
 
 static const struct option key_opts[] = {
     {"hex", required_argument, NULL, O_HEX},
@@ -198,6 +201,7 @@ static const struct option key_opts[] = {
     {"key-only", no_argument, NULL, O_KEYONLY},
     {"format", required_argument, NULL, O_FORMAT},
     {"type", required_argument, NULL, O_TYPE},
+    {"allow-short-key", no_argument, NULL, O_SHORT},
     {NULL, 0, NULL, 0},
 };
 
@@ -229,6 +233,7 @@ static int parse_opts(int argc, char **argv, const int *allowed, struct opts *o)
         case O_SUID: o->m.suid = optarg; break;
         case O_REPLACE: o->m.replace = 1; break;
         case O_ANY: o->m.any = 1; break;
+        case O_SHORT: o->m.short_key = 1; break;
         case O_REVEAL: o->reveal = 1; break;
         case O_KEYONLY: o->key_only = 1; break;
         case O_FORMAT: o->format = optarg; break;
@@ -238,6 +243,23 @@ static int parse_opts(int argc, char **argv, const int *allowed, struct opts *o)
     if (o->format != NULL && strcmp(o->format, "psk") != 0)
         return usage_error("unknown --format '%s' (only psk: identity:hexkey lines)", o->format);
     return 0;
+}
+
+/* 128 bits: shorter keys fall to a search; tests may use them. */
+#define KEY_MIN 16
+
+static const char *key_len_problem(size_t len, int short_ok)
+{
+    return len < KEY_MIN && !short_ok
+               ? "key is shorter than 16 bytes (--allow-short-key accepts it, for tests)"
+               : NULL;
+}
+
+static int check_key_len(const saef_ks_record *rec, int short_ok)
+{
+    const char *why = key_len_problem(rec->key_len, short_ok);
+
+    return why == NULL ? 0 : usage_error("%s", why);
 }
 
 static int decode_key(const char *hex, saef_ks_record *rec)
@@ -325,7 +347,7 @@ static int cmd_init(int argc, char **argv)
 static int cmd_add(int argc, char **argv)
 {
     static const int allowed[] = {O_HEX, O_RANDOM, O_PEER, O_SELF, O_EXPIRES, O_SUID,
-                                  O_REPLACE, O_ANY, 0};
+                                  O_REPLACE, O_ANY, O_SHORT, 0};
     struct opts o;
     saef_ks_record rec = {0};
     SAEF_KS_TYPE type;
@@ -358,6 +380,8 @@ static int cmd_add(int argc, char **argv)
     } else {
         rc = read_key_stdin(&rec);
     }
+    if (rc == 0)
+        rc = check_key_len(&rec, o.m.short_key);
     if (rc == 0 && (rc = open_store(0, &ks)) == 0) {
         err = saef_ks_put(ks, type, argv[optind + 1], strlen(argv[optind + 1]), &rec,
                           o.m.replace ? SAEF_KS_REPLACE : 0);
@@ -480,12 +504,20 @@ struct import_ctx {
     SAEF_KS_TYPE type;
     const char *file;
     unsigned flags;
+    int short_key;
 };
 
 static int import_put(const char *id, const saef_ks_record *rec, long lineno, void *arg)
 {
     const struct import_ctx *ic = arg;
-    SAEF_KS_ERR err = saef_ks_put(ic->ks, ic->type, id, strlen(id), rec, ic->flags);
+    const char *why = key_len_problem(rec->key_len, ic->short_key);
+    SAEF_KS_ERR err;
+
+    if (why != NULL) {
+        fprintf(stderr, "saef-key: %s:%ld: %s\n", ic->file, lineno, why);
+        return EXIT_USAGE;
+    }
+    err = saef_ks_put(ic->ks, ic->type, id, strlen(id), rec, ic->flags);
 
     if (err == SAEF_KS_OK)
         return 0;
@@ -496,9 +528,9 @@ static int import_put(const char *id, const saef_ks_record *rec, long lineno, vo
 static int cmd_import(int argc, char **argv)
 {
     static const int allowed[] = {O_FORMAT, O_TYPE, O_PEER, O_SELF, O_EXPIRES, O_SUID,
-                                  O_REPLACE, O_ANY, 0};
+                                  O_REPLACE, O_ANY, O_SHORT, 0};
     struct opts o;
-    struct import_ctx ic = {NULL, SAEF_KS_KPSA, NULL, 0};
+    struct import_ctx ic = {NULL, SAEF_KS_KPSA, NULL, 0, 0};
     saef_ks_record base = {0};
     FILE *in;
     size_t count = 0;
@@ -515,6 +547,7 @@ static int cmd_import(int argc, char **argv)
         return rc;
     ic.file = argv[optind];
     ic.flags = o.m.replace ? SAEF_KS_REPLACE : 0;
+    ic.short_key = o.m.short_key;
     in = strcmp(ic.file, "-") == 0 ? stdin : fopen(ic.file, "r");
     if (in == NULL) {
         fprintf(stderr, "saef-key: cannot read %s: %s\n", ic.file, strerror(errno));

@@ -590,6 +590,51 @@ static int export_row(SAEF_KS_TYPE type, const char *id, size_t id_len, const sa
     return 0;
 }
 
+/*
+ * Keys on disk: a new owner-only file renamed into place, never written
+ * through an existing one (another user's file in /tmp, which they could
+ * read). Returns the stream, with the temporary name in tmp; NULL on error.
+ */
+static FILE *export_open(const char *file, char **tmp)
+{
+    FILE *out;
+    int fd;
+
+    if ((*tmp = malloc(strlen(file) + 8)) == NULL)
+        return NULL;
+    sprintf(*tmp, "%s.XXXXXX", file);
+    if ((fd = mkstemp(*tmp)) < 0) { /* mkstemp: O_EXCL, mode 0600 */
+        fprintf(stderr, "saef-key: cannot write %s: %s\n", file, strerror(errno));
+        free(*tmp);
+        *tmp = NULL;
+        return NULL;
+    }
+    if ((out = fdopen(fd, "w")) == NULL) {
+        fprintf(stderr, "saef-key: cannot write %s: %s\n", file, strerror(errno));
+        close(fd);
+        unlink(*tmp);
+    }
+    return out;
+}
+
+/* Flushes to disk and renames into place; on failure removes the temporary. */
+static int export_close(FILE *out, const char *tmp, const char *file, int rc)
+{
+    int ok = fflush(out) == 0 && !ferror(out) && fsync(fileno(out)) == 0;
+
+    if (!ok)
+        fprintf(stderr, "saef-key: writing the export failed: %s\n", strerror(errno));
+    fclose(out);
+    if (rc == 0 && ok && rename(tmp, file) != 0) {
+        fprintf(stderr, "saef-key: cannot replace %s: %s (remove it, or export elsewhere)\n",
+                file, strerror(errno));
+        ok = 0;
+    }
+    if (rc != 0 || !ok)
+        unlink(tmp);
+    return rc != 0 ? rc : ok ? 0 : EXIT_STORE;
+}
+
 static int cmd_export(int argc, char **argv)
 {
     static const int allowed[] = {O_FORMAT, O_TYPE, 0};
@@ -597,8 +642,10 @@ static int cmd_export(int argc, char **argv)
     SAEF_KS_TYPE type = SAEF_KS_KPSA;
     saef_ks *ks;
     FILE *out = stdout;
+    char *tmp = NULL;
+    const char *file = NULL;
     SAEF_KS_ERR err;
-    int rc, fd;
+    int rc;
 
     if ((rc = parse_opts(argc, argv, allowed, &o)) != 0)
         return rc;
@@ -608,25 +655,21 @@ static int cmd_export(int argc, char **argv)
         return rc;
     if ((rc = open_store(SAEF_KS_RDONLY, &ks)) != 0)
         return rc;
-    if (argc - optind == 1 && strcmp(argv[optind], "-") != 0) {
-        /* Keys on disk: owner-only, whatever the umask or an older file said. */
-        fd = open(argv[optind], O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-        if (fd < 0 || fchmod(fd, 0600) != 0 || (out = fdopen(fd, "w")) == NULL) {
-            fprintf(stderr, "saef-key: cannot write %s: %s\n", argv[optind], strerror(errno));
-            if (fd >= 0)
-                close(fd);
-            saef_ks_close(ks);
-            return EXIT_USAGE;
-        }
+    if (argc - optind == 1 && strcmp(argv[optind], "-") != 0 &&
+        (out = export_open(file = argv[optind], &tmp)) == NULL) {
+        free(tmp);
+        saef_ks_close(ks);
+        return EXIT_USAGE;
     }
     err = saef_ks_iter(ks, type, export_row, out);
     rc = err == SAEF_KS_OK ? 0 : ks_fail(ks, err);
-    if (fflush(out) != 0 || ferror(out)) {
+    if (file != NULL) {
+        rc = export_close(out, tmp, file, rc);
+    } else if (fflush(out) != 0 || ferror(out)) {
         fprintf(stderr, "saef-key: writing the export failed: %s\n", strerror(errno));
         rc = EXIT_STORE;
     }
-    if (out != stdout)
-        fclose(out);
+    free(tmp);
     saef_ks_close(ks);
     return rc;
 }

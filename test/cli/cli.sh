@@ -152,6 +152,14 @@ check_rc "missing import file" 2 saef-key -s "$I" import "$T/nope.psk"
 check_rc "export to a file" 0 saef-key -s "$I" export "$T/exp.psk"
 check "  ... file is 0600" test "$(mode "$T/exp.psk")" = 600
 check_grep "  ... identity:hexkey" "^a1@sp.example.com:$K1$" "$T/exp.psk"
+# An existing file is replaced by a new one, never written through: whoever
+# could read the old file (another link, an open descriptor) reads no key.
+printf 'old\n' >"$T/exp3.psk"; chmod 644 "$T/exp3.psk"; ln "$T/exp3.psk" "$T/exp3.link"
+check_rc "export over an existing file" 0 saef-key -s "$I" export "$T/exp3.psk"
+check "  ... a new file, 0600" test "$(mode "$T/exp3.psk")" = 600 -a "$(stat -c %h "$T/exp3.psk")" = 1
+check "  ... the old file untouched" test "$(cat "$T/exp3.link")" = old
+check "  ... no temporary file left" test -z "$(ls "$T" | grep 'exp3.psk.')"
+check_rc "export into a missing directory fails" 2 saef-key -s "$I" export "$T/nodir/x.psk"
 saef-key -s "$T/round.db" init >/dev/null
 check_rc "export round trip through import" 0 saef-key -s "$T/round.db" import --any-identity "$T/exp.psk"
 saef-key -s "$T/round.db" export "$T/exp2.psk"

@@ -49,6 +49,14 @@ if [ "$(id -u)" = 0 ]; then
     check_grep "  ... named, with the fix" "keys.db-lock belongs to another user (uid 65534): remove it" "$T/err"
     rm "$T/sticky/keys.db-lock"
     check_rc "  ... and once removed, the store opens" 0 sk "$T/sticky/keys.db" list
+    # An export file another user made first, readable by them (and held
+    # open): the keys go to a new file of root's, never into theirs.
+    printf 'theirs\n' >"$T/sticky/exp.psk"; chown 65534 "$T/sticky/exp.psk"; chmod 666 "$T/sticky/exp.psk"
+    exec 5<"$T/sticky/exp.psk"
+    check_rc "export over another user's file" 0 sk "$T/sticky/keys.db" export "$T/sticky/exp.psk"
+    check "  ... now root's file, 0600" test "$(stat -c %u:%a "$T/sticky/exp.psk")" = 0:600
+    cat <&5 >"$T/theirs.out"; exec 5<&-
+    check_no_key "$T/theirs.out" "$K"
 fi
 
 # openssl.cnf: the provider refuses to load from a file others may write.

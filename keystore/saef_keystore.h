@@ -28,6 +28,12 @@
  * space for a bigger map is not there, writes fail; if LMDB had already let
  * go of the old map, every later call in that process fails (SAEF_KS_EIO).
  *
+ * Corruption: LMDB trusts its pages, and a corrupt page can send a read
+ * outside the file. The first saef_ks_open installs SIGBUS and SIGSEGV
+ * handlers (SA_NODEFER): a fault inside a saef read fails that call with
+ * SAEF_KS_ECORRUPT; any other fault goes to the handler installed before.
+ * A program that installs its own handlers later should do the same.
+ *
  * Secrets: key bytes are copied into the caller's saef_ks_record; the
  * library wipes every buffer of its own that held them. Callers wipe
  * their records with saef_ks_record_wipe().

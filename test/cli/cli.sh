@@ -113,6 +113,48 @@ check_rc "corrupt store: exit 3" 3 saef-key -s "$T/junk.db" list
 : >"$T/empty.db"; chmod 600 "$T/empty.db"
 check_rc "empty file is not a store" 3 saef-key -s "$T/empty.db" list
 
+# Two bytes of a page header (mp_lower) made 0x7fff send LMDB's reads
+# outside the file: saef-key fails with the reason, never with a signal.
+saef-key -s "$T/pg.db" init >/dev/null
+for i in $(seq 1 300); do echo "pg$i@sp.example.com:$K"; done | saef-key -s "$T/pg.db" import - >/dev/null
+python3 - "$T/pg.db" <<'PY'
+import sys
+with open(sys.argv[1], "r+b") as f:
+    data = f.read()
+    for n in range(2, len(data) // 4096):
+        page = data[n * 4096:(n + 1) * 4096]
+        if page[10:12] == b"\x02\x00" and b"saef-store" not in page and b"\xffpeer" not in page:
+            f.seek(n * 4096 + 12)
+            f.write(b"\xff\x7f")
+PY
+worst=0; corrupt=0 bad="" good=""
+for i in $(seq 1 300); do
+    saef-key -s "$T/pg.db" show kpsa "pg$i@sp.example.com" >/dev/null 2>"$T/pg.err"; rc=$?
+    [ $rc -gt $worst ] && worst=$rc
+    [ $rc = 0 ] && good=pg$i@sp.example.com
+    grep -q "is corrupt: a read (read) went outside the file: restore it from a backup" "$T/pg.err" &&
+        corrupt=$((corrupt + 1)) bad=pg$i@sp.example.com
+done
+check "a corrupt page header: 300 lookups, none killed by a signal (worst exit $worst)" test $worst -le 3
+check "  ... lookups on pages near the end say the store is corrupt ($corrupt)" test $corrupt -gt 0
+check_rc "  ... list fails with exit 3" 3 saef-key -s "$T/pg.db" list
+check_grep "  ... saying why" "is corrupt" "$T/err"
+# A server asked for an identity on such a page refuses it and serves on.
+saef_cnf "$T/pg.cnf" "$T/pg.db" "role = server"
+PORT=$(free_port)
+saef_bg "$T/pgsrv.log" env OPENSSL_CONF="$T/pg.cnf" saef-run -- openssl s_server -accept "127.0.0.1:$PORT" -nocert -quiet
+wait_port "$PORT"
+pg_client() {
+    echo ping | OPENSSL_CONF=/dev/null timeout 10 openssl s_client -connect "127.0.0.1:$PORT" \
+        -psk_identity "$1" -psk $K -tls1_2 >"$T/client" 2>&1
+}
+pg_client "$bad"
+check_not "a server refuses an identity on a corrupt page" handshake_ok "$T/client"
+check "  ... and lives on" kill -0 "$(saef_child)"
+check_grep "  ... logging why" "is corrupt" "$T/pgsrv.log"
+pg_client "$good"
+check "  ... still serving the keys on intact pages" handshake_ok "$T/client"
+
 # import / export
 I="$T/import.db"
 saef-key -s "$I" init >/dev/null

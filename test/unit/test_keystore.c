@@ -446,6 +446,66 @@ static int count_cb(SAEF_KS_TYPE type, const char *id, size_t id_len, const saef
     return 0;
 }
 
+/*
+ * Two bytes of a page header (mp_lower, the end of the page's node table)
+ * set to 0x7fff: LMDB then reads past the end of the file. Every reader
+ * runs in a child, so a fault fails the test instead of ending the suite.
+ */
+static void test_corrupt_page_header_fails_reads_without_a_fault(void)
+{
+    static unsigned char page[4096];
+    char p[256];
+    saef_ks *ks;
+    saef_ks_record r = rec_with("00112233445566778899AABBCCDDEEFF", "");
+    int fd, hit = 0;
+    pid_t pid;
+    int status;
+
+    if (getenv("SAEF_VALGRIND") != NULL) {
+        CU_PASS("valgrind reports every fault the guard catches as an invalid access");
+        return;
+    }
+
+    snprintf(p, sizeof(p), "%s", path());
+    CU_ASSERT_EQUAL_FATAL(saef_ks_open(p, SAEF_KS_CREATE, &ks), SAEF_KS_OK);
+    CU_ASSERT_EQUAL(saef_ks_write_begin(ks), SAEF_KS_OK);
+    for (int i = 0; i < 300; i++)
+        CU_ASSERT_EQUAL(put_id(ks, "dev", i, &r), SAEF_KS_OK);
+    CU_ASSERT_EQUAL(saef_ks_write_commit(ks), SAEF_KS_OK);
+    saef_ks_close(ks);
+    /* Every leaf page (flags 0x02 at offset 10) but the ones with the marker
+       and the index's name, which open reads: those near the end fault. */
+    CU_ASSERT_FATAL((fd = open(p, O_RDWR)) >= 0);
+    for (long n = 2; pread(fd, page, sizeof(page), n * 4096) == (ssize_t)sizeof(page); n++)
+        if ((page[10] | page[11] << 8) == 0x02 && !memmem(page, sizeof(page), "saef-store", 10) &&
+            !memmem(page, sizeof(page), "\xffpeer", 5))
+            hit += pwrite(fd, "\xff\x7f", 2, n * 4096 + 12) == 2;
+    CU_ASSERT_FATAL(hit > 2);
+    close(fd);
+
+    if ((pid = fork()) == 0) {
+        saef_ks_record out;
+        int ok = 0, corrupt = 0, walk;
+        SAEF_KS_ERR err;
+        if (saef_ks_open(p, SAEF_KS_RDONLY, &ks) != SAEF_KS_OK)
+            _exit(2);
+        for (int i = 0; i < 300; i++) {
+            /* A page read in the file gives garbage (not found); outside it, an error. */
+            err = get_id(ks, "dev", i, &out);
+            ok += err == SAEF_KS_OK || err == SAEF_KS_ENOTFOUND;
+            corrupt += err == SAEF_KS_ECORRUPT &&
+                       strstr(saef_ks_last_error(ks), "went outside the file") != NULL;
+        }
+        walk = saef_ks_iter(ks, 0, count_cb, &status);
+        saef_ks_close(ks);
+        _exit(corrupt > 0 && ok + corrupt == 300 && walk == SAEF_KS_ECORRUPT ? 0 : 3);
+    }
+    CU_ASSERT(waitpid(pid, &status, 0) == pid);
+    CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    if (WIFSIGNALED(status))
+        fprintf(stderr, "reader died of signal %d\n", WTERMSIG(status));
+}
+
 static void test_foreign_lmdb_file_and_malformed_record_refused(void)
 {
     char p[256];
@@ -1531,6 +1591,7 @@ int main(int argc, char **argv)
         T(test_unsafe_permissions_refused),
         T(test_group_member_reads_but_cannot_write),
         T(test_corrupt_empty_and_truncated_files_refused),
+        T(test_corrupt_page_header_fails_reads_without_a_fault),
         T(test_foreign_lmdb_file_and_malformed_record_refused),
         T(test_identity_and_key_limits),
         T(test_record_fields_that_do_not_fit_refused),

@@ -29,6 +29,18 @@ const char *saef_psk_id_problem(const char *id, size_t len, SAEF_KS_TYPE type, i
     return NULL;
 }
 
+const char *saef_entity_problem(const char *v)
+{
+    size_t len = strlen(v);
+
+    if (len == 0 || len > SAEF_KS_ENTITY_MAX)
+        return "must be 1 to 255 bytes";
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)v[i] < 0x20 || v[i] == 0x7f)
+            return "holds a control character (newline, tab, escape...)";
+    return NULL;
+}
+
 /*
  * One line into rec; the identity ends at the last ':'. A malformed line
  * may hold its key anywhere, so messages quote none of it.

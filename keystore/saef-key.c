@@ -1,6 +1,7 @@
 /* saef-key: provision, list, rotate, import and export saef keys. */
 #include "saef_conf.h"
 #include "saef_keystore.h"
+#include "json-file.h"
 #include "psk-file.h"
 
 #include <errno.h>
@@ -37,10 +38,12 @@ static const char usage_text[] =
     "  list [TYPE]                       list keys (never prints them)\n"
     "  show TYPE ID [--reveal [--key-only]]\n"
     "  del TYPE ID                       delete a key\n"
-    "  import [--format psk] [--type TYPE] [--peer ID] [--self ID] [--expires TIME]\n"
+    "  import [--format psk|json] [--type TYPE] [--peer ID] [--self ID] [--expires TIME]\n"
     "         [--replace] [--any-identity] [--allow-short-key] FILE|-\n"
     "                                    lines identity:hexkey, all or nothing\n"
-    "  export [--format psk] [--type TYPE] [FILE|-]   writes keys (file mode 0600)\n"
+    "  export [--format psk|json] [--type TYPE] [FILE|-]   writes keys (a new 0600 file)\n"
+    "      json: one object per key and line, every field (type, identity, key, peer,\n"
+    "      self, expires, created, suid, meta); import --format json reads it back\n"
     "\n"
     "STORE: -s, else $SAEF_STORE, else 'store' of the saef provider in OPENSSL_CONF,\n"
     "else /var/lib/saef/keys.db. TIME: RFC 3339, YYYYMMDDTHHMMSS (UTC) or +N[smhdw].\n"
@@ -133,23 +136,9 @@ struct meta {
     int replace, any, short_key;
 };
 
-/* An entity ID of 1 to 255 bytes without control characters (a newline
-   would forge a row of list); NULL if fine, else why. */
-static const char *entity_problem(const char *v)
-{
-    size_t len = strlen(v);
-
-    if (len == 0 || len > SAEF_KS_ENTITY_MAX)
-        return "must be 1 to 255 bytes";
-    for (size_t i = 0; i < len; i++)
-        if ((unsigned char)v[i] < 0x20 || v[i] == 0x7f)
-            return "holds a control character (newline, tab, escape...)";
-    return NULL;
-}
-
 static int set_entity(const char *opt, const char *v, char out[SAEF_KS_ENTITY_MAX + 1])
 {
-    const char *why = entity_problem(v);
+    const char *why = saef_entity_problem(v);
 
     if (why != NULL)
         return usage_error("%s %s", opt, why);
@@ -240,8 +229,10 @@ static int parse_opts(int argc, char **argv, const int *allowed, struct opts *o)
         case O_TYPE: o->type = optarg; break;
         }
     }
-    if (o->format != NULL && strcmp(o->format, "psk") != 0)
-        return usage_error("unknown --format '%s' (only psk: identity:hexkey lines)", o->format);
+    if (o->format != NULL && strcmp(o->format, "psk") != 0 && strcmp(o->format, "json") != 0)
+        return usage_error("unknown --format '%s' (psk: identity:hexkey lines; json: one "
+                           "object per record, every field)",
+                           o->format);
     return 0;
 }
 
@@ -525,6 +516,15 @@ static int import_put(const char *id, const saef_ks_record *rec, long lineno, vo
     return ks_exit(err);
 }
 
+static int import_json_put(SAEF_KS_TYPE type, const char *id, const saef_ks_record *rec,
+                           long lineno, void *arg)
+{
+    struct import_ctx *ic = arg;
+
+    ic->type = type;
+    return import_put(id, rec, lineno, ic);
+}
+
 static int cmd_import(int argc, char **argv)
 {
     static const int allowed[] = {O_FORMAT, O_TYPE, O_PEER, O_SELF, O_EXPIRES, O_SUID,
@@ -535,12 +535,16 @@ static int cmd_import(int argc, char **argv)
     FILE *in;
     size_t count = 0;
     SAEF_KS_ERR err;
-    int rc;
+    int rc, json;
 
     if ((rc = parse_opts(argc, argv, allowed, &o)) != 0)
         return rc;
     if (argc - optind != 1)
         return usage_error("import needs one FILE (or - for stdin)");
+    json = o.format != NULL && strcmp(o.format, "json") == 0;
+    if (json && (o.type || o.m.peer || o.m.self || o.m.expires || o.m.suid))
+        return usage_error("with --format json each line has its own type, peer, self, expires "
+                           "and suid: --type, --peer, --self, --expires and --suid do not apply");
     if (o.type != NULL && (rc = parse_key_type(o.type, &ic.type)) != 0)
         return rc;
     if ((rc = apply_meta(&o.m, &base)) != 0)
@@ -559,7 +563,9 @@ static int cmd_import(int argc, char **argv)
         rc = ks_fail(ic.ks, err);
         goto out;
     }
-    if ((rc = saef_psk_read(in, ic.file, ic.type, o.m.any, &base, import_put, &ic, &count)) != 0) {
+    rc = json ? saef_json_read(in, ic.file, o.m.any, import_json_put, &ic, &count)
+              : saef_psk_read(in, ic.file, ic.type, o.m.any, &base, import_put, &ic, &count);
+    if (rc != 0) {
         fprintf(stderr, "saef-key: nothing imported\n");
         goto out;
     }
@@ -578,15 +584,31 @@ out:
     return rc;
 }
 
+struct export_ctx {
+    FILE *out;
+    int json, all, failed;
+};
+
 static int export_row(SAEF_KS_TYPE type, const char *id, size_t id_len, const saef_ks_record *rec,
                       void *arg)
 {
+    struct export_ctx *ec = arg;
     char hex[2 * SAEF_KS_KEY_MAX + 1];
 
-    (void)type;
-    saef_hex_encode(rec->key, rec->key_len, hex);
-    fprintf(arg, "%.*s:%s\n", (int)id_len, id, hex);
-    OPENSSL_cleanse(hex, sizeof(hex));
+    if (!ec->json) {
+        saef_hex_encode(rec->key, rec->key_len, hex);
+        fprintf(ec->out, "%.*s:%s\n", (int)id_len, id, hex);
+        OPENSSL_cleanse(hex, sizeof(hex));
+        return 0;
+    }
+    /* All records: the keys, not saef-mafd's client registrations. */
+    if (ec->all && type == SAEF_KS_CREG)
+        return 0;
+    if (saef_json_write(ec->out, type, id, id_len, rec) != 0) {
+        fprintf(stderr, "saef-key: a %s identity, peer, self or meta is not UTF-8, which JSON "
+                "cannot carry: export it with --format psk\n", saef_ks_type_name(type));
+        return ec->failed = 1;
+    }
     return 0;
 }
 
@@ -639,9 +661,9 @@ static int cmd_export(int argc, char **argv)
 {
     static const int allowed[] = {O_FORMAT, O_TYPE, 0};
     struct opts o;
+    struct export_ctx ec = {stdout, 0, 0, 0};
     SAEF_KS_TYPE type = SAEF_KS_KPSA;
     saef_ks *ks;
-    FILE *out = stdout;
     char *tmp = NULL;
     const char *file = NULL;
     SAEF_KS_ERR err;
@@ -651,21 +673,25 @@ static int cmd_export(int argc, char **argv)
         return rc;
     if (argc - optind > 1)
         return usage_error("export takes at most one FILE");
+    ec.json = o.format != NULL && strcmp(o.format, "json") == 0;
+    /* JSON carries the type: without --type, every key. */
+    if (ec.json && o.type == NULL)
+        type = 0, ec.all = 1;
     if (o.type != NULL && (rc = parse_type(o.type, &type)) != 0)
         return rc;
     if ((rc = open_store(SAEF_KS_RDONLY, &ks)) != 0)
         return rc;
     if (argc - optind == 1 && strcmp(argv[optind], "-") != 0 &&
-        (out = export_open(file = argv[optind], &tmp)) == NULL) {
+        (ec.out = export_open(file = argv[optind], &tmp)) == NULL) {
         free(tmp);
         saef_ks_close(ks);
         return EXIT_USAGE;
     }
-    err = saef_ks_iter(ks, type, export_row, out);
-    rc = err == SAEF_KS_OK ? 0 : ks_fail(ks, err);
+    err = saef_ks_iter(ks, type, export_row, &ec);
+    rc = err != SAEF_KS_OK ? ks_fail(ks, err) : ec.failed ? EXIT_USAGE : 0;
     if (file != NULL) {
-        rc = export_close(out, tmp, file, rc);
-    } else if (fflush(out) != 0 || ferror(out)) {
+        rc = export_close(ec.out, tmp, file, rc);
+    } else if (fflush(stdout) != 0 || ferror(stdout)) {
         fprintf(stderr, "saef-key: writing the export failed: %s\n", strerror(errno));
         rc = EXIT_STORE;
     }

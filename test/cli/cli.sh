@@ -207,6 +207,63 @@ check_rc "export round trip through import" 0 saef-key -s "$T/round.db" import -
 saef-key -s "$T/round.db" export "$T/exp2.psk"
 check "  ... identical" cmp -s "$T/exp.psk" "$T/exp2.psk"
 
+# Lossless provisioning: JSON lines carry every field, per record.
+J="$T/j.db" J2="$T/j2.db"
+saef-key -s "$J" init >/dev/null; saef-key -s "$J2" init >/dev/null
+saef-key -s "$J" add kpsa j1@sp.example.com --hex $K --peer /sp/C-j1 --self /sp/in-cse --expires +30d --suid 12
+saef-key -s "$J" add kpsa j2@sp.example.com --hex $K1 --expires +1s
+saef-key -s "$J" add km j-km@maf.example.com --hex $K2 --self //sp.example.com/C-j
+saef-key -s "$J" add kc 000102030405060708090A0B0C0D0E0F@maf.example.com --hex $K --peer //sp.example.com/C-j --suid 32
+saef-key -s "$J" add kpsa 'odd j3' --hex $K1 --any-identity --peer /sp/Ç-j3
+sleep 1.2
+check_rc "export --format json" 0 saef-key -s "$J" export --format json "$T/j.json"
+check "  ... one line per key, every type" test "$(wc -l <"$T/j.json")" = 5
+check_grep "  ... with every field" '^{"type":"kpsa","identity":"j1@sp.example.com","key":"'$K'","peer":"/sp/C-j1","self":"/sp/in-cse","expires":"20[0-9-]*T[0-9:]*Z","created":"20[0-9-]*T[0-9:]*Z","suid":12}$' "$T/j.json"
+check_rc "import --format json" 0 saef-key -s "$J2" import --format json --any-identity "$T/j.json"
+check_grep "  ... counts" "imported 5 keys" "$T/out"
+saef-key -s "$J" list >"$T/l1"; saef-key -s "$J2" list >"$T/l2"
+check "  ... the copy lists the same, expired key and creation times included" cmp -s "$T/l1" "$T/l2"
+saef-key -s "$J2" export --format json - | cmp -s - "$T/j.json"
+check "  ... and exports the same lines" test $? = 0
+check_rc "the key survives" 0 saef-key -s "$J2" show kc 000102030405060708090A0B0C0D0E0F@maf.example.com --reveal --key-only
+check "  ... byte for byte" test "$(cat "$T/out")" = "$K"
+# What the psk format drops, and why JSON exists.
+saef-key -s "$T/j3.db" init >/dev/null
+saef-key -s "$J" export | saef-key -s "$T/j3.db" import --any-identity - >/dev/null
+saef-key -s "$T/j3.db" show kpsa j1@sp.example.com >"$T/out"
+check_grep "(psk lines drop the peer)" "peer: -" "$T/out"
+# Each device its own AE-ID, from stdin.
+printf '{"type":"kpsa","identity":"d%d@sp.example.com","key":"%s","peer":"/sp/C-d%d"}\n' 1 $K 1 2 $K1 2 |
+    saef-key -s "$J2" import --format json - >"$T/out" 2>"$T/err"
+check "per-record peers from stdin" test "$(saef-key -s "$J2" list kpsa | grep -c 'd[12]@sp.example.com	/sp/C-d[12]	')" = 2
+check_rc "--peer does not apply to JSON" 2 saef-key -s "$J2" import --format json --peer /x "$T/j.json"
+# Errors: file and line, the reason, never a key; nothing written.
+printf '{"type":"kpsa","identity":"ok1@sp.example.com","key":"%s"}\n\n{"type":"kpsa","identity":"ok2@sp.example.com","key":"%s","suid":0}\n' $K $K >"$T/bad.json"
+check_rc "a bad JSON line: exit 2" 2 saef-key -s "$J2" import --format json "$T/bad.json"
+check_grep "  ... file, line, field and reason" "bad.json:3: \"suid\" must be an integer from 1 to 99" "$T/err"
+check_rc "  ... nothing imported" 1 saef-key -s "$J2" show kpsa ok1@sp.example.com
+KL=5A5B5C5D5E5F60616263646566676869
+rm -f "$T/leak"
+for line in "{\"type\":\"kpsa\",\"identity\":\"x@y.z\",\"key\":\"$KL\"" \
+    "{\"type\":\"kpsa\",\"identity\":\"$KL\",\"key\":\"$KL\"}" \
+    "{\"type\":\"kpsa\",\"identity\":\"x@y.z\",\"key\":\"${KL}0\"}" \
+    "{\"type\":\"kpsa\",\"identity\":\"x@y.z\",\"key\":\"$KL\",\"$KL\":1}" \
+    "{\"type\":\"$KL\",\"identity\":\"x@y.z\",\"key\":\"$KL\"}" \
+    "{\"type\":\"kpsa\",\"identity\":\"x@y.z\",\"key\":\"$KL\",\"peer\":\"$KL\n\"}" \
+    "{\"type\":\"kpsa\",\"identity\":\"x@y.z\",\"key\":\"$KL\",\"expires\":\"$KL\"}" \
+    "{\"type\":\"kpsa\",\"identity\":\"x@y.z\",\"key\":\"$KL\",\"key\":\"$KL\"}" \
+    "{\"type\":\"kpsa\",\"identity\":\"x@y.z\",\"key\":$KL}" \
+    "[\"$KL\"]" "$KL" "{\"type\":\"kpsa\",\"identity\":\"x@y.z\",\"key\":\"0102\",\"meta\":\"$KL\"}" \
+    "{\"type\":\"creg\",\"identity\":\"x@y.z\",\"key\":\"$KL\"}" "{\"key\":\"$KL\" \"type\":1}"; do
+    printf '%s\n' "$line" | saef-key -s "$J2" import --format json - >/dev/null 2>>"$T/leak"
+done
+check "malformed JSON lines: one error each" test "$(grep -c '^saef-key: -:1: ' "$T/leak")" = 14
+check_no_key "$T/leak" "$KL"
+printf 'nonutf8@sp.example.com:%s\n' $K | sed 's/utf8/\xff/' | saef-key -s "$T/j3.db" import --any-identity - >/dev/null
+check_rc "an identity JSON cannot carry is an error" 2 saef-key -s "$T/j3.db" export --format json "$T/nu.json"
+check_grep "  ... saying what to do" "export it with --format psk" "$T/err"
+check "  ... and leaves no file" test ! -e "$T/nu.json"
+
 # Large imports: one transaction, fast.
 N=${SAEF_LONG:+1000000}; N=${N:-100000}
 python3 -c "
@@ -223,4 +280,21 @@ limit=${SAEF_LONG:+15}; limit=${limit:-10}
 check "  ... in under ${limit}s" test "$(echo "$secs < $limit" | bc)" = 1
 check "  ... all $N are there" test "$(saef-key -s "$T/big.db" list | tail -n +2 | wc -l)" = "$N"
 check_rc "  ... the last one readable" 0 saef-key -s "$T/big.db" show kpsa "dev-$(printf %07d $((N - 1)))@sp.example.com"
+# The same number of devices, each with its own AE-ID, as JSON lines.
+python3 -c "
+import os, sys
+with open(sys.argv[1], 'w') as f:
+    for i in range(int(sys.argv[2])):
+        f.write('{\"type\":\"kpsa\",\"identity\":\"dev-%07d@sp.example.com\",\"key\":\"%s\",'
+                '\"peer\":\"/sp.example.com/C-dev%07d\",\"expires\":\"2030-01-01T00:00:00Z\",\"suid\":12}\n'
+                % (i, os.urandom(32).hex(), i))" "$T/big.json" $N
+saef-key -s "$T/bigj.db" init >/dev/null
+start=$(date +%s.%N)
+check_rc "import --format json of $N devices" 0 saef-key -s "$T/bigj.db" import --format json "$T/big.json"
+secs=$(echo "$(date +%s.%N) - $start" | bc)
+echo "     figures: $N JSON devices imported in ${secs}s"
+limit=${SAEF_LONG:+30}; limit=${limit:-10}
+check "  ... in under ${limit}s" test "$(echo "$secs < $limit" | bc)" = 1
+check_rc "  ... each with its AE-ID" 0 saef-key -s "$T/bigj.db" show kpsa "dev-$(printf %07d $((N - 1)))@sp.example.com"
+check_grep "  ..." "peer: /sp.example.com/C-dev$(printf %07d $((N - 1)))" "$T/out"
 done_testing

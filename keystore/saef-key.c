@@ -5,7 +5,6 @@
 #include "psk-file.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <stdarg.h>
 #include <openssl/crypto.h>

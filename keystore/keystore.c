@@ -124,12 +124,13 @@ static void on_fault(int sig, siginfo_t *si, void *ctx)
         prev->sa_sigaction(sig, si, ctx);
     } else if (prev->sa_handler != SIG_DFL && prev->sa_handler != SIG_IGN) {
         prev->sa_handler(sig);
-    } else {
-        /* As if saef were not there: a fault repeats, a kill() is sent again. */
+    } else if (si->si_code > 0 || prev->sa_handler == SIG_DFL) {
+        /* As if saef were not there: a fault repeats, a kill() is sent again
+           (si_code <= 0: sent by a process, not by the CPU). */
         sigaction(sig, prev, NULL);
         if (si->si_code <= 0)
             raise(sig);
-    }
+    } /* else a kill() the program ignores */
 }
 
 /* SA_NODEFER: the jump out leaves the signal mask as it was, so sigsetjmp

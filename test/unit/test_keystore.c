@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -419,6 +420,35 @@ static void test_corrupt_empty_and_truncated_files_refused(void)
     /* A directory is not a store. */
     CU_ASSERT_EQUAL(saef_ks_open(dir, 0, &ks), SAEF_KS_ECORRUPT);
     CU_ASSERT_PTR_NOT_NULL(strstr(saef_ks_last_error(NULL), "not a regular file"));
+}
+
+/* The guard catches faults only inside saef's reads: any other SIGBUS
+   still ends the program as before (no handler of its own here). */
+static void test_faults_outside_reads_keep_their_default(void)
+{
+    char p[256];
+    saef_ks *ks;
+    int status, fd;
+    pid_t pid;
+
+    snprintf(p, sizeof(p), "%s", path());
+    CU_ASSERT_EQUAL_FATAL(saef_ks_open(p, SAEF_KS_CREATE, &ks), SAEF_KS_OK);
+    saef_ks_close(ks);
+    if ((pid = fork()) == 0) {
+        raise(SIGBUS);
+        _exit(0);
+    }
+    CU_ASSERT(waitpid(pid, &status, 0) == pid && WIFSIGNALED(status) && WTERMSIG(status) == SIGBUS);
+    if ((pid = fork()) == 0) {
+        /* A page of a mapping past the end of its file: a real fault. */
+        volatile char *m;
+        struct rlimit no_core = {0, 0};
+        setrlimit(RLIMIT_CORE, &no_core);
+        fd = open(p, O_RDONLY);
+        m = mmap(NULL, 1 << 24, PROT_READ, MAP_SHARED, fd, 0);
+        _exit(m != MAP_FAILED && m[(1 << 24) - 1] == 0 ? 0 : 1);
+    }
+    CU_ASSERT(waitpid(pid, &status, 0) == pid && WIFSIGNALED(status) && WTERMSIG(status) == SIGBUS);
 }
 
 /* Writes raw LMDB: no saef handle may be open on `p` meanwhile. */
@@ -1592,6 +1622,7 @@ int main(int argc, char **argv)
         T(test_group_member_reads_but_cannot_write),
         T(test_corrupt_empty_and_truncated_files_refused),
         T(test_corrupt_page_header_fails_reads_without_a_fault),
+        T(test_faults_outside_reads_keep_their_default),
         T(test_foreign_lmdb_file_and_malformed_record_refused),
         T(test_identity_and_key_limits),
         T(test_record_fields_that_do_not_fit_refused),

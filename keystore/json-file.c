@@ -53,8 +53,8 @@ static const char *text(json_t *v, size_t *len)
 static int parse_object(json_t *o, const char *file, long lineno, int any, SAEF_KS_TYPE *type,
                         const char **id, saef_ks_record *rec)
 {
-    static const char *const fields[] = {"type", "identity", "key", "peer", "self",
-                                         "expires", "created", "suid", "meta", NULL};
+    static const char *const fields[] = {"type",    "identity", "key",  "peer", "self",
+                                         "expires", "created",  "suid", "meta", NULL};
     const char *name, *s, *why;
     json_t *v;
     size_t len;
@@ -67,8 +67,9 @@ static int parse_object(json_t *o, const char *file, long lineno, int any, SAEF_
         for (const char *const *f = fields; *f != NULL; f++)
             known |= strcmp(name, *f) == 0;
         if (!known)
-            return bad(file, lineno, "unknown field (fields are type, identity, key, peer, "
-                                     "self, expires, created, suid and meta)");
+            return bad(file, lineno,
+                       "unknown field (fields are type, identity, key, peer, "
+                       "self, expires, created, suid and meta)");
     }
     if ((s = text(json_object_get(o, "type"), &len)) == NULL ||
         ((*type = saef_ks_type_from_name(s)) != SAEF_KS_KPSA && *type != SAEF_KS_KM &&
@@ -94,8 +95,8 @@ static int parse_object(json_t *o, const char *file, long lineno, int any, SAEF_
         memcpy(rec->self, s, len + 1);
     /* A copy of a store keeps its expired keys, as they were. */
     if ((v = json_object_get(o, "expires")) != NULL &&
-        ((s = text(v, &len)) == NULL || !saef_time_parse(s, 0, &rec->not_after) ||
-         s[0] == '+' || rec->not_after == 0))
+        ((s = text(v, &len)) == NULL || !saef_time_parse(s, 0, &rec->not_after) || s[0] == '+' ||
+         rec->not_after == 0))
         return bad(file, lineno, "\"expires\" must be an RFC 3339 time");
     if ((v = json_object_get(o, "created")) != NULL &&
         ((s = text(v, &len)) == NULL || !saef_time_parse(s, 0, &rec->created) || s[0] == '+' ||

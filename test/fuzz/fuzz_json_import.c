@@ -36,8 +36,7 @@ static int same(SAEF_KS_TYPE type, const char *id, const saef_ks_record *rec, lo
     return 0;
 }
 
-static int put(SAEF_KS_TYPE type, const char *id, const saef_ks_record *rec, long lineno,
-               void *arg)
+static int put(SAEF_KS_TYPE type, const char *id, const saef_ks_record *rec, long lineno, void *arg)
 {
     int any = *(const int *)arg;
     size_t len = strlen(id), n;

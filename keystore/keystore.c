@@ -566,7 +566,8 @@ static int guarded_marker(MDB_txn *txn, MDB_dbi dbi, MDB_val *k)
         return READ_FAULT;
     fault_jump = &jb;
     rc = mdb_get(txn, dbi, k, &v);
-    if (rc == 0 && (v.mv_size != sizeof(MARKER_VAL) - 1 || memcmp(v.mv_data, MARKER_VAL, v.mv_size)))
+    if (rc == 0 &&
+        (v.mv_size != sizeof(MARKER_VAL) - 1 || memcmp(v.mv_data, MARKER_VAL, v.mv_size)))
         rc = MDB_NOTFOUND;
     fault_jump = NULL;
     return rc;
@@ -796,8 +797,7 @@ SAEF_KS_ERR saef_ks_open(const char *path, unsigned flags, saef_ks **out)
         return fail(NULL, SAEF_KS_EINVAL, "no store path given");
     /* Relative, it names another store in another working directory. */
     if (*path != '/')
-        return fail(NULL, SAEF_KS_EINVAL, "store path %s is relative: give an absolute path",
-                    path);
+        return fail(NULL, SAEF_KS_EINVAL, "store path %s is relative: give an absolute path", path);
     if (flags & ~(unsigned)(SAEF_KS_RDONLY | SAEF_KS_CREATE | SAEF_KS_GROUP_READ))
         return fail(NULL, SAEF_KS_EINVAL, "unknown open flags 0x%x", flags);
     if ((ks = calloc(1, sizeof(*ks))) == NULL || (ks->path = strdup(path)) == NULL) {
@@ -1514,8 +1514,8 @@ SAEF_KS_ERR saef_ks_iter_peer(saef_ks *ks, SAEF_KS_TYPE type, const char *peer,
     for (rc = guarded_step(cur, MDB_SET, &pk, 1, kb, sizeof(kb), &klen, NULL, &ok); rc == 0;
          rc = guarded_step(cur, MDB_NEXT_DUP, &pk, 1, kb, sizeof(kb), &klen, NULL, &ok)) {
         size_t id_len = klen - 1;
-        if (klen < 2 || klen > 1 + SAEF_KS_ID_MAX || kb[0] == 0 ||
-            kb[0] > SAEF_KS_TYPE_LAST || (type != 0 && kb[0] != type))
+        if (klen < 2 || klen > 1 + SAEF_KS_ID_MAX || kb[0] == 0 || kb[0] > SAEF_KS_TYPE_LAST ||
+            (type != 0 && kb[0] != type))
             continue;
         /* An entry without its record: the index is kept in the same
            transaction as the records, so only a foreign writer leaves one. */

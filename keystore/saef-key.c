@@ -33,7 +33,7 @@ static const char usage_text[] =
     "  add TYPE ID [KEY OPTIONS]         add a key; TYPE is kpsa, km or kc (creg: MAF only)\n"
     "      --hex HEX | --random BYTES    the key (default: hex read from stdin)\n"
     "      --peer ENTITY-ID --self ENTITY-ID --expires TIME --suid N\n"
-    "      --replace --any-identity --allow-short-key (keys of 16 bytes or more)\n"
+    "      --replace --any-identity --allow-short-key (a key under 16 bytes)\n"
     "  list [TYPE]                       list keys (never prints them)\n"
     "  show TYPE ID [--reveal [--key-only]]\n"
     "  del TYPE ID                       delete a key\n"
@@ -44,8 +44,9 @@ static const char usage_text[] =
     "      json: one object per key and line, every field (type, identity, key, peer,\n"
     "      self, expires, created, suid, meta); import --format json reads it back\n"
     "\n"
-    "STORE: -s, else $SAEF_STORE, else 'store' of the saef provider in OPENSSL_CONF,\n"
-    "else /var/lib/saef/keys.db. TIME: RFC 3339, YYYYMMDDTHHMMSS (UTC) or +N[smhdw].\n"
+    "STORE (an absolute path): -s, else $SAEF_STORE, else 'store' of the saef provider in\n"
+    "OPENSSL_CONF, else /var/lib/saef/keys.db.\n"
+    "TIME: RFC 3339, YYYYMMDDTHHMMSS (UTC) or +N[smhdw].\n"
     "Exit status: 0 ok, 1 not found, 2 usage or bad input, 3 store error.\n";
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -8,6 +8,8 @@
 #include <lmdb.h>
 #include <openssl/crypto.h>
 #include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -94,6 +96,111 @@ static _Thread_local struct {
     char msg[512];
 } last_err;
 
+/*
+ * LMDB trusts its pages: a corrupt page header (two bytes of mp_lower) sends
+ * a read past the end of the file (SIGBUS) or, through a node read from the
+ * wrong place, to a page number outside the map (SIGSEGV); reads cannot
+ * check every page of a B-tree they do not walk themselves. So every read
+ * of the map runs under a guard that turns such a fault into READ_FAULT; a
+ * fault outside a guard goes to what the program had installed before.
+ * Only reads: LMDB's writes link stack cursors into the transaction, which
+ * a jump out would leave dangling.
+ */
+#define READ_FAULT (-30000) /* below LMDB's own codes */
+static _Thread_local sigjmp_buf *fault_jump __attribute__((tls_model("initial-exec")));
+static const int fault_sigs[] = {SIGBUS, SIGSEGV};
+static struct sigaction prev_action[2];
+static pthread_once_t fault_once = PTHREAD_ONCE_INIT;
+
+static void on_fault(int sig, siginfo_t *si, void *ctx)
+{
+    sigjmp_buf *jb = fault_jump;
+    const struct sigaction *prev = &prev_action[sig == SIGSEGV];
+
+    if (jb != NULL) {
+        fault_jump = NULL;
+        siglongjmp(*jb, 1);
+    }
+    if (prev->sa_flags & SA_SIGINFO) {
+        prev->sa_sigaction(sig, si, ctx);
+    } else if (prev->sa_handler != SIG_DFL && prev->sa_handler != SIG_IGN) {
+        prev->sa_handler(sig);
+    } else if (si->si_code > 0 || prev->sa_handler == SIG_DFL) {
+        /* As if saef were not there: a fault repeats, a kill() is sent again
+           (si_code <= 0: sent by a process, not by the CPU). */
+        sigaction(sig, prev, NULL);
+        if (si->si_code <= 0)
+            raise(sig);
+    } /* else a kill() the program ignores */
+}
+
+/* SA_NODEFER: the jump out leaves the signal mask as it was, so sigsetjmp
+   need not save it (a system call per read). */
+static void install_fault_guard(void)
+{
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_sigaction = on_fault;
+    sa.sa_flags = SA_SIGINFO | SA_NODEFER | SA_ONSTACK;
+    sigemptyset(&sa.sa_mask);
+    for (int i = 0; i < 2; i++)
+        sigaction(fault_sigs[i], &sa, &prev_action[i]);
+}
+
+/* mdb_get and, when rec, the record decoded into it (*ok). */
+static int guarded_get(MDB_txn *txn, MDB_dbi dbi, MDB_val *k, saef_ks_record *rec, int *ok)
+{
+    sigjmp_buf jb;
+    MDB_val v;
+    int rc;
+
+    if (sigsetjmp(jb, 0) != 0)
+        return READ_FAULT;
+    fault_jump = &jb;
+    rc = mdb_get(txn, dbi, k, &v);
+    *ok = rc == 0 && rec != NULL && saef_ks_rec_decode(v.mv_data, v.mv_size, rec);
+    fault_jump = NULL;
+    return rc;
+}
+
+/* A cursor step with the key (copy_value: the value) copied into buf when it
+   fits (its size in *len), and with rec the value decoded into it (*ok). */
+static int guarded_step(MDB_cursor *cur, MDB_cursor_op op, MDB_val *k, int copy_value,
+                        unsigned char *buf, size_t bufsize, size_t *len, saef_ks_record *rec,
+                        int *ok)
+{
+    sigjmp_buf jb;
+    MDB_val v, *copy;
+    int rc;
+
+    if (sigsetjmp(jb, 0) != 0)
+        return READ_FAULT;
+    fault_jump = &jb;
+    if ((rc = mdb_cursor_get(cur, k, &v, op)) == 0) {
+        copy = copy_value ? &v : k;
+        *len = copy->mv_size;
+        if (copy->mv_size <= bufsize)
+            memcpy(buf, copy->mv_data, copy->mv_size);
+        *ok = rec != NULL && saef_ks_rec_decode(v.mv_data, v.mv_size, rec);
+    }
+    fault_jump = NULL;
+    return rc;
+}
+
+static int guarded_dbi_open(MDB_txn *txn, const char *name, unsigned flags, MDB_dbi *dbi)
+{
+    sigjmp_buf jb;
+    int rc;
+
+    if (sigsetjmp(jb, 0) != 0)
+        return READ_FAULT;
+    fault_jump = &jb;
+    rc = mdb_dbi_open(txn, name, flags, dbi);
+    fault_jump = NULL;
+    return rc;
+}
+
 /* The registry is consistent in the child because fork waits for reg_lock. */
 static void before_fork(void)
 {
@@ -170,6 +277,11 @@ static SAEF_KS_ERR from_mdb(const saef_ks *ks, int rc, const char *what)
                     "store %s is corrupt or not a saef store (%s: %s): restore it from a "
                     "backup",
                     ks->path, what, mdb_strerror(rc));
+    case READ_FAULT:
+        return fail(ks, SAEF_KS_ECORRUPT,
+                    "store %s is corrupt: a read (%s) went outside the file: restore it "
+                    "from a backup",
+                    ks->path, what);
     case MDB_READERS_FULL:
         return fail(ks, SAEF_KS_EIO,
                     "store %s: all %d reader slots are taken (%s): too many processes or "
@@ -277,6 +389,12 @@ static SAEF_KS_ERR check_mode(const saef_ks *ks, const struct stat *st)
 
     if (!S_ISREG(st->st_mode))
         return fail(ks, SAEF_KS_ECORRUPT, "store %s is not a regular file", ks->path);
+    /* In a sticky directory (/tmp) anyone may make the file first. */
+    if (st->st_uid != 0 && st->st_uid != geteuid())
+        return fail(ks, SAEF_KS_EPERM,
+                    "store %s belongs to another user (uid %u), not to root or uid %u who runs "
+                    "saef: remove it and create it again with saef-key -s %s init",
+                    ks->path, (unsigned)st->st_uid, (unsigned)geteuid(), ks->path);
     if (m & 0022)
         return fail(ks, SAEF_KS_EPERM, "store %s is writable by %s (mode %04o): chmod %s %s",
                     ks->path, m & 0002 ? "others" : "its group", (unsigned)m, fix, ks->path);
@@ -293,23 +411,29 @@ static SAEF_KS_ERR check_mode(const saef_ks *ks, const struct stat *st)
 
 /* Whoever can replace the store or its lock file can choose the keys (or
    stop every reader): refuse a store in a place others may write. */
-static SAEF_KS_ERR check_place(const saef_ks *ks, long owner)
+static SAEF_KS_ERR check_place(const saef_ks *ks)
 {
     char why[PATH_MAX + 128], *lock;
     struct stat st;
-    int lock_ok;
+    int found;
 
-    if (!saef_path_is_safe(ks->path, owner, why, sizeof(why)))
+    if (!saef_path_is_safe(ks->path, -1, why, sizeof(why)))
         return fail(ks, SAEF_KS_EPERM, "store %s: %s (saef refuses a store others can replace)",
                     ks->path, why);
     if ((lock = malloc(strlen(ks->path) + 6)) == NULL)
         return fail(ks, SAEF_KS_EIO, "out of memory");
     sprintf(lock, "%s-lock", ks->path);
-    lock_ok = stat(lock, &st) != 0 || !(st.st_mode & 0002);
+    found = stat(lock, &st) == 0;
     free(lock);
-    if (!lock_ok)
+    if (found && (st.st_mode & 0002))
         return fail(ks, SAEF_KS_EPERM, "store %s: its lock file %s-lock is writable by others: "
                     "chmod o-w %s-lock", ks->path, ks->path, ks->path);
+    /* Its owner could hold a byte lock on it and stop every reader. */
+    if (found && st.st_uid != 0 && st.st_uid != geteuid())
+        return fail(ks, SAEF_KS_EPERM,
+                    "store %s: its lock file %s-lock belongs to another user (uid %u): remove "
+                    "it (saef makes it again)",
+                    ks->path, ks->path, (unsigned)st.st_uid);
     return SAEF_KS_OK;
 }
 
@@ -455,18 +579,34 @@ static SAEF_KS_ERR check_size(const saef_ks *ks, MDB_env *env, const struct stat
     return SAEF_KS_OK;
 }
 
+/* 0 if the marker is there, MDB_NOTFOUND if not, or the read's error. */
+static int guarded_marker(MDB_txn *txn, MDB_dbi dbi, MDB_val *k)
+{
+    sigjmp_buf jb;
+    MDB_val v;
+    int rc;
+
+    if (sigsetjmp(jb, 0) != 0)
+        return READ_FAULT;
+    fault_jump = &jb;
+    rc = mdb_get(txn, dbi, k, &v);
+    if (rc == 0 &&
+        (v.mv_size != sizeof(MARKER_VAL) - 1 || memcmp(v.mv_data, MARKER_VAL, v.mv_size)))
+        rc = MDB_NOTFOUND;
+    fault_jump = NULL;
+    return rc;
+}
+
 static SAEF_KS_ERR check_marker(const saef_ks *ks, MDB_env *env, MDB_dbi *dbi)
 {
-    MDB_val k = {sizeof(MARKER_KEY) - 1, MARKER_KEY}, v;
+    MDB_val k = {sizeof(MARKER_KEY) - 1, MARKER_KEY};
     MDB_txn *txn;
     int rc;
 
     if ((rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn)) != 0)
         return from_mdb(ks, rc, "open");
     if ((rc = mdb_dbi_open(txn, NULL, 0, dbi)) == 0)
-        rc = mdb_get(txn, *dbi, &k, &v);
-    if (rc == 0 && (v.mv_size != sizeof(MARKER_VAL) - 1 || memcmp(v.mv_data, MARKER_VAL, v.mv_size)))
-        rc = MDB_NOTFOUND;
+        rc = guarded_marker(txn, *dbi, &k);
     mdb_txn_abort(txn);
     if (rc == MDB_NOTFOUND)
         return fail(ks, SAEF_KS_ECORRUPT, "%s is an LMDB file but not a saef store", ks->path);
@@ -552,7 +692,7 @@ static int index_attach(struct ks_env *e)
 
     if ((rc = mdb_txn_begin(e->env, NULL, MDB_RDONLY, &txn)) != 0)
         return rc;
-    if ((rc = mdb_dbi_open(txn, INDEX_DB, MDB_DUPSORT, &e->idx)) == 0) {
+    if ((rc = guarded_dbi_open(txn, INDEX_DB, MDB_DUPSORT, &e->idx)) == 0) {
         if ((rc = mdb_txn_commit(txn)) == 0)
             e->has_idx = 1;
         return rc;
@@ -598,7 +738,7 @@ static SAEF_KS_ERR env_attach(saef_ks *ks)
     int rc, fd;
 
     if ((err = stat_store(ks, &st)) != SAEF_KS_OK || (err = check_mode(ks, &st)) != SAEF_KS_OK ||
-        (err = check_place(ks, st.st_uid)) != SAEF_KS_OK)
+        (err = check_place(ks)) != SAEF_KS_OK)
         return err;
     /* LMDB would silently make an empty file a new store. */
     if (st.st_size == 0)
@@ -675,11 +815,15 @@ SAEF_KS_ERR saef_ks_open(const char *path, unsigned flags, saef_ks **out)
     SAEF_KS_ERR err = SAEF_KS_OK;
 
     pthread_once(&atfork_once, install_atfork);
+    pthread_once(&fault_once, install_fault_guard);
     if (out == NULL)
         return fail(NULL, SAEF_KS_EINVAL, "no place for the handle");
     *out = NULL;
     if (path == NULL || *path == '\0')
         return fail(NULL, SAEF_KS_EINVAL, "no store path given");
+    /* Relative, it names another store in another working directory. */
+    if (*path != '/')
+        return fail(NULL, SAEF_KS_EINVAL, "store path %s is relative: give an absolute path", path);
     if (flags & ~(unsigned)(SAEF_KS_RDONLY | SAEF_KS_CREATE | SAEF_KS_GROUP_READ))
         return fail(NULL, SAEF_KS_EINVAL, "unknown open flags 0x%x", flags);
     if ((ks = calloc(1, sizeof(*ks))) == NULL || (ks->path = strdup(path)) == NULL) {
@@ -688,7 +832,7 @@ SAEF_KS_ERR saef_ks_open(const char *path, unsigned flags, saef_ks **out)
     }
     ks->flags = flags;
     if ((flags & SAEF_KS_CREATE) && !(flags & SAEF_KS_RDONLY) && stat(path, &st) != 0 &&
-        errno == ENOENT && (err = check_place(ks, -1)) == SAEF_KS_OK)
+        errno == ENOENT && (err = check_place(ks)) == SAEF_KS_OK)
         err = create_store(ks);
     if (err == SAEF_KS_OK) {
         pthread_mutex_lock(&reg_lock);
@@ -897,7 +1041,7 @@ SAEF_KS_ERR saef_ks_get(saef_ks *ks, SAEF_KS_TYPE type, const void *id, size_t i
 {
     unsigned char kbuf[1 + SAEF_KS_ID_MAX];
     char text[ID_TEXT_MAX];
-    MDB_val k, v;
+    MDB_val k;
     MDB_txn *txn;
     SAEF_KS_ERR err;
     int rc, ok = 0;
@@ -912,8 +1056,7 @@ SAEF_KS_ERR saef_ks_get(saef_ks *ks, SAEF_KS_TYPE type, const void *id, size_t i
     }
     make_key(type, id, id_len, kbuf, &k);
     if ((rc = rd_begin(ks->e, &txn)) == 0) {
-        rc = mdb_get(txn, ks->e->dbi, &k, &v);
-        ok = rc == 0 && saef_ks_rec_decode(v.mv_data, v.mv_size, out);
+        rc = guarded_get(txn, ks->e->dbi, &k, out, &ok);
         rd_end(ks->e, txn);
     }
     if (rc == 0 && ok)
@@ -1267,14 +1410,16 @@ static SAEF_KS_ERR walk(saef_ks *ks, SAEF_KS_TYPE type, saef_ks_iter_fn fn, void
                         size_t *count)
 {
     unsigned char first = type != 0 ? (unsigned char)type : SAEF_KS_KPSA;
+    unsigned char kb[1 + SAEF_KS_ID_MAX];
     char id[SAEF_KS_ID_MAX + 1], text[ID_TEXT_MAX];
-    MDB_val k = {1, &first}, v;
+    MDB_val k = {1, &first};
     MDB_cursor *cur;
     MDB_txn *txn;
     MDB_stat st;
     saef_ks_record r;
     SAEF_KS_ERR err = SAEF_KS_OK;
-    int rc;
+    size_t klen = 0;
+    int rc, ok = 0;
 
     if (ks == NULL)
         return fail(NULL, SAEF_KS_EINVAL, "no store handle");
@@ -1287,24 +1432,24 @@ static SAEF_KS_ERR walk(saef_ks *ks, SAEF_KS_TYPE type, saef_ks_iter_fn fn, void
     *count = 0;
     /* Every record but the marker and the index, without a walk. */
     if (fn == NULL && type == 0 && (rc = mdb_stat(txn, ks->e->dbi, &st)) == 0) {
-        MDB_val name = {sizeof(INDEX_DB) - 1, INDEX_DB}, unused;
+        MDB_val name = {sizeof(INDEX_DB) - 1, INDEX_DB};
         *count = st.ms_entries > 0 ? st.ms_entries - 1 : 0;
-        if (*count > 0 && mdb_get(txn, ks->e->dbi, &name, &unused) == 0)
+        if (*count > 0 && (rc = guarded_get(txn, ks->e->dbi, &name, NULL, &ok)) == 0)
             (*count)--;
         rd_end(ks->e, txn);
-        return SAEF_KS_OK;
+        return rc == READ_FAULT ? from_mdb(ks, rc, "count") : SAEF_KS_OK;
     }
     if ((rc = mdb_cursor_open(txn, ks->e->dbi, &cur)) != 0) {
         rd_end(ks->e, txn);
         return from_mdb(ks, rc, "read");
     }
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
-         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        const unsigned char *kb = k.mv_data;
-        size_t id_len = k.mv_size - 1;
-        if (k.mv_size == sizeof(INDEX_DB) - 1 && memcmp(kb, INDEX_DB, k.mv_size) == 0)
+    for (rc = guarded_step(cur, MDB_SET_RANGE, &k, 0, kb, sizeof(kb), &klen, fn ? &r : NULL, &ok);
+         rc == 0;
+         rc = guarded_step(cur, MDB_NEXT, &k, 0, kb, sizeof(kb), &klen, fn ? &r : NULL, &ok)) {
+        size_t id_len = klen - 1;
+        if (klen == sizeof(INDEX_DB) - 1 && memcmp(kb, INDEX_DB, klen) == 0)
             break;
-        if (k.mv_size < 2 || k.mv_size > 1 + SAEF_KS_ID_MAX || kb[0] == 0 || kb[0] > SAEF_KS_TYPE_LAST) {
+        if (klen < 2 || klen > 1 + SAEF_KS_ID_MAX || kb[0] == 0 || kb[0] > SAEF_KS_TYPE_LAST) {
             err = fail(ks, SAEF_KS_ECORRUPT, "store %s holds a malformed key: restore it from "
                        "a backup", ks->path);
             break;
@@ -1314,7 +1459,7 @@ static SAEF_KS_ERR walk(saef_ks *ks, SAEF_KS_TYPE type, saef_ks_iter_fn fn, void
         (*count)++;
         if (fn == NULL)
             continue;
-        if (!saef_ks_rec_decode(v.mv_data, v.mv_size, &r)) {
+        if (!ok) {
             err = fail(ks, SAEF_KS_ECORRUPT, "store %s: the %s record %s is malformed",
                        ks->path, saef_ks_type_name(kb[0]), id_text(kb + 1, id_len, text));
             break;
@@ -1326,6 +1471,7 @@ static SAEF_KS_ERR walk(saef_ks *ks, SAEF_KS_TYPE type, saef_ks_iter_fn fn, void
         if (stop)
             break;
     }
+    saef_ks_record_wipe(&r); /* decoded for a record of another type */
     if (err == SAEF_KS_OK && rc != 0 && rc != MDB_NOTFOUND)
         err = from_mdb(ks, rc, "read");
     mdb_cursor_close(cur);
@@ -1362,13 +1508,15 @@ static int peer_only(SAEF_KS_TYPE type, const char *id, size_t id_len, const sae
 SAEF_KS_ERR saef_ks_iter_peer(saef_ks *ks, SAEF_KS_TYPE type, const char *peer,
                               saef_ks_iter_fn fn, void *arg)
 {
+    unsigned char kb[1 + SAEF_KS_ID_MAX];
     char id[SAEF_KS_ID_MAX + 1], text[ID_TEXT_MAX];
-    MDB_val pk, k, v;
+    MDB_val pk, k;
     MDB_cursor *cur;
     MDB_txn *txn;
     saef_ks_record r;
     SAEF_KS_ERR err = SAEF_KS_OK;
-    int rc, stop = 0;
+    size_t klen = 0;
+    int rc, stop = 0, ok;
 
     if (fn == NULL || peer == NULL || *peer == '\0' || strlen(peer) > SAEF_KS_ENTITY_MAX)
         return fail(ks, SAEF_KS_EINVAL, "no callback, or no peer of 1 to %d bytes",
@@ -1391,20 +1539,20 @@ SAEF_KS_ERR saef_ks_iter_peer(saef_ks *ks, SAEF_KS_TYPE type, const char *peer,
         return from_mdb(ks, rc, "read");
     }
     pk = (MDB_val){strlen(peer), (void *)peer};
-    for (rc = mdb_cursor_get(cur, &pk, &k, MDB_SET); rc == 0;
-         rc = mdb_cursor_get(cur, &pk, &k, MDB_NEXT_DUP)) {
-        const unsigned char *kb = k.mv_data;
-        size_t id_len = k.mv_size - 1;
-        if (k.mv_size < 2 || k.mv_size > 1 + SAEF_KS_ID_MAX || kb[0] == 0 ||
-            kb[0] > SAEF_KS_TYPE_LAST || (type != 0 && kb[0] != type))
+    for (rc = guarded_step(cur, MDB_SET, &pk, 1, kb, sizeof(kb), &klen, NULL, &ok); rc == 0;
+         rc = guarded_step(cur, MDB_NEXT_DUP, &pk, 1, kb, sizeof(kb), &klen, NULL, &ok)) {
+        size_t id_len = klen - 1;
+        if (klen < 2 || klen > 1 + SAEF_KS_ID_MAX || kb[0] == 0 || kb[0] > SAEF_KS_TYPE_LAST ||
+            (type != 0 && kb[0] != type))
             continue;
         /* An entry without its record: the index is kept in the same
            transaction as the records, so only a foreign writer leaves one. */
-        if ((rc = mdb_get(txn, ks->e->dbi, &k, &v)) == MDB_NOTFOUND)
+        k = (MDB_val){klen, kb};
+        if ((rc = guarded_get(txn, ks->e->dbi, &k, &r, &ok)) == MDB_NOTFOUND)
             continue;
         if (rc != 0)
             break;
-        if (!saef_ks_rec_decode(v.mv_data, v.mv_size, &r)) {
+        if (!ok) {
             err = fail(ks, SAEF_KS_ECORRUPT, "store %s: the %s record %s is malformed",
                        ks->path, saef_ks_type_name(kb[0]), id_text(kb + 1, id_len, text));
             break;

@@ -9,12 +9,47 @@
 
 #define BAD_LINE 2 /* saef-key's exit status for bad input */
 
-/* One line into rec; the identity ends at the last ':'. */
+const char *saef_psk_id_problem(const char *id, size_t len, SAEF_KS_TYPE type, int any)
+{
+    if (len == 0 || len > SAEF_KS_ID_MAX)
+        return "identity must be 1 to 128 bytes (OpenSSL's PSK limit)";
+    /* A newline or escape would forge rows and lines in list and logs. */
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)id[i] < 0x20 || id[i] == 0x7f)
+            return "identity holds a control character (newline, tab, escape...)";
+    if (any)
+        return NULL;
+    if (type == SAEF_KS_KC ? !saef_id_parse_maf(id, len, NULL, NULL)
+                           : !saef_id_is_conforming(id, len))
+        return type == SAEF_KS_KC ? "kc identity is not HEX32@MAF-FQDN (TS-0003 10.3.5); "
+                                    "--any-identity accepts it anyway"
+                                  : "identity is not relative@fqdn with a relative part of "
+                                    "letters, digits, '.', '_' and '-' (TS-0003 10.5/10.6); "
+                                    "--any-identity accepts it anyway";
+    return NULL;
+}
+
+const char *saef_entity_problem(const char *v)
+{
+    size_t len = strlen(v);
+
+    if (len == 0 || len > SAEF_KS_ENTITY_MAX)
+        return "must be 1 to 255 bytes";
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)v[i] < 0x20 || v[i] == 0x7f)
+            return "holds a control character (newline, tab, escape...)";
+    return NULL;
+}
+
+/*
+ * One line into rec; the identity ends at the last ':'. A malformed line
+ * may hold its key anywhere, so messages quote none of it.
+ */
 static int parse_line(char *line, const char *file, long lineno, SAEF_KS_TYPE type, int any,
                       saef_ks_record *rec, char **id)
 {
     char *colon = strrchr(line, ':');
-    size_t idlen;
+    const char *why;
     int n;
 
     if (colon == NULL) {
@@ -23,27 +58,18 @@ static int parse_line(char *line, const char *file, long lineno, SAEF_KS_TYPE ty
     }
     *colon = '\0';
     *id = line;
-    idlen = strlen(line);
-    if (idlen == 0 || idlen > SAEF_KS_ID_MAX) {
-        fprintf(stderr, "saef-key: %s:%ld: identity is %zu bytes; it must be 1 to %d\n", file,
-                lineno, idlen, SAEF_KS_ID_MAX);
-        return BAD_LINE;
-    }
-    if (!any && (type == SAEF_KS_KC ? !saef_id_parse_maf(line, idlen, NULL, NULL)
-                                    : !saef_id_is_conforming(line, idlen))) {
-        fprintf(stderr,
-                "saef-key: %s:%ld: identity '%s' does not follow TS-0003 (relative@fqdn); "
-                "--any-identity accepts it\n",
-                file, lineno, line);
-        return BAD_LINE;
-    }
     n = saef_hex_decode(colon + 1, strlen(colon + 1), rec->key, sizeof(rec->key));
     if (n <= 0) {
         fprintf(stderr, "saef-key: %s:%ld: key is %s\n", file, lineno,
-                colon[1] == '\0' ? "empty" : "not 1 to 256 bytes of hex");
+                colon[1] == '\0' ? "empty (lines are identity:hexkey, nothing after the key)"
+                                 : "not 1 to 256 bytes of hex");
         return BAD_LINE;
     }
     rec->key_len = (size_t)n;
+    if ((why = saef_psk_id_problem(line, strlen(line), type, any)) != NULL) {
+        fprintf(stderr, "saef-key: %s:%ld: %s\n", file, lineno, why);
+        return BAD_LINE;
+    }
     return 0;
 }
 

@@ -1,10 +1,10 @@
 /* saef-key: provision, list, rotate, import and export saef keys. */
 #include "saef_conf.h"
 #include "saef_keystore.h"
+#include "json-file.h"
 #include "psk-file.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <stdarg.h>
 #include <openssl/crypto.h>
@@ -33,17 +33,21 @@ static const char usage_text[] =
     "  add TYPE ID [KEY OPTIONS]         add a key; TYPE is kpsa, km or kc (creg: MAF only)\n"
     "      --hex HEX | --random BYTES    the key (default: hex read from stdin)\n"
     "      --peer ENTITY-ID --self ENTITY-ID --expires TIME --suid N\n"
-    "      --replace --any-identity\n"
+    "      --replace --any-identity --allow-short-key (a key under 16 bytes)\n"
     "  list [TYPE]                       list keys (never prints them)\n"
     "  show TYPE ID [--reveal [--key-only]]\n"
     "  del TYPE ID                       delete a key\n"
-    "  import [--format psk] [--type TYPE] [--peer ID] [--self ID] [--expires TIME]\n"
-    "         [--replace] [--any-identity] FILE|-     lines identity:hexkey, all or nothing\n"
-    "  export [--format psk] [--type TYPE] [FILE|-]   writes keys (file mode 0600)\n"
+    "  import [--format psk|json] [--type TYPE] [--peer ID] [--self ID] [--expires TIME]\n"
+    "         [--replace] [--any-identity] [--allow-short-key] FILE|-\n"
+    "                                    lines identity:hexkey, all or nothing\n"
+    "  export [--format psk|json] [--type TYPE] [FILE|-]   writes keys (a new 0600 file)\n"
+    "      json: one object per key and line, every field (type, identity, key, peer,\n"
+    "      self, expires, created, suid, meta); import --format json reads it back\n"
     "  purge [--type TYPE] [--dry-run]   delete expired keys of TYPE (default kc)\n"
     "\n"
-    "STORE: -s, else $SAEF_STORE, else 'store' of the saef provider in OPENSSL_CONF,\n"
-    "else /var/lib/saef/keys.db. TIME: RFC 3339, YYYYMMDDTHHMMSS (UTC) or +N[smhdw].\n"
+    "STORE (an absolute path): -s, else $SAEF_STORE, else 'store' of the saef provider in\n"
+    "OPENSSL_CONF, else /var/lib/saef/keys.db.\n"
+    "TIME: RFC 3339, YYYYMMDDTHHMMSS (UTC) or +N[smhdw].\n"
     "Exit status: 0 ok, 1 not found, 2 usage or bad input, 3 store error.\n";
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -119,52 +123,40 @@ static int parse_key_type(const char *name, SAEF_KS_TYPE *type)
     return rc;
 }
 
-/* The identity rules: length always; syntax unless --any-identity. */
+/* The identity rules: length and control characters always; syntax unless
+   --any-identity. */
 static int check_identity(SAEF_KS_TYPE type, const char *id, int any)
 {
-    size_t len = strlen(id);
+    const char *why = saef_psk_id_problem(id, strlen(id), type, any);
 
-    if (len == 0)
-        return usage_error("empty identity");
-    if (len > SAEF_KS_ID_MAX) {
-        fprintf(stderr, "saef-key: identity is %zu bytes; the limit is %d (OpenSSL's PSK limit)\n",
-                len, SAEF_KS_ID_MAX);
-        return EXIT_USAGE;
-    }
-    if (any)
-        return 0;
-    if (type == SAEF_KS_KC && !saef_id_parse_maf(id, len, NULL, NULL))
-        return usage_error("kc identity '%s' is not HEX32@MAF-FQDN (TS-0003 10.3.5); "
-                           "--any-identity accepts it anyway",
-                           id);
-    if (!saef_id_is_conforming(id, len))
-        return usage_error("identity '%s' is not relative@fqdn with a relative part of letters, "
-                           "digits, '.', '_' and '-' (TS-0003 10.5/10.6); --any-identity accepts "
-                           "it anyway",
-                           id);
-    return 0;
+    return why == NULL ? 0 : usage_error("%s", why);
 }
 
 struct meta {
     const char *peer, *self, *expires, *suid;
-    int replace, any;
+    int replace, any, short_key;
 };
+
+static int set_entity(const char *opt, const char *v, char out[SAEF_KS_ENTITY_MAX + 1])
+{
+    const char *why = saef_entity_problem(v);
+
+    if (why != NULL)
+        return usage_error("%s %s", opt, why);
+    strcpy(out, v);
+    return 0;
+}
 
 /* Fills the metadata fields of rec from the options. */
 static int apply_meta(const struct meta *m, saef_ks_record *rec)
 {
     time_t now = time(NULL);
+    int rc;
 
-    if (m->peer != NULL) {
-        if (strlen(m->peer) > SAEF_KS_ENTITY_MAX || strlen(m->peer) == 0)
-            return usage_error("--peer '%s' must be 1 to 255 characters", m->peer);
-        strcpy(rec->peer, m->peer);
-    }
-    if (m->self != NULL) {
-        if (strlen(m->self) > SAEF_KS_ENTITY_MAX || strlen(m->self) == 0)
-            return usage_error("--self '%s' must be 1 to 255 characters", m->self);
-        strcpy(rec->self, m->self);
-    }
+    if (m->peer != NULL && (rc = set_entity("--peer", m->peer, rec->peer)) != 0)
+        return rc;
+    if (m->self != NULL && (rc = set_entity("--self", m->self, rec->self)) != 0)
+        return rc;
     if (m->expires != NULL) {
         if (!saef_time_parse(m->expires, now, &rec->not_after))
             return usage_error("bad --expires '%s': use RFC 3339 (2027-01-31T12:00:00Z), "
@@ -184,7 +176,7 @@ static int apply_meta(const struct meta *m, saef_ks_record *rec)
 }
 
 enum { O_HEX = 256, O_RANDOM, O_PEER, O_SELF, O_EXPIRES, O_SUID, O_REPLACE, O_ANY, O_REVEAL,
-       O_KEYONLY, O_FORMAT, O_TYPE };
+       O_KEYONLY, O_FORMAT, O_TYPE, O_SHORT };
 
 static const struct option key_opts[] = {
     {"hex", required_argument, NULL, O_HEX},
@@ -199,6 +191,7 @@ static const struct option key_opts[] = {
     {"key-only", no_argument, NULL, O_KEYONLY},
     {"format", required_argument, NULL, O_FORMAT},
     {"type", required_argument, NULL, O_TYPE},
+    {"allow-short-key", no_argument, NULL, O_SHORT},
     {NULL, 0, NULL, 0},
 };
 
@@ -230,15 +223,35 @@ static int parse_opts(int argc, char **argv, const int *allowed, struct opts *o)
         case O_SUID: o->m.suid = optarg; break;
         case O_REPLACE: o->m.replace = 1; break;
         case O_ANY: o->m.any = 1; break;
+        case O_SHORT: o->m.short_key = 1; break;
         case O_REVEAL: o->reveal = 1; break;
         case O_KEYONLY: o->key_only = 1; break;
         case O_FORMAT: o->format = optarg; break;
         case O_TYPE: o->type = optarg; break;
         }
     }
-    if (o->format != NULL && strcmp(o->format, "psk") != 0)
-        return usage_error("unknown --format '%s' (only psk: identity:hexkey lines)", o->format);
+    if (o->format != NULL && strcmp(o->format, "psk") != 0 && strcmp(o->format, "json") != 0)
+        return usage_error("unknown --format '%s' (psk: identity:hexkey lines; json: one "
+                           "object per record, every field)",
+                           o->format);
     return 0;
+}
+
+/* 128 bits: shorter keys fall to a search; tests may use them. */
+#define KEY_MIN 16
+
+static const char *key_len_problem(size_t len, int short_ok)
+{
+    return len < KEY_MIN && !short_ok
+               ? "key is shorter than 16 bytes (--allow-short-key accepts it, for tests)"
+               : NULL;
+}
+
+static int check_key_len(const saef_ks_record *rec, int short_ok)
+{
+    const char *why = key_len_problem(rec->key_len, short_ok);
+
+    return why == NULL ? 0 : usage_error("%s", why);
 }
 
 static int decode_key(const char *hex, saef_ks_record *rec)
@@ -308,7 +321,12 @@ static int cmd_init(int argc, char **argv)
         return usage_error("init takes no arguments");
     path = resolve_store();
     if (stat(path, &st) == 0) {
-        fprintf(stderr, "saef-key: %s already exists; nothing done\n", path);
+        if (st.st_uid != 0 && st.st_uid != geteuid())
+            fprintf(stderr, "saef-key: %s already exists and belongs to another user (uid %u): "
+                    "saef will not use it; remove it, then run init again\n", path,
+                    (unsigned)st.st_uid);
+        else
+            fprintf(stderr, "saef-key: %s already exists; nothing done\n", path);
         return EXIT_USAGE;
     }
     if ((err = saef_ks_open(path, SAEF_KS_CREATE | group_read, &ks)) != SAEF_KS_OK)
@@ -321,7 +339,7 @@ static int cmd_init(int argc, char **argv)
 static int cmd_add(int argc, char **argv)
 {
     static const int allowed[] = {O_HEX, O_RANDOM, O_PEER, O_SELF, O_EXPIRES, O_SUID,
-                                  O_REPLACE, O_ANY, 0};
+                                  O_REPLACE, O_ANY, O_SHORT, 0};
     struct opts o;
     saef_ks_record rec = {0};
     SAEF_KS_TYPE type;
@@ -354,6 +372,8 @@ static int cmd_add(int argc, char **argv)
     } else {
         rc = read_key_stdin(&rec);
     }
+    if (rc == 0)
+        rc = check_key_len(&rec, o.m.short_key);
     if (rc == 0 && (rc = open_store(0, &ks)) == 0) {
         err = saef_ks_put(ks, type, argv[optind + 1], strlen(argv[optind + 1]), &rec,
                           o.m.replace ? SAEF_KS_REPLACE : 0);
@@ -476,12 +496,20 @@ struct import_ctx {
     SAEF_KS_TYPE type;
     const char *file;
     unsigned flags;
+    int short_key;
 };
 
 static int import_put(const char *id, const saef_ks_record *rec, long lineno, void *arg)
 {
     const struct import_ctx *ic = arg;
-    SAEF_KS_ERR err = saef_ks_put(ic->ks, ic->type, id, strlen(id), rec, ic->flags);
+    const char *why = key_len_problem(rec->key_len, ic->short_key);
+    SAEF_KS_ERR err;
+
+    if (why != NULL) {
+        fprintf(stderr, "saef-key: %s:%ld: %s\n", ic->file, lineno, why);
+        return EXIT_USAGE;
+    }
+    err = saef_ks_put(ic->ks, ic->type, id, strlen(id), rec, ic->flags);
 
     if (err == SAEF_KS_OK)
         return 0;
@@ -489,28 +517,42 @@ static int import_put(const char *id, const saef_ks_record *rec, long lineno, vo
     return ks_exit(err);
 }
 
+static int import_json_put(SAEF_KS_TYPE type, const char *id, const saef_ks_record *rec,
+                           long lineno, void *arg)
+{
+    struct import_ctx *ic = arg;
+
+    ic->type = type;
+    return import_put(id, rec, lineno, ic);
+}
+
 static int cmd_import(int argc, char **argv)
 {
     static const int allowed[] = {O_FORMAT, O_TYPE, O_PEER, O_SELF, O_EXPIRES, O_SUID,
-                                  O_REPLACE, O_ANY, 0};
+                                  O_REPLACE, O_ANY, O_SHORT, 0};
     struct opts o;
-    struct import_ctx ic = {NULL, SAEF_KS_KPSA, NULL, 0};
+    struct import_ctx ic = {NULL, SAEF_KS_KPSA, NULL, 0, 0};
     saef_ks_record base = {0};
     FILE *in;
     size_t count = 0;
     SAEF_KS_ERR err;
-    int rc;
+    int rc, json;
 
     if ((rc = parse_opts(argc, argv, allowed, &o)) != 0)
         return rc;
     if (argc - optind != 1)
         return usage_error("import needs one FILE (or - for stdin)");
+    json = o.format != NULL && strcmp(o.format, "json") == 0;
+    if (json && (o.type || o.m.peer || o.m.self || o.m.expires || o.m.suid))
+        return usage_error("with --format json each line has its own type, peer, self, expires "
+                           "and suid: --type, --peer, --self, --expires and --suid do not apply");
     if (o.type != NULL && (rc = parse_key_type(o.type, &ic.type)) != 0)
         return rc;
     if ((rc = apply_meta(&o.m, &base)) != 0)
         return rc;
     ic.file = argv[optind];
     ic.flags = o.m.replace ? SAEF_KS_REPLACE : 0;
+    ic.short_key = o.m.short_key;
     in = strcmp(ic.file, "-") == 0 ? stdin : fopen(ic.file, "r");
     if (in == NULL) {
         fprintf(stderr, "saef-key: cannot read %s: %s\n", ic.file, strerror(errno));
@@ -522,7 +564,9 @@ static int cmd_import(int argc, char **argv)
         rc = ks_fail(ic.ks, err);
         goto out;
     }
-    if ((rc = saef_psk_read(in, ic.file, ic.type, o.m.any, &base, import_put, &ic, &count)) != 0) {
+    rc = json ? saef_json_read(in, ic.file, o.m.any, import_json_put, &ic, &count)
+              : saef_psk_read(in, ic.file, ic.type, o.m.any, &base, import_put, &ic, &count);
+    if (rc != 0) {
         fprintf(stderr, "saef-key: nothing imported\n");
         goto out;
     }
@@ -541,55 +585,118 @@ out:
     return rc;
 }
 
+struct export_ctx {
+    FILE *out;
+    int json, all, failed;
+};
+
 static int export_row(SAEF_KS_TYPE type, const char *id, size_t id_len, const saef_ks_record *rec,
                       void *arg)
 {
+    struct export_ctx *ec = arg;
     char hex[2 * SAEF_KS_KEY_MAX + 1];
 
-    (void)type;
-    saef_hex_encode(rec->key, rec->key_len, hex);
-    fprintf(arg, "%.*s:%s\n", (int)id_len, id, hex);
-    OPENSSL_cleanse(hex, sizeof(hex));
+    if (!ec->json) {
+        saef_hex_encode(rec->key, rec->key_len, hex);
+        fprintf(ec->out, "%.*s:%s\n", (int)id_len, id, hex);
+        OPENSSL_cleanse(hex, sizeof(hex));
+        return 0;
+    }
+    /* All records: the keys, not saef-mafd's client registrations. */
+    if (ec->all && type == SAEF_KS_CREG)
+        return 0;
+    if (saef_json_write(ec->out, type, id, id_len, rec) != 0) {
+        fprintf(stderr, "saef-key: a %s identity, peer, self or meta is not UTF-8, which JSON "
+                "cannot carry: export it with --format psk\n", saef_ks_type_name(type));
+        return ec->failed = 1;
+    }
     return 0;
+}
+
+/*
+ * Keys on disk: a new owner-only file renamed into place, never written
+ * through an existing one (another user's file in /tmp, which they could
+ * read). Returns the stream, with the temporary name in tmp; NULL on error.
+ */
+static FILE *export_open(const char *file, char **tmp)
+{
+    FILE *out;
+    int fd;
+
+    if ((*tmp = malloc(strlen(file) + 8)) == NULL)
+        return NULL;
+    sprintf(*tmp, "%s.XXXXXX", file);
+    if ((fd = mkstemp(*tmp)) < 0) { /* mkstemp: O_EXCL, mode 0600 */
+        fprintf(stderr, "saef-key: cannot write %s: %s\n", file, strerror(errno));
+        free(*tmp);
+        *tmp = NULL;
+        return NULL;
+    }
+    if ((out = fdopen(fd, "w")) == NULL) {
+        fprintf(stderr, "saef-key: cannot write %s: %s\n", file, strerror(errno));
+        close(fd);
+        unlink(*tmp);
+    }
+    return out;
+}
+
+/* Flushes to disk and renames into place; on failure removes the temporary. */
+static int export_close(FILE *out, const char *tmp, const char *file, int rc)
+{
+    int ok = fflush(out) == 0 && !ferror(out) && fsync(fileno(out)) == 0;
+
+    if (!ok)
+        fprintf(stderr, "saef-key: writing the export failed: %s\n", strerror(errno));
+    fclose(out);
+    if (rc == 0 && ok && rename(tmp, file) != 0) {
+        fprintf(stderr, "saef-key: cannot replace %s: %s (remove it, or export elsewhere)\n",
+                file, strerror(errno));
+        ok = 0;
+    }
+    if (rc != 0 || !ok)
+        unlink(tmp);
+    return rc != 0 ? rc : ok ? 0 : EXIT_STORE;
 }
 
 static int cmd_export(int argc, char **argv)
 {
     static const int allowed[] = {O_FORMAT, O_TYPE, 0};
     struct opts o;
+    struct export_ctx ec = {stdout, 0, 0, 0};
     SAEF_KS_TYPE type = SAEF_KS_KPSA;
     saef_ks *ks;
-    FILE *out = stdout;
+    char *tmp = NULL;
+    const char *file = NULL;
     SAEF_KS_ERR err;
-    int rc, fd;
+    int rc;
 
     if ((rc = parse_opts(argc, argv, allowed, &o)) != 0)
         return rc;
     if (argc - optind > 1)
         return usage_error("export takes at most one FILE");
+    ec.json = o.format != NULL && strcmp(o.format, "json") == 0;
+    /* JSON carries the type: without --type, every key. */
+    if (ec.json && o.type == NULL)
+        type = 0, ec.all = 1;
     if (o.type != NULL && (rc = parse_type(o.type, &type)) != 0)
         return rc;
     if ((rc = open_store(SAEF_KS_RDONLY, &ks)) != 0)
         return rc;
-    if (argc - optind == 1 && strcmp(argv[optind], "-") != 0) {
-        /* Keys on disk: owner-only, whatever the umask or an older file said. */
-        fd = open(argv[optind], O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-        if (fd < 0 || fchmod(fd, 0600) != 0 || (out = fdopen(fd, "w")) == NULL) {
-            fprintf(stderr, "saef-key: cannot write %s: %s\n", argv[optind], strerror(errno));
-            if (fd >= 0)
-                close(fd);
-            saef_ks_close(ks);
-            return EXIT_USAGE;
-        }
+    if (argc - optind == 1 && strcmp(argv[optind], "-") != 0 &&
+        (ec.out = export_open(file = argv[optind], &tmp)) == NULL) {
+        free(tmp);
+        saef_ks_close(ks);
+        return EXIT_USAGE;
     }
-    err = saef_ks_iter(ks, type, export_row, out);
-    rc = err == SAEF_KS_OK ? 0 : ks_fail(ks, err);
-    if (fflush(out) != 0 || ferror(out)) {
+    err = saef_ks_iter(ks, type, export_row, &ec);
+    rc = err != SAEF_KS_OK ? ks_fail(ks, err) : ec.failed ? EXIT_USAGE : 0;
+    if (file != NULL) {
+        rc = export_close(ec.out, tmp, file, rc);
+    } else if (fflush(stdout) != 0 || ferror(stdout)) {
         fprintf(stderr, "saef-key: writing the export failed: %s\n", strerror(errno));
         rc = EXIT_STORE;
     }
-    if (out != stdout)
-        fclose(out);
+    free(tmp);
     saef_ks_close(ks);
     return rc;
 }

@@ -259,7 +259,7 @@ static int norm_targets(const char *v, char *out, size_t outlen, char *ebuf, siz
 int saef_conf_set(saef_conf *conf, const char *name, const char *value, char *err, size_t errlen)
 {
     int k;
-    char *out;
+    char *out, norm[SAEF_CONF_VALUE_MAX];
     const char *why = NULL;
 
     for (k = 0; k < SAEF_CONF_NKEYS; k++)
@@ -289,16 +289,19 @@ int saef_conf_set(saef_conf *conf, const char *name, const char *value, char *er
         if (!saef_id_is_conforming(value, strlen(value)))
             return bad(err, errlen, name, value, "an identity 'relative@fqdn' (TS-0003 10.6)");
         break;
+    /* Lists are normalised into norm, so a bad entry leaves the old value. */
     case T_HOSTS:
-        if (!norm_hosts(value, out, SAEF_CONF_VALUE_MAX))
+        if (!norm_hosts(value, norm, sizeof(norm)))
             return bad(err, errlen, name, value, "a comma-separated list of host names");
+        memcpy(out, norm, sizeof(norm));
         return 1;
     case T_MAF:
-        if (!norm_maf(value, out, SAEF_CONF_VALUE_MAX, &why))
+        if (!norm_maf(value, norm, sizeof(norm), &why))
             return bad(err, errlen, name, value, why);
+        memcpy(out, norm, sizeof(norm));
         return 1;
     case T_TARGETS: {
-        char norm[SAEF_CONF_VALUE_MAX], ebuf[600];
+        char ebuf[600];
         if (!norm_targets(value, norm, sizeof(norm), ebuf, sizeof(ebuf), &why))
             return bad(err, errlen, name, value, why);
         memcpy(out, norm, sizeof(norm));

@@ -28,6 +28,12 @@
  * space for a bigger map is not there, writes fail; if LMDB had already let
  * go of the old map, every later call in that process fails (SAEF_KS_EIO).
  *
+ * Corruption: LMDB trusts its pages, and a corrupt page can send a read
+ * outside the file. The first saef_ks_open installs SIGBUS and SIGSEGV
+ * handlers (SA_NODEFER): a fault inside a saef read fails that call with
+ * SAEF_KS_ECORRUPT; any other fault goes to the handler installed before.
+ * A program that installs its own handlers later should do the same.
+ *
  * Secrets: key bytes are copied into the caller's saef_ks_record; the
  * library wipes every buffer of its own that held them. Callers wipe
  * their records with saef_ks_record_wipe().
@@ -100,9 +106,11 @@ typedef struct {
 #define SAEF_KS_REPLACE 0x01 /* overwrite an existing record (default: SAEF_KS_EEXISTS) */
 
 /*
- * Open the store at `path`. Refuses (SAEF_KS_EPERM) a store file that is
+ * Open the store at `path`, an absolute path (else SAEF_KS_EINVAL). Refuses (SAEF_KS_EPERM) a store file that is
  * writable by group or others, or readable by others (readable by group
- * only with SAEF_KS_GROUP_READ), with a message saying how to fix it.
+ * only with SAEF_KS_GROUP_READ), a store or lock file that belongs to a
+ * user other than root or the effective user, or one in a place others may
+ * change (saef_path_is_safe), with a message saying how to fix it.
  * On failure *out is NULL; the reason is in saef_ks_last_error(NULL).
  */
 SAEF_EXPORT SAEF_KS_ERR saef_ks_open(const char *path, unsigned flags, saef_ks **out);

@@ -31,6 +31,32 @@ if [ "$(id -u)" = 0 ]; then
     cp "$T/ok/keys.db" "$T/theirs/keys.db"
     check_rc "a directory that belongs to another user is refused" 3 sk "$T/theirs/keys.db" list
     check_grep "  ... named" "directory $T/theirs belongs to another user" "$T/err"
+    # Another user made the store first in a sticky directory (/tmp): it is
+    # theirs, with their key in it; nothing of saef may use it.
+    sk "$T/sticky/keys.db" add kpsa dev@sp.example.com --hex "$K"
+    chown 65534 "$T/sticky/keys.db" "$T/sticky/keys.db-lock"
+    check_rc "init on another user's store says whose it is" 2 sk "$T/sticky/keys.db" init
+    check_grep "  ... and what to do" "belongs to another user (uid 65534).*remove it" "$T/err"
+    check_rc "add into another user's store is refused" 3 sk "$T/sticky/keys.db" add kpsa x@sp.example.com --random 16
+    check_grep "  ... saying how to start over" "keys.db belongs to another user (uid 65534).*saef-key -s $T/sticky/keys.db init" "$T/err"
+    saef_cnf "$T/ok/theirs.cnf" "$T/sticky/keys.db"
+    env OPENSSL_CONF="$T/ok/theirs.cnf" openssl storeutl -noout saef://kpsa/dev@sp.example.com >"$T/out" 2>"$T/err"
+    check_nogrep "a server does not take another user's key" "Total found: 1" "$T/out"
+    check_grep "  ... and says why" "belongs to another user" "$T/err"
+    # A lock file of another user, even 0600: its owner could lock it.
+    chown 0 "$T/sticky/keys.db"
+    check_rc "a lock file of another user is refused" 3 sk "$T/sticky/keys.db" list
+    check_grep "  ... named, with the fix" "keys.db-lock belongs to another user (uid 65534): remove it" "$T/err"
+    rm "$T/sticky/keys.db-lock"
+    check_rc "  ... and once removed, the store opens" 0 sk "$T/sticky/keys.db" list
+    # An export file another user made first, readable by them (and held
+    # open): the keys go to a new file of root's, never into theirs.
+    printf 'theirs\n' >"$T/sticky/exp.psk"; chown 65534 "$T/sticky/exp.psk"; chmod 666 "$T/sticky/exp.psk"
+    exec 5<"$T/sticky/exp.psk"
+    check_rc "export over another user's file" 0 sk "$T/sticky/keys.db" export "$T/sticky/exp.psk"
+    check "  ... now root's file, 0600" test "$(stat -c %u:%a "$T/sticky/exp.psk")" = 0:600
+    cat <&5 >"$T/theirs.out"; exec 5<&-
+    check_no_key "$T/theirs.out" "$K"
 fi
 
 # openssl.cnf: the provider refuses to load from a file others may write.

@@ -46,7 +46,9 @@ static int put(const char *id, const saef_ks_record *rec, long lineno, void *arg
     expect e = {id, rec};
     FILE *f;
 
-    FUZZ_CHECK(lineno > 0 && len > 0 && len <= SAEF_KS_ID_MAX && strchr(id, '\n') == NULL);
+    FUZZ_CHECK(lineno > 0 && len > 0 && len <= SAEF_KS_ID_MAX);
+    for (size_t i = 0; i < len; i++)
+        FUZZ_CHECK((unsigned char)id[i] >= 0x20 && id[i] != 0x7f);
     FUZZ_CHECK(rec->key_len > 0 && rec->key_len <= SAEF_KS_KEY_MAX);
     if (!m->any)
         FUZZ_CHECK(m->type == SAEF_KS_KC ? saef_id_parse_maf(id, len, NULL, NULL)

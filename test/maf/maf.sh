@@ -145,7 +145,7 @@ check_grep "  ... later ones refused from the cache" "refused by the MAF recentl
 
 # A wrong Km fails the MAF handshake.
 saef-key -s "$T/w.db" init >/dev/null
-saef-key -s "$T/w.db" add km a-km@maf.example.com --hex FFFF --self $IDA
+saef-key -s "$T/w.db" add km a-km@maf.example.com --hex FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF --self $IDA
 check_rc "a wrong Km fails at the MAF" 4 saef-maf -s "$T/w.db" register --maf "$MAF" --target $IDB
 
 # Lifetime: a short-lived key works, then B fails the handshake (also from its cache).

@@ -5,9 +5,9 @@
 KEY=00112233445566778899AABBCCDDEEFF
 saef-key -s "$T/keys.db" init >/dev/null
 saef-key -s "$T/keys.db" add kpsa dev1@sp.example.com --hex $KEY --peer /sp/C-dev1
-saef-key -s "$T/keys.db" add km b-km@maf.example.com --hex 0102030405060708
-saef-key -s "$T/keys.db" add kc 000102030405060708090A0B0C0D0E0F@maf.example.com --hex 0A0B --suid 32
-saef-key -s "$T/keys.db" add kpsa old@sp.example.com --hex 0A0B --expires +2s
+saef-key -s "$T/keys.db" add km b-km@maf.example.com --hex 0102030405060708 --allow-short-key
+saef-key -s "$T/keys.db" add kc 000102030405060708090A0B0C0D0E0F@maf.example.com --hex 0A0B --suid 32 --allow-short-key
+saef-key -s "$T/keys.db" add kpsa old@sp.example.com --hex 0A0B --expires +2s --allow-short-key
 
 # conf FILE [extra lines...]: an openssl.cnf loading default and saef.
 conf() { f=$1; shift; saef_cnf "$f" "$T/keys.db" "entity_id = /sp.example.com/in-cse" "$@"; }

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -421,6 +422,42 @@ static void test_corrupt_empty_and_truncated_files_refused(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(saef_ks_last_error(NULL), "not a regular file"));
 }
 
+/* The guard catches faults only inside saef's reads: any other SIGBUS goes
+   where it went before, the default (death by SIGBUS) or, in a sanitized
+   build, ASan's handler (a report, then exit 1). */
+#if defined(__SANITIZE_ADDRESS__)
+#define DIED_OF_SIGBUS(st) (WIFEXITED(st) && WEXITSTATUS(st) != 0)
+#else
+#define DIED_OF_SIGBUS(st) (WIFSIGNALED(st) && WTERMSIG(st) == SIGBUS)
+#endif
+
+static void test_faults_outside_reads_keep_their_default(void)
+{
+    char p[256];
+    saef_ks *ks;
+    int status, fd;
+    pid_t pid;
+
+    snprintf(p, sizeof(p), "%s", path());
+    CU_ASSERT_EQUAL_FATAL(saef_ks_open(p, SAEF_KS_CREATE, &ks), SAEF_KS_OK);
+    saef_ks_close(ks);
+    if ((pid = fork()) == 0) {
+        raise(SIGBUS);
+        _exit(0);
+    }
+    CU_ASSERT(waitpid(pid, &status, 0) == pid && DIED_OF_SIGBUS(status));
+    if ((pid = fork()) == 0) {
+        /* A page of a mapping past the end of its file: a real fault. */
+        volatile char *m;
+        struct rlimit no_core = {0, 0};
+        setrlimit(RLIMIT_CORE, &no_core);
+        fd = open(p, O_RDONLY);
+        m = mmap(NULL, 1 << 24, PROT_READ, MAP_SHARED, fd, 0);
+        _exit(m != MAP_FAILED && m[(1 << 24) - 1] == 0 ? 0 : 1);
+    }
+    CU_ASSERT(waitpid(pid, &status, 0) == pid && DIED_OF_SIGBUS(status));
+}
+
 /* Writes raw LMDB: no saef handle may be open on `p` meanwhile. */
 static void raw_put(const char *p, const void *k, size_t klen, const void *v, size_t vlen)
 {
@@ -444,6 +481,66 @@ static int count_cb(SAEF_KS_TYPE type, const char *id, size_t id_len, const saef
     (void)type, (void)id, (void)id_len, (void)rec;
     ++*(int *)arg;
     return 0;
+}
+
+/*
+ * Two bytes of a page header (mp_lower, the end of the page's node table)
+ * set to 0x7fff: LMDB then reads past the end of the file. Every reader
+ * runs in a child, so a fault fails the test instead of ending the suite.
+ */
+static void test_corrupt_page_header_fails_reads_without_a_fault(void)
+{
+    static unsigned char page[4096];
+    char p[256];
+    saef_ks *ks;
+    saef_ks_record r = rec_with("00112233445566778899AABBCCDDEEFF", "");
+    int fd, hit = 0;
+    pid_t pid;
+    int status;
+
+    if (getenv("SAEF_VALGRIND") != NULL) {
+        CU_PASS("valgrind reports every fault the guard catches as an invalid access");
+        return;
+    }
+
+    snprintf(p, sizeof(p), "%s", path());
+    CU_ASSERT_EQUAL_FATAL(saef_ks_open(p, SAEF_KS_CREATE, &ks), SAEF_KS_OK);
+    CU_ASSERT_EQUAL(saef_ks_write_begin(ks), SAEF_KS_OK);
+    for (int i = 0; i < 300; i++)
+        CU_ASSERT_EQUAL(put_id(ks, "dev", i, &r), SAEF_KS_OK);
+    CU_ASSERT_EQUAL(saef_ks_write_commit(ks), SAEF_KS_OK);
+    saef_ks_close(ks);
+    /* Every leaf page (flags 0x02 at offset 10) but the ones with the marker
+       and the index's name, which open reads: those near the end fault. */
+    CU_ASSERT_FATAL((fd = open(p, O_RDWR)) >= 0);
+    for (long n = 2; pread(fd, page, sizeof(page), n * 4096) == (ssize_t)sizeof(page); n++)
+        if ((page[10] | page[11] << 8) == 0x02 && !memmem(page, sizeof(page), "saef-store", 10) &&
+            !memmem(page, sizeof(page), "\xffpeer", 5))
+            hit += pwrite(fd, "\xff\x7f", 2, n * 4096 + 12) == 2;
+    CU_ASSERT_FATAL(hit > 2);
+    close(fd);
+
+    if ((pid = fork()) == 0) {
+        saef_ks_record out;
+        int ok = 0, corrupt = 0, walk;
+        SAEF_KS_ERR err;
+        if (saef_ks_open(p, SAEF_KS_RDONLY, &ks) != SAEF_KS_OK)
+            _exit(2);
+        for (int i = 0; i < 300; i++) {
+            /* A page read in the file gives garbage (not found); outside it, an error. */
+            err = get_id(ks, "dev", i, &out);
+            ok += err == SAEF_KS_OK || err == SAEF_KS_ENOTFOUND;
+            corrupt += err == SAEF_KS_ECORRUPT &&
+                       strstr(saef_ks_last_error(ks), "went outside the file") != NULL;
+        }
+        walk = saef_ks_iter(ks, 0, count_cb, &status);
+        saef_ks_close(ks);
+        _exit(corrupt > 0 && ok + corrupt == 300 && walk == SAEF_KS_ECORRUPT ? 0 : 3);
+    }
+    CU_ASSERT(waitpid(pid, &status, 0) == pid);
+    CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    if (WIFSIGNALED(status))
+        fprintf(stderr, "reader died of signal %d\n", WTERMSIG(status));
 }
 
 static void test_foreign_lmdb_file_and_malformed_record_refused(void)
@@ -1506,6 +1603,22 @@ static void test_conf_validates_and_names_the_key(void)
     CU_ASSERT_STRING_EQUAL(saef_conf_str(&c, SAEF_CONF_SNI), "a.example.com,b.example.com");
 }
 
+/* A refused value leaves the old one whole, also after a good first entry. */
+static void test_conf_bad_list_leaves_the_old_value(void)
+{
+    saef_conf c;
+    char err[512];
+
+    saef_conf_init(&c);
+    CU_ASSERT(saef_conf_set(&c, "sni", "good.example.com", err, sizeof(err)));
+    CU_ASSERT(!saef_conf_set(&c, "sni", "a.example.com, b!", err, sizeof(err)));
+    CU_ASSERT_STRING_EQUAL(saef_conf_str(&c, SAEF_CONF_SNI), "good.example.com");
+    CU_ASSERT(saef_conf_set(&c, "maf", "m.example.com https://127.0.0.1:1", err, sizeof(err)));
+    CU_ASSERT(!saef_conf_set(&c, "maf", "n.example.com https://127.0.0.1:2, bad", err,
+                             sizeof(err)));
+    CU_ASSERT_STRING_EQUAL(saef_conf_str(&c, SAEF_CONF_MAF), "m.example.com https://127.0.0.1:1");
+}
+
 static void test_conf_targets_parsed_strictly(void)
 {
     static const struct {
@@ -1614,6 +1727,8 @@ int main(int argc, char **argv)
         T(test_unsafe_permissions_refused),
         T(test_group_member_reads_but_cannot_write),
         T(test_corrupt_empty_and_truncated_files_refused),
+        T(test_corrupt_page_header_fails_reads_without_a_fault),
+        T(test_faults_outside_reads_keep_their_default),
         T(test_foreign_lmdb_file_and_malformed_record_refused),
         T(test_identity_and_key_limits),
         T(test_record_fields_that_do_not_fit_refused),
@@ -1646,6 +1761,7 @@ int main(int argc, char **argv)
         T(test_hex),
         T(test_type_names),
         T(test_conf_validates_and_names_the_key),
+        T(test_conf_bad_list_leaves_the_old_value),
         T(test_conf_targets_parsed_strictly),
         T(test_conf_file_names_an_unknown_key),
     };

@@ -15,7 +15,7 @@ IDA=//sp.example.com/C-devA IDB=//sp.example.com/in-cse
 check_rc "saef-key init" 0 vg saef-key -s "$S" init
 check_rc "saef-key add --hex" 0 vg saef-key -s "$S" add kpsa dev1@sp.example.com --hex $K --peer /sp/C-dev1
 check_rc "saef-key add --random" 0 vg saef-key -s "$S" add kc 000102030405060708090A0B0C0D0E0F@maf.example.com --random 32
-printf 'imp1@sp.example.com:%s\nimp2@sp.example.com:0A0B\n' $K >"$T/in.psk"
+printf 'imp1@sp.example.com:%s\nimp2@sp.example.com:%s\n' $K $KB >"$T/in.psk"
 check_rc "saef-key import" 0 vg saef-key -s "$S" import --format psk "$T/in.psk"
 check_rc "saef-key list" 0 vg saef-key -s "$S" list
 check_rc "saef-key show" 0 vg saef-key -s "$S" show kpsa dev1@sp.example.com

@@ -26,8 +26,9 @@ connect() {
 }
 kc_in_b() { saef-key -s "$B" list kc | tail -n +2 | wc -l; }
 
-# Five devices with short-lived keys, each connecting once.
-L=$((2 * SAEF_SLOW)) ok=0
+# Five devices with short-lived keys, each connecting once: they must outlive
+# the loop on a loaded machine, or a retrieval inside it purges the first.
+L=$((6 * SAEF_SLOW)) ok=0
 for i in 1 2 3 4 5; do
     reg "+${L}s"
     connect && ok=$((ok + 1))

@@ -30,11 +30,18 @@ server() {
     if [ -n "${UDP:-}" ]; then wait_udp "$PORT"; else wait_port "$PORT"; fi
 }
 stop() { kill "$SRV" 2>/dev/null; wait "$SRV" 2>/dev/null; }
-# client [s_client args...]: a native client, output in $T/client; it waits
-# a moment after the request so that TLS 1.3 tickets arrive (-sess_out).
+# client [s_client args...]: a native client, output in $T/client. With
+# -sess_out it stays until the session (a TLS 1.3 ticket comes after the
+# handshake) is written, however slow a loaded machine is.
 client() {
-    (echo "ping-$RANDOM"; sleep 0.3) | OPENSSL_CONF=/dev/null timeout 10 openssl s_client \
-        -connect "127.0.0.1:$PORT" "$@" >"$T/client" 2>&1
+    local out="" a
+    for a in "$@"; do [ "${prev:-}" = -sess_out ] && out=$a; prev=$a; done
+    prev=""
+    [ -n "$out" ] && rm -f "$out"
+    (echo "ping-$RANDOM"; sleep 0.3
+     [ -n "$out" ] && poll 10 test -s "$out"; sleep 0.1) |
+        OPENSSL_CONF=/dev/null timeout 15 openssl s_client -connect "127.0.0.1:$PORT" "$@" \
+            >"$T/client" 2>&1
 }
 hs_ok() { handshake_ok "$T/client"; }
 # last_session LOG new|resumed: the server's last association line says so

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # The MAF-based SAEF measured with saef-bench-handshake; sourced by bench/run
 # (uses its T, OUT, HS, ROUNDS, SECS, MAF_N and helpers). Writes
 # $OUT/maf-raw.csv; report.py makes maf.csv of it.

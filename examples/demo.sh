@@ -8,6 +8,7 @@ example="$prefix/share/doc/saef/examples/openssl.cnf"
 [ -r "$example" ] || { echo "demo: $example is missing: run cmake --install first" >&2; exit 1; }
 d=$(mktemp -d /tmp/saef-demo.XXXXXX)
 pids=""
+# shellcheck disable=SC2154 # p is the loop's own variable
 trap 'for p in $pids; do kill $p 2>/dev/null; done; rm -rf "$d"' EXIT
 step() { printf '\n== %s\n' "$*"; }
 

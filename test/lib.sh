@@ -1,3 +1,5 @@
+# shellcheck shell=bash disable=SC2034,SC2120
+# (SC2034, SC2120: the variables and optional arguments are for the scripts that source this.)
 # Shared helpers for saef's shell tests. Source it: . "$SAEF_SRC/test/lib.sh"
 # Every test gets a private temp dir ($T) and a trap that stops whatever it
 # started (saef_bg) and removes $T.

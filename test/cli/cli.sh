@@ -227,7 +227,7 @@ printf 'old\n' >"$T/exp3.psk"; chmod 644 "$T/exp3.psk"; ln "$T/exp3.psk" "$T/exp
 check_rc "export over an existing file" 0 saef-key -s "$I" export "$T/exp3.psk"
 check "  ... a new file, 0600" test "$(mode "$T/exp3.psk")" = 600 -a "$(stat -c %h "$T/exp3.psk")" = 1
 check "  ... the old file untouched" test "$(cat "$T/exp3.link")" = old
-check "  ... no temporary file left" test -z "$(ls "$T" | grep 'exp3.psk.')"
+check "  ... no temporary file left" test -z "$(find "$T" -maxdepth 1 -name 'exp3.psk.*')"
 check_rc "export into a missing directory fails" 2 saef-key -s "$I" export "$T/nodir/x.psk"
 saef-key -s "$T/round.db" init >/dev/null
 check_rc "export round trip through import" 0 saef-key -s "$T/round.db" import --any-identity "$T/exp.psk"

@@ -19,6 +19,7 @@ SAEF_BG_LIMIT=$((2 * SECS + 60)) saef_bg "$T/b.log" saef-run --conf "$T/b.cnf" -
 wait_port "$BPORT"
 
 # reg: A registers a key for B; KEY is its identity, KC its key.
+# shellcheck disable=SC2120 # an expiry is optional
 reg() {
     saef-maf -s "$A" register --maf "$MAF" --target $IDB --expires "${1:-+1h}" >"$T/reg" || return 1
     KEY=$(cut -f1 "$T/reg")
@@ -77,7 +78,7 @@ wait_port "$B2PORT"
 saef_bg "$T/flood-b2.txt" "$PSK_CLIENT" -m -b 127.0.0.2 -t 60 -s "$T/stop" \
     "127.0.0.1:$B2PORT" @maf.example.com "$KF"
 sleep 1
-for try in 1 2 3 4 5; do
+for _ in 1 2 3 4 5; do
     reg
     connect "$B2PORT" || break
 done

@@ -13,5 +13,6 @@ mkdir -p "$bin/artifacts" "$bin/corpus/$name"
 set -- -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
     -close_fd_mask=3 -artifact_prefix="$bin/artifacts/$name-"
 [ -f "$src/dict/$name.dict" ] && set -- "$@" -dict="$src/dict/$name.dict"
+# shellcheck disable=SC2046 # one option per word
 [ -f "$src/options/$name" ] && set -- "$@" $(cat "$src/options/$name")
 exec "$fuzzer" "$@" "$bin/corpus/$name" "$src/corpus/$name"

@@ -41,7 +41,6 @@ check_rc "update with nothing to change: usage error" 2 maf "$A" client-update -
 
 # Key registration and retrieval now pass the gate; B must register too.
 check_rc "key registration after client registration" 0 maf "$A" register --target $IDB --admin-fqdn $ADMIN
-KEYID=$(cut -f1 "$T/out")
 saef_cnf "$T/b.cnf" "$B" "entity_id = $IDB" role=server "maf = maf.example.com $MAF" \
     "maf_kmid = b-km@maf.example.com" "maf_timeout = 1000" "maf_negative_ttl = 0"
 saef_cnf "$T/a.cnf" "$A" "entity_id = $IDB" role=client

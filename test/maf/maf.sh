@@ -13,6 +13,7 @@ saef-key -s "$X" add km x-km@maf.example.com --hex $KX
 KU=3132333435363738393A3B3C3D3E3F40
 saef-key -s "$M" add km u-km@maf.example.com --hex $KU --peer $'//sp.example.com/\xff'
 
+# shellcheck disable=SC2120 # options are optional
 start_maf() { maf_start --store "$M" --fqdn maf.example.com "$@"; }
 start_maf
 

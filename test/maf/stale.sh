@@ -17,6 +17,7 @@ saef_bg "$T/b.log" saef-run --conf "$T/b.cnf" -- openssl s_server -accept "127.0
 wait_port "$BPORT"
 
 # reg [EXPIRES]: A registers a key for B; KEY is its identity, KC its key.
+# shellcheck disable=SC2120 # an expiry is optional
 reg() {
     saef-maf -s "$A" register --maf "$MAF" --target $IDB --expires "${1:-+1h}" >"$T/reg" || return 1
     KEY=$(cut -f1 "$T/reg")

@@ -11,11 +11,19 @@ FUTURE=$(date -u -d '+1 hour' +%Y%m%dT%H%M%S)
 reg() { echo '{"expirationTime":"'"$FUTURE"'","adminFQDN":"'"${1:-sp.example.com}"'","SUID":32,"targetIDs":["'"$IDB"'"]'"${2:-}"'}'; }
 kc_count() { saef-key -s "$M" list kc | wc -l; }
 # raw KMID KEY: the request text on stdin, sent over one TLS connection;
-# what came back in $T/raw.
+# what came back in $T/raw. Each exchange writes a file of its own ($RAW,
+# named before the pipeline), so the writer can wait for the answers it
+# needs: a sanitized build on a loaded machine takes its time.
+RAWN=0
 raw() {
-    OPENSSL_CONF=/dev/null timeout 15 openssl s_client -connect "127.0.0.1:$MPORT" -tls1_2 \
-        -psk_identity "$1" -psk "$2" -quiet -no_ign_eof >"$T/raw" 2>&1
+    OPENSSL_CONF=/dev/null timeout $((15 * SAEF_SLOW)) openssl s_client -connect "127.0.0.1:$MPORT" \
+        -tls1_2 -psk_identity "$1" -psk "$2" -quiet -no_ign_eof >"$RAW" 2>&1
+    cp "$RAW" "$T/raw"
 }
+next() { RAWN=$((RAWN + 1)); RAW=$T/raw.$RAWN; }
+# answers N: until the exchange under way has N answers.
+got() { [ "$(grep -c '^HTTP/1.1' "$RAW" 2>/dev/null)" -ge "$1" ]; }
+answers() { poll $((10 * SAEF_SLOW)) got "$1"; }
 request() { # request METHOD PATH BODY [EXTRA-HEADER-LINES]
     printf '%s %s HTTP/1.1\r\nHost: maf.example.com\r\nContent-Type: application/json\r\nContent-Length: %d\r\n%s\r\n%s' \
         "$1" "$2" ${#3} "${4:-}" "$3"
@@ -45,48 +53,58 @@ before=$(kc_count)
 
 # Input the MAF would store cut, or that is no key.
 long=$(head -c 1500 /dev/zero | tr '\0' a)
-{ request POST /keyReg "$(reg "$long")"; sleep 0.5; } | raw a-km@maf.example.com $KA
+next
+{ request POST /keyReg "$(reg "$long")"; answers 1; } | raw a-km@maf.example.com $KA
 check "a 1,500-byte adminFQDN: 400 (it was cut inside the record)" test "$(statuses)" = 400
-{ request POST /keyReg "$(reg "sp example.com")"; sleep 0.5; } | raw a-km@maf.example.com $KA
+next
+{ request POST /keyReg "$(reg "sp example.com")"; answers 1; } | raw a-km@maf.example.com $KA
 check "an adminFQDN that is no domain name: 400" test "$(statuses)" = 400
 labels=$(python3 -c 'import json; print(json.dumps(["x" * 100] * 10))')
-{ request POST /keyReg "$(reg sp.example.com ",\"labels\":$labels")"; sleep 0.5; } | raw a-km@maf.example.com $KA
+next
+{ request POST /keyReg "$(reg sp.example.com ",\"labels\":$labels")"; answers 1; } | raw a-km@maf.example.com $KA
 check "labels that do not fit the record: 400" test "$(statuses)" = 400
-{ request POST /keyReg "$(reg sp.example.com ',"keyValue":"00000000000000000000000000000000"')"; sleep 0.5; } | raw a-km@maf.example.com $KA
+next
+{ request POST /keyReg "$(reg sp.example.com ',"keyValue":"00000000000000000000000000000000"')"; answers 1; } | raw a-km@maf.example.com $KA
 check "an all-zero keyValue: 400" test "$(statuses)" = 400
 check_grep "  ... saying why" "all zero" "$T/raw"
 body=$(reg)
-{ printf 'POST /keyReg HTTP/1.1\r\nHost: m\r\nContent-Length: %d\r\nContent-Length: 2\r\n\r\n%s' ${#body} "$body"; sleep 0.5; } |
+next
+{ printf 'POST /keyReg HTTP/1.1\r\nHost: m\r\nContent-Length: %d\r\nContent-Length: 2\r\n\r\n%s' ${#body} "$body"; answers 1; } |
     raw a-km@maf.example.com $KA
 check "two Content-Length headers: 400" test "$(statuses)" = 400
 check "  ... nothing was stored" test "$(kc_count)" = "$before"
 
 # The request URI is logged escaped: no forged lines.
-{ request GET $'/x\r\e[2Ksaef-mafd:\tforged' ""; sleep 0.5; } | raw a-km@maf.example.com $KA
+next
+{ request GET $'/x\r\e[2Ksaef-mafd:\tforged' ""; answers 1; } | raw a-km@maf.example.com $KA
 sleep 0.3
 check "CR, ESC and TAB in a URI do not reach the log" test "$(grep -c $'[\r\e\t]' "$T/mafd.log")" = 0
 check_grep "  ... they are logged as \\xNN" 'GET /x\\x0D\\x1B\[2Ksaef-mafd:\\x09forged -> 404' "$T/mafd.log"
 
 # A revoked client: every request is authorised against the store as it is.
-{ request POST /keyReg "$(reg)"; sleep 1; saef-key -s "$M" del km a-km@maf.example.com
-  request POST /keyReg "$(reg)"; sleep 1; } | raw a-km@maf.example.com $KA
+next
+{ request POST /keyReg "$(reg)"; answers 1; saef-key -s "$M" del km a-km@maf.example.com
+  request POST /keyReg "$(reg)"; answers 2; } | raw a-km@maf.example.com $KA
 check "a client whose km record is deleted: 201, then 401 on the same connection" test "$(statuses)" = "201 401"
 check "  ... which the MAF closed" grep -q -i "^Connection: close" "$T/raw"
 saef-key -s "$M" add km a-km@maf.example.com --hex $KA --peer $IDA
-{ request POST /keyReg "$(reg)"; sleep 1; saef-key -s "$M" del km a-km@maf.example.com
+next
+{ request POST /keyReg "$(reg)"; answers 1; saef-key -s "$M" del km a-km@maf.example.com
   saef-key -s "$M" add km a-km@maf.example.com --hex "$(openssl rand -hex 16)" --peer $IDA
-  request POST /keyReg "$(reg)"; sleep 1; } | raw a-km@maf.example.com $KA
+  request POST /keyReg "$(reg)"; answers 2; } | raw a-km@maf.example.com $KA
 check "a client whose Km was replaced: 201, then 401" test "$(statuses)" = "201 401"
 saef-key -s "$M" del km a-km@maf.example.com
 saef-key -s "$M" add km a-km@maf.example.com --hex $KA --peer //sp.example.com/C-other
-{ request POST /keyReg "$(reg)"; sleep 1; } | raw a-km@maf.example.com $KA
+next
+{ request POST /keyReg "$(reg)"; answers 1; } | raw a-km@maf.example.com $KA
 check "a Km re-bound to another client ID works for that client on a new connection: 201" \
     test "$(statuses)" = 201
 saef-key -s "$M" del km a-km@maf.example.com
 saef-key -s "$M" add km a-km@maf.example.com --hex $KA --peer $IDA
-{ request POST /keyReg "$(reg)"; sleep 1; saef-key -s "$M" del km a-km@maf.example.com
+next
+{ request POST /keyReg "$(reg)"; answers 1; saef-key -s "$M" del km a-km@maf.example.com
   saef-key -s "$M" add km a-km@maf.example.com --hex $KA --peer //sp.example.com/C-other
-  request POST /keyReg "$(reg)"; sleep 1; } | raw a-km@maf.example.com $KA
+  request POST /keyReg "$(reg)"; answers 2; } | raw a-km@maf.example.com $KA
 check "a Km re-bound to another client ID on an open connection: 201, then 401" test "$(statuses)" = "201 401"
 saef-key -s "$M" del km a-km@maf.example.com
 saef-key -s "$M" add km a-km@maf.example.com --hex $KA --peer $IDA
@@ -107,7 +125,8 @@ maf_start --store "$M" --fqdn maf.example.com --max-reg-rate 3 --purge-interval 
 saef-key -s "$M" add km r-km@maf.example.com --hex $KB --peer //sp.example.com/C-rate
 : >"$T/rates"
 for i in 1 2 3 4; do
-    { request POST /keyReg "$(reg sp.example.com ',"keyValue":"0102030405060708090A0B0C0D0E0F10"')"; sleep 0.5; } |
+    next
+    { request POST /keyReg "$(reg sp.example.com ',"keyValue":"0102030405060708090A0B0C0D0E0F10"')"; answers 1; } |
         raw r-km@maf.example.com $KB
     echo "$(statuses)" >>"$T/rates"
 done
@@ -122,7 +141,8 @@ maf_start --store "$M" --fqdn maf.example.com --max-lifetime 2 --max-reg-rate 10
     --max-registrations 100000 --purge-interval 1
 n0=$(kc_count)
 body=$(reg sp.example.com ',"keyValue":"0102030405060708090A0B0C0D0E0F10"')
-{ for i in $(seq 600); do request POST /keyReg "$body"; done; sleep 3; } | raw a-km@maf.example.com $KA
+next
+{ for i in $(seq 600); do request POST /keyReg "$body"; done; answers 600; } | raw a-km@maf.example.com $KA
 made=$(statuses | tr ' ' '\n' | grep -c 201)
 gone() { test "$(kc_count)" = "$n0"; }
 start=$(date +%s)

@@ -127,7 +127,7 @@ static const char *address(const struct mosquitto *client)
 static void prove(struct mosquitto *client, binding *b)
 {
     const char *user = mosquitto_client_username(client);
-    char id[96];
+    char id[96], name[4 * (SAEF_KS_ENTITY_MAX + 16)];
 
     if (b->proven)
         return;
@@ -136,11 +136,13 @@ static void prove(struct mosquitto *client, binding *b)
         mosquitto_set_username(client, b->entity) != MOSQ_ERR_SUCCESS)
         saef_log_printf(g.s, SAEF_LEVEL_ERROR, "cannot set the username of client \"%s\"",
                         shown(mosquitto_client_id(client), id, sizeof(id)));
+    user = mosquitto_client_username(client);
     saef_log_printf(g.s, SAEF_LEVEL_INFO,
                     "association accepted identity=\"%s\" entity=\"%s\" framework=%s peer=%s "
-                    "client=\"%s\" via=mosquitto",
+                    "client=\"%s\" user=\"%s\" via=mosquitto",
                     b->identity, b->entity, b->fw == SAEF_FW_MAF ? "maf" : "psk", address(client),
-                    shown(mosquitto_client_id(client), id, sizeof(id)));
+                    shown(mosquitto_client_id(client), id, sizeof(id)),
+                    shown(user, name, sizeof(name)));
 }
 
 /* ---- events ------------------------------------------------------------- */

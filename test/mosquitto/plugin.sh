@@ -139,6 +139,26 @@ check_nogrep "  nothing forged reached the AE" FORGED "$T/py-ae.log"
 saef-key -s "$S" del kpsa dev2@sp.example.com
 check_not "key deleted with saef-key refused at the next connection" pub dev2@sp.example.com $K2 $REQ2
 
+# The complete mosquitto.conf of docs/deploy-mqtt.md, paths and port
+# changed: saef settings from plugin_opt_conf, plugin_opt_* over them.
+saef_cnf "$T/saef.cnf" /nonexistent/store.db "entity_id = /not-this-one"
+chmod 644 "$T/saef.cnf"
+PORT3=$(free_port)
+sed -n '/^    # \/etc\/mosquitto/,/use_identity_as_username true/p' "$SAEF_SRC/docs/deploy-mqtt.md" |
+    sed "s/^    //; s|/usr/local/lib/saef/|$SAEF_LIBDIR/saef/|; s|/etc/saef/openssl.cnf|$T/saef.cnf|
+         s|/var/lib/saef/mqtt.db|$S|; s|^listener 8883|listener $PORT3 127.0.0.1|" >"$T/doc.conf"
+chmod 644 "$T/doc.conf"
+saef_bg "$T/doc.log" mosquitto -c "$T/doc.conf"
+wait_port "$PORT3"
+P=$PORT3 M=doc12 check "the documented mosquitto.conf serves TLS 1.2" pub dev1@sp.example.com $K $REQ1 "--tls-version tlsv1.2"
+P=$PORT3 M=doc13 check "  ... and TLS 1.3" pub dev1@sp.example.com $K $REQ1 "--tls-version tlsv1.3"
+# A misspelled option stops the broker at start, naming it.
+sed 's/^plugin_opt_topics onem2m/plugin_opt_topic onem2m/' "$T/doc.conf" >"$T/bad.conf"
+chmod 644 "$T/bad.conf"
+timeout 10 mosquitto -c "$T/bad.conf" >"$T/bad.log" 2>&1
+check "a misspelled plugin option stops mosquitto" test $? -ne 0 -a $? -ne 124
+check_grep "  ... naming it" "plugin_opt_topic: " "$T/bad.log"
+
 kill "$SUB_PID" 2>/dev/null
 sleep 0.3
 check_grep "refusal logged with entity and topic (publish)" \

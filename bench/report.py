@@ -84,7 +84,7 @@ with open(os.path.join(OUT, "handshakes.dat"), "w") as f:
     for row in order:
         f.write("%s %s\n" % (row, " ".join(
             str(med(rates.get((row, v), [0]))) for v in PROTOS)))
-kinds = [k for k in ("saef", "stunnel", "mosquitto", "gnutls")
+kinds = [k for k in ("saef", "stunnel", "mosquitto", "mosquitto+saef", "gnutls")
          if any(kind(r) == k for r in order)]
 sizes = sorted({int(servers[r]["keys"]) for r in order if kind(r) in kinds})
 for what, series in (("scaling", rates), ("cpu", cpus)):
@@ -165,6 +165,33 @@ for r in results:
         r["start_ms"], r["new_key_ms"] or r["note"], r["failures"]))
 for s in skipped:
     out.append("| %s | | | | | | | | | %s | |" % (s["row"], s["note"]))
+# The mosquitto plugin against mosquitto's own psk_file, paired per round:
+# the plugin at each key count over psk_file at the fewest keys.
+mq = sorted((int(servers[r]["keys"]), r) for r in order if kind(r) == "mosquitto")
+mqs = sorted((int(servers[r]["keys"]), r) for r in order if kind(r) == "mosquitto+saef")
+if mq and mqs:
+    out += ["", "mosquitto with saef-mosquitto.so against mosquitto's psk_file at %s key(s), "
+            "connections per second (median over rounds of the paired ratio):" % mq[0][0], "",
+            "| plugin keys | protocol | plugin / psk_file |", "|---:|---|---:|"]
+    for n, row in mqs:
+        for v in PROTOS:
+            rs = [by_round[(row, v, rnd)][0] / base[0]
+                  for (rw, pv, rnd), base in by_round.items()
+                  if rw == mq[0][1] and pv == v and base[0] and (row, v, rnd) in by_round]
+            if rs:
+                out.append("| {:,} | %s | %.3f |".format(n) % (v, med(rs)))
+    base = {v: ins.get((mq[0][1], v)) for v in PROTOS}
+    if any((row, v) in ins for _, row in mqs for v in PROTOS) and any(base.values()):
+        out += ["", "The same in instructions per connection (cachegrind, marginal; psk_file "
+                "at %s key(s) / plugin):" % mq[0][0], "",
+                "| plugin keys | protocol | psk_file | plugin | psk_file / plugin |",
+                "|---:|---|---:|---:|---:|"]
+        for n, row in mqs:
+            for v in PROTOS:
+                me = ins.get((row, v))
+                if me and base[v]:
+                    out.append("| {:,} | %s | {:,} | {:,} | %.4f |".format(n, base[v], me) % (
+                        v, base[v] / me))
 if ins:
     out += ["", "Instructions per handshake (cachegrind, marginal over two -naccept counts):",
             "", "| server | protocol | instructions/hs | native / this |", "|---|---|---:|---:|"]

@@ -62,6 +62,7 @@ typedef struct {
     char want_identity[SAEF_KS_ID_MAX + 1];
     char target[SAEF_KS_ENTITY_MAX + 1];
     char sni[256]; /* the ClientHello's host name, for TLS 1.3 PSK callbacks */
+    char addr[INET6_ADDRSTRLEN]; /* saef_psk_lookup, which has no SSL: the peer's address */
 } conn;
 
 typedef enum { KEY_OK, KEY_UNKNOWN, KEY_REFUSED } key_result;
@@ -164,19 +165,25 @@ static void emit(const saef_ctx *s, int level, char *line, size_t n, size_t size
     }
 }
 
-static void saef_log(const saef_ctx *s, int level, const char *fmt, ...)
+static void vlog(const saef_ctx *s, int level, const char *fmt, va_list ap)
 {
     char line[1024] = "saef: ";
-    va_list ap;
     int n;
 
     if (!log_on(s, level))
         return;
-    va_start(ap, fmt);
     n = vsnprintf(line + 6, sizeof(line) - 7, fmt, ap);
-    va_end(ap);
     if (n >= 0)
         emit(s, level, line, (size_t)n, sizeof(line));
+}
+
+static void saef_log(const saef_ctx *s, int level, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vlog(s, level, fmt, ap);
+    va_end(ap);
 }
 
 /* Appends s at p, never past end: the audit line is built without printf,
@@ -397,7 +404,7 @@ SAEF_KS_TYPE saef_id_type(const saef_conf *conf, const char *id, size_t len)
    client named in SNI (when it is one we serve). */
 static int bound_here(const saef_ctx *s, const SSL *ssl, const conn *c, const char *self)
 {
-    const char *sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+    const char *sni = ssl != NULL ? SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name) : NULL;
     const char *list = saef_conf_str(&s->conf, SAEF_CONF_SNI);
     size_t n;
 
@@ -421,6 +428,9 @@ static int bound_here(const saef_ctx *s, const SSL *ssl, const conn *c, const ch
     return 0;
 }
 
+static size_t addr_source(const char *addr, unsigned char src[16]);
+
+/* ssl is NULL for saef_psk_lookup: c->sni and c->addr stand for it. */
 static key_result server_key(SSL *ssl, const ctx_data *cd, const unsigned char *id,
                              size_t id_len, saef_ks_record *rec, conn *c)
 {
@@ -442,7 +452,7 @@ static key_result server_key(SSL *ssl, const ctx_data *cd, const unsigned char *
     }
     if (type == SAEF_KS_KC) {
         unsigned char src[16];
-        size_t src_len = peer_source(ssl, src);
+        size_t src_len = ssl != NULL ? peer_source(ssl, src) : addr_source(c->addr, src);
         if (!saef_maf_key(&s->conf, ks, (const char *)id, id_len, src, src_len, rec, &why))
             goto refuse;
     }
@@ -484,7 +494,7 @@ refuse_rec:
 refuse:
     printable(id, id_len, shown, sizeof(shown));
     saef_log(s, SAEF_LEVEL_INFO, "refused identity=\"%s\" reason=\"%s\" peer=%s", shown, why,
-             peer_addr(ssl, addr, sizeof(addr)));
+             ssl != NULL ? peer_addr(ssl, addr, sizeof(addr)) : c->addr[0] ? c->addr : "-");
     return KEY_REFUSED;
 }
 
@@ -1498,4 +1508,75 @@ SAEF_FRAMEWORK saef_ssl_framework(const SSL *ssl)
     const conn *c = done_conn(ssl);
 
     return c != NULL ? c->fw : SAEF_FW_NONE;
+}
+
+/* ---- servers that ask for a key without showing the SSL ---------------- */
+
+/* addr_source for an address as text (a broker plugin's view of its peer). */
+static size_t addr_source(const char *addr, unsigned char src[16])
+{
+    static const unsigned char v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+
+    if (inet_pton(AF_INET, addr, src) == 1)
+        return 4;
+    if (inet_pton(AF_INET6, addr, src) != 1)
+        return 0;
+    if (memcmp(src, v4mapped, 12) == 0) {
+        memmove(src, src + 12, 4);
+        return 4;
+    }
+    return 8;
+}
+
+int saef_psk_lookup(saef_ctx *s, const char *identity, const char *sni, const char *peer,
+                    unsigned char *key, size_t *key_len, char *entity, size_t entity_len,
+                    SAEF_FRAMEWORK *fw)
+{
+    ctx_data cd = {.s = s};
+    saef_ks_record rec;
+    char shown[4 * SAEF_KS_ID_MAX + 8];
+    conn conn_, *c = &conn_;
+    size_t len = identity != NULL ? strlen(identity) : 0;
+    int ok = 0;
+
+    if (s == NULL || key == NULL || key_len == NULL || entity == NULL)
+        return 0;
+    memset(c, 0, sizeof(*c));
+    if (sni != NULL)
+        snprintf(c->sni, sizeof(c->sni), "%s", sni);
+    if (peer != NULL)
+        snprintf(c->addr, sizeof(c->addr), "%s", peer);
+    switch (server_key(NULL, &cd, (const unsigned char *)identity, len, &rec, c)) {
+    case KEY_OK:
+        if (rec.key_len <= *key_len && strlen(c->peer) < entity_len) {
+            memcpy(key, rec.key, rec.key_len);
+            *key_len = rec.key_len;
+            strcpy(entity, c->peer);
+            if (fw != NULL)
+                *fw = c->fw;
+            ok = 1;
+        }
+        saef_ks_record_wipe(&rec);
+        break;
+    case KEY_UNKNOWN:
+        printable(identity, len, shown, sizeof(shown));
+        saef_log(s, SAEF_LEVEL_INFO, "refused identity=\"%s\" reason=\"unknown identity\" peer=%s",
+                 shown, c->addr[0] ? c->addr : "-");
+        break;
+    case KEY_REFUSED: break;
+    }
+    if (!ok)
+        *key_len = refusal_key(s, key, *key_len);
+    return ok;
+}
+
+void saef_log_printf(const saef_ctx *s, int level, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (s == NULL)
+        return;
+    va_start(ap, fmt);
+    vlog(s, level, fmt, ap);
+    va_end(ap);
 }

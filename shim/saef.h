@@ -83,6 +83,31 @@ SAEF_EXPORT const char *saef_ssl_identity(const SSL *ssl);
 SAEF_EXPORT const char *saef_ssl_peer_entity(const SSL *ssl);
 SAEF_EXPORT SAEF_FRAMEWORK saef_ssl_framework(const SSL *ssl);
 
+/*
+ * Entity B for a server whose own TLS layer asks for the key of a PSK
+ * identity and shows no SSL (a broker plugin): the same rules as the server
+ * callbacks (identity forms, expiry, the record bound to entity_id or to the
+ * host name sni, MAF retrieval for HEX32@MAF-FQDN within the budget of the
+ * peer's address). sni may be NULL (not known); peer is the client's
+ * address as text ("192.0.2.1", "2001:db8::1"), NULL if not known.
+ * *key_len is the room in key on entry.
+ * 1: accepted; key and *key_len hold the key (wipe it after use), entity the
+ *    bound entity (entity_len >= SAEF_KS_ENTITY_MAX + 16 always fits), fw
+ *    (may be NULL) the framework. The caller logs the association once the
+ *    key is proven (the peer's first authenticated message).
+ * 0: refused, logged with its reason; key and *key_len hold what to answer
+ *    so the peer sees a wrong key (*key_len 0 when refuse is
+ *    unknown_psk_identity: fail the handshake).
+ */
+SAEF_EXPORT int saef_psk_lookup(saef_ctx *s, const char *identity, const char *sni,
+                                const char *peer, unsigned char *key, size_t *key_len,
+                                char *entity, size_t entity_len, SAEF_FRAMEWORK *fw);
+
+/* A line in saef's log (saef.cnf(5) log, log_level; SAEF_LEVEL_*), after
+   "saef: ". Never give it a key. */
+SAEF_EXPORT void saef_log_printf(const saef_ctx *s, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* The TS-0003 10.2.2 TLS 1.2 suites saef puts first, OpenSSL names. */
 #define SAEF_PSK_CIPHERS                                                                      \
     "PSK-AES128-CBC-SHA256:PSK-AES128-CCM8:ECDHE-PSK-AES128-CBC-SHA256:"                    \

@@ -14,6 +14,9 @@ KC=$(saef-key -s "$A" show kc "$KEYID" --reveal --key-only)
 # mosquitto drops to its own user before loading plugins; B caches Kc.
 chmod 755 "$T"
 [ "$(id -u)" != 0 ] || chown mosquitto "$B" "$B-lock"
+# A store belongs to the user who runs saef on it: as root, saef-key runs as
+# mosquitto on B's store from here on.
+owner() { if [ "$(id -u)" = 0 ]; then runuser -u mosquitto -- "$@"; else "$@"; fi; }
 PORT=$(free_port)
 cat >"$T/mosquitto.conf" <<MQ
 plugin $SAEF_LIBDIR/saef/saef-mosquitto.so
@@ -34,7 +37,7 @@ pub() { timeout 10 mosquitto_pub -h 127.0.0.1 -p "$PORT" --psk "$2" --psk-identi
 OWN=/oneM2M/req/::sp.example.com:C-devA/::sp.example.com:in-cse/json
 check "A's client connects with Kc, retrieved by the plugin (TLS 1.3)" pub "$KEYID" $KC $OWN
 check "  ... again from B's cache (TLS 1.2)" pub "$KEYID" $KC $OWN "--tls-version tlsv1.2"
-check_rc "  ... B cached Kc in its store" 0 saef-key -s "$B" show kc "$KEYID"
+check_rc "  ... B cached Kc in its store" 0 owner saef-key -s "$B" show kc "$KEYID"
 check_grep "  ... bound to A's ID from the MAF" "peer: $IDA" "$T/out"
 check_not "a wrong key for the identity is refused" pub "$KEYID" 000102030405060708090A0B0C0D0E0F $OWN
 check_not "an identity the MAF does not know is refused" \

@@ -18,6 +18,9 @@ saef-key -s "$S" add kpsa old@sp.example.com --hex $K --peer /sp.example.com/C-o
 # store is given to that user, as a deployment would.
 chmod 755 "$T"
 [ "$(id -u)" != 0 ] || chown mosquitto "$S" "$S-lock"
+# A store belongs to the user who runs saef on it: as root, saef-key runs as
+# mosquitto on it from here on.
+owner() { if [ "$(id -u)" = 0 ]; then runuser -u mosquitto -- "$@"; else "$@"; fi; }
 PORT=$(free_port) PORT2=$(free_port)
 cat >"$T/mosquitto.conf" <<MQ
 per_listener_settings false
@@ -136,7 +139,7 @@ check_grep "  the CSE answered the registration" "answered reg-1 from /sp.exampl
 check_nogrep "  nothing forged reached the AE" FORGED "$T/py-ae.log"
 
 # A key deleted with saef-key: refused at the next connection.
-saef-key -s "$S" del kpsa dev2@sp.example.com
+owner saef-key -s "$S" del kpsa dev2@sp.example.com
 check_not "key deleted with saef-key refused at the next connection" pub dev2@sp.example.com $K2 $REQ2
 
 # The complete mosquitto.conf of docs/deploy-mqtt.md, paths and port

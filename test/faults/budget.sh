@@ -77,12 +77,15 @@ wait_port "$B2PORT"
 # timing holds however slow the machine: a sanitized build is).
 saef_bg "$T/flood-b2.txt" "$PSK_CLIENT" -m -b 127.0.0.2 -t 60 -s "$T/stop" \
     "127.0.0.1:$B2PORT" @maf.example.com "$KF"
+FLOOD2=$SAEF_LAST_PID
 sleep 1
 for _ in 1 2 3 4 5; do
     reg
     connect "$B2PORT" || break
 done
+# Stopped and gone: its refusals share the memory of refusals (1024 slots).
 touch "$T/stop"
+while kill -0 "$FLOOD2" 2>/dev/null; do sleep 0.05; done
 check_grep "maf_rate = 1: a second retrieval in one second is refused" \
     "identity=\"$KEY\" reason=\"MAF retrieval rate limit reached\"" "$T/b2.log"
 sleep 1.1

@@ -166,6 +166,9 @@ static void emit(const saef_ctx *s, int level, char *line, size_t n, size_t size
 }
 
 static void vlog(const saef_ctx *s, int level, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+
+static void vlog(const saef_ctx *s, int level, const char *fmt, va_list ap)
 {
     char line[1024] = "saef: ";
     int n;

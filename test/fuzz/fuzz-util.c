@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 const fuzz_record fuzz_records[] = {
@@ -77,7 +78,7 @@ void fuzz_record_fill(const fuzz_record *r, saef_ks_record *rec)
     snprintf(rec->peer, sizeof(rec->peer), "%s", r->peer);
     snprintf(rec->self, sizeof(rec->self), "%s", r->self);
     rec->not_after = r->expired ? 86400 : INT64_C(4102444800); /* 2100-01-01 */
-    rec->created = 1;
+    rec->created = (int64_t)time(NULL); /* a fresh copy: not revalidated at the MAF */
     rec->suid = r->type == SAEF_KS_KC ? 32 : 0;
 }
 
@@ -112,6 +113,8 @@ void fuzz_server_conf(saef_conf *conf, const char *store)
         {"maf", FUZZ_MAF_FQDN " " FUZZ_MAF_URL},
         {"maf_kmid", "b-at-maf@" FUZZ_MAF_FQDN},
         {"maf_timeout", "50"},
+        /* The kc record is a cached copy the targets trust (no MAF to ask). */
+        {"maf_revalidate", "86400"},
         {"log_level", "debug"},
     };
     char err[256];

@@ -1499,3 +1499,31 @@ SAEF_FRAMEWORK saef_ssl_framework(const SSL *ssl)
 
     return c != NULL ? c->fw : SAEF_FW_NONE;
 }
+
+const char *saef_ssl_own_entity(const SSL *ssl)
+{
+    const ctx_data *cd = ssl_cd(ssl);
+    const char *id = cd != NULL ? saef_conf_str(&cd->s->conf, SAEF_CONF_ENTITY_ID) : NULL;
+
+    return id != NULL && *id != '\0' ? id : NULL;
+}
+
+void saef_log_origin(const SSL *ssl, SAEF_ORIGIN rsc, const char *entity, const char *from,
+                     size_t len)
+{
+    const ctx_data *cd = ssl_cd(ssl);
+    char shown[SAEF_ORIGIN_MAX + 8], addr[64];
+
+    if (cd == NULL || !log_on(cd->s, SAEF_LEVEL_INFO))
+        return;
+    /* The originator comes from the network: escaped, and cut short. */
+    if (from != NULL)
+        printable(from, len < SAEF_ORIGIN_MAX / 4 ? len : SAEF_ORIGIN_MAX / 4, shown, sizeof(shown));
+    saef_log(cd->s, SAEF_LEVEL_INFO, "refused request rsc=%d (%s) entity=\"%s\" originator=%s%s%s%s peer=%s",
+             (int)rsc,
+             rsc == SAEF_ORIGIN_NO_ASSOCIATION ? "SECURITY_ASSOCIATION_REQUIRED"
+                                               : "ORIGINATOR_NOT_AUTHENTICATED",
+             entity != NULL ? entity : "-", from != NULL ? "\"" : "", from != NULL ? shown : "-",
+             from != NULL ? "\"" : "", from != NULL && len > SAEF_ORIGIN_MAX / 4 ? "..." : "",
+             peer_addr(ssl, addr, sizeof(addr)));
+}

@@ -83,6 +83,32 @@ SAEF_EXPORT const char *saef_ssl_identity(const SSL *ssl);
 SAEF_EXPORT const char *saef_ssl_peer_entity(const SSL *ssl);
 SAEF_EXPORT SAEF_FRAMEWORK saef_ssl_framework(const SSL *ssl);
 
+/*
+ * TS-0003 7.2.1: may a request with originator (From) `from` (len bytes;
+ * NULL when the request has none) travel over ssl's association?
+ *   SAEF_ORIGIN_OK                 yes
+ *   SAEF_ORIGIN_NOT_AUTHENTICATED  no: ORIGINATOR_NOT_AUTHENTICATED, RSC 4106
+ *                                  (HTTP 403)
+ *   SAEF_ORIGIN_NO_ASSOCIATION     ssl has no saef association:
+ *                                  SECURITY_ASSOCIATION_REQUIRED, RSC 4107
+ * A CSE-bound association passes every originator (a CSE forwards others'
+ * requests); an AE-bound one only its own AE-ID, in any TS-0001 form; a
+ * Credential-ID-bound one ("12-...", "11-...") only AE registration with the
+ * first-registration forms (From "C", "S", empty or absent; flags has
+ * SAEF_ORIGIN_CREATE_AE for a CREATE of an <AE>, ty=2). Refusals get an
+ * audit line. The rules and their clauses: docs/security.md.
+ */
+typedef enum {
+    SAEF_ORIGIN_OK = 0,
+    SAEF_ORIGIN_NOT_AUTHENTICATED = 4106,
+    SAEF_ORIGIN_NO_ASSOCIATION = 4107
+} SAEF_ORIGIN;
+#define SAEF_ORIGIN_CREATE_AE 1u
+/* Longer originators are refused (no ID form needs more). */
+#define SAEF_ORIGIN_MAX 512
+SAEF_EXPORT SAEF_ORIGIN saef_originator_check(const SSL *ssl, const char *from, size_t len,
+                                              unsigned flags);
+
 /* The TS-0003 10.2.2 TLS 1.2 suites saef puts first, OpenSSL names. */
 #define SAEF_PSK_CIPHERS                                                                      \
     "PSK-AES128-CBC-SHA256:PSK-AES128-CCM8:ECDHE-PSK-AES128-CBC-SHA256:"                    \

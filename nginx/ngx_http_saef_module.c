@@ -310,7 +310,7 @@ static ngx_int_t ngx_http_saef_handler(ngx_http_request_t *r)
     SSL *ssl;
     SAEF_ORIGIN rsc;
 
-    if (!conf->check || r != r->main)
+    if (!conf->check)
         return NGX_DECLINED;
     for (part = &r->headers_in.headers.part; part != NULL; part = part->next) {
         h = part->elts;

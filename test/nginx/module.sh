@@ -202,7 +202,13 @@ for v in -tls1_2 -tls1_3; do
     check "  ... and the backend saw nothing" test "$(seen)" = "$before"
 done
 check_grep "  ... audited with the MAF's entity" "refused request rsc=4106 (ORIGINATOR_NOT_AUTHENTICATED) entity=\"$IDA\" originator=\"Cvictim\"" "$T/nginx.log"
-check "both workers served requests" test "$(python3 -c 'import json,sys; print(len({json.loads(l)["X-Worker"] for l in open(sys.argv[1])}))' "$T/backend.log")" = 2
+# A reload (SIGHUP) builds new contexts: saef is installed in them too.
+nginx -s reload -p "$T/ngx" -c "$T/ngx/nginx.conf" 2>/dev/null
+wait_log "$T/nginx.log" "gracefully shutting down" 10 >/dev/null
+forwarded "after a reload: own originator forwarded" /in-cse/Csaef1 Csaef1 \
+    "$(rq GET Csaef1)" $(psk tls1_3 ae1 $K1)
+refused "after a reload: another originator refused" 4106 "$(rq GET Cvictim)" $(psk tls1_2 ae1 $K1)
+check "several workers served requests" test "$(python3 -c 'import json,sys; print(len({json.loads(l)["X-Worker"] for l in open(sys.argv[1])}))' "$T/backend.log")" -ge 2
 kill "$NGINX" 2>/dev/null
 
 # saef on without saef_conf: the configuration OpenSSL loaded (OPENSSL_CONF),

@@ -7,6 +7,11 @@
 : "${SAEF_NGINX_MODULE:?run through ctest}"
 PATH="$SAEF_SBIN:$PATH:/usr/sbin"
 CRLF=$'\r\n'
+# SAEF_SANITIZE builds: nginx loads the sanitized module only behind the
+# ASan runtime, as saef-run arranges for preloaded programs.
+NGX=(env)
+[ -n "${SAEF_SANITIZER_RT:-}" ] &&
+    NGX=(env LD_PRELOAD="$SAEF_SANITIZER_RT $SAEF_LIBDIR/libsaef-asan-first.so")
 
 # B (nginx) and A (the AE) per maf_world; B is the IN-CSE //sp.example.com/in-cse.
 maf_world
@@ -59,7 +64,7 @@ NGX
 }
 PORT=$(free_port)
 ngx_conf "$T/ngx" "$PORT" "saef on; saef_conf $T/b.cnf; saef_originator_check on;"
-saef_bg "$T/nginx.log" env -u OPENSSL_CONF nginx -p "$T/ngx" -c "$T/ngx/nginx.conf"
+saef_bg "$T/nginx.log" env -u OPENSSL_CONF "${NGX[@]}" nginx -p "$T/ngx" -c "$T/ngx/nginx.conf"
 NGINX=$SAEF_LAST_PID
 wait_port "$PORT"
 
@@ -203,7 +208,7 @@ for v in -tls1_2 -tls1_3; do
 done
 check_grep "  ... audited with the MAF's entity" "refused request rsc=4106 (ORIGINATOR_NOT_AUTHENTICATED) entity=\"$IDA\" originator=\"Cvictim\"" "$T/nginx.log"
 # A reload (SIGHUP) builds new contexts: saef is installed in them too.
-nginx -s reload -p "$T/ngx" -c "$T/ngx/nginx.conf" 2>/dev/null
+"${NGX[@]}" nginx -s reload -p "$T/ngx" -c "$T/ngx/nginx.conf" 2>/dev/null
 wait_log "$T/nginx.log" "gracefully shutting down" 10 >/dev/null
 forwarded "after a reload: own originator forwarded" /in-cse/Csaef1 Csaef1 \
     "$(rq GET Csaef1)" $(psk tls1_3 ae1 $K1)
@@ -216,7 +221,7 @@ kill "$NGINX" 2>/dev/null
 saef_cnf "$T/req.cnf" "$B" "entity_id = $IDB" "require_psk = yes"
 PORT=$(free_port)
 ngx_conf "$T/ngx2" "$PORT" "saef on; saef_originator_check on;"
-saef_bg "$T/nginx2.log" env OPENSSL_CONF="$T/req.cnf" nginx -p "$T/ngx2" -c "$T/ngx2/nginx.conf"
+saef_bg "$T/nginx2.log" "${NGX[@]}" OPENSSL_CONF="$T/req.cnf" nginx -p "$T/ngx2" -c "$T/ngx2/nginx.conf"
 wait_port "$PORT"
 send "$(rq GET Csaef1)" -tls1_3
 check_not "require_psk: a certificate-only client gets no handshake" grep -q "^HTTP/1.1" "$T/resp"
@@ -224,7 +229,7 @@ forwarded "require_psk: a PSK client is served (saef on from OPENSSL_CONF)" /in-
     "$(rq GET Csaef1)" $(psk tls1_2 ae1 $K1)
 
 # Configurations saef cannot honour stop nginx (nginx -t fails, saying why).
-ngx_t() { ngx_conf "$T/ngx3" "$(free_port)" "$1"; env OPENSSL_CONF=/dev/null nginx -t -p "$T/ngx3" -c "$T/ngx3/nginx.conf" >"$T/t.out" 2>&1; }
+ngx_t() { ngx_conf "$T/ngx3" "$(free_port)" "$1"; "${NGX[@]}" OPENSSL_CONF=/dev/null nginx -t -p "$T/ngx3" -c "$T/ngx3/nginx.conf" >"$T/t.out" 2>&1; }
 check_not "saef_originator_check without saef is refused" ngx_t "saef_originator_check on;"
 check_grep "  ... saying so" 'needs "saef on"' "$T/t.out"
 check_not "saef on without any saef configuration is refused" ngx_t "saef on;"

@@ -46,7 +46,7 @@ events { worker_connections 64; }
 http {
     access_log off;
     server {
-        listen 127.0.0.1:$2 ssl reuseport;
+        listen 127.0.0.1:$2 ssl http2 reuseport;
         ssl_certificate $T/cert.pem;
         ssl_certificate_key $T/key.pem;
         ssl_protocols TLSv1.2 TLSv1.3;
@@ -153,6 +153,10 @@ check_grep "  ... and escaped in the audit line" 'originator="C\\x22a\\x5cb"' "$
 # A client without a key: the certificate handshake nginx allows, but no association.
 refused "certificate-only client refused with 4107" 4107 "$(rq GET Csaef1)" -tls1_3
 refused "  ... also over TLS 1.2" 4107 "$(rq GET Csaef1)" -tls1_2
+curl -sk --http2 -o "$T/h2.body" -D "$T/h2.head" -H "X-M2M-Origin: Csaef1" -H "X-M2M-RI: h2-1" \
+    "https://127.0.0.1:$PORT/cse-in" --max-time 10
+check "  ... also over HTTP/2 (403, 4107, RI echoed)" \
+    test "$(grep -c -i -e "^HTTP/2 403" -e "^x-m2m-rsc: 4107" -e "^x-m2m-ri: h2-1" "$T/h2.head")" = 3
 check_grep "  ... in the audit log" 'refused request rsc=4107 (SECURITY_ASSOCIATION_REQUIRED) entity="-" originator="Csaef1"' "$T/nginx.log"
 
 # AE registration (TS-0001 10.2.2.2): first-registration forms on a

@@ -2,14 +2,17 @@
  * originator.c - TS-0003 7.2.1: a request's From against the entity its
  * security association is bound to.
  *
- * ID forms (TS-0001 V3.36 clause 7.2, table 7.2-1):
+ * ID forms (TS-0004 V3.32 6.2.3, the ABNF of TS-0001 7.2):
  *   SP-relative CSE-ID  /CSE-ID          Absolute CSE-ID  //SP-ID/CSE-ID
  *   AE-ID-Stem          Cxxx (assigned by the Registrar CSE) or Sxxx (by the SP)
- *   SP-relative AE-ID   /CSE-ID/Cxxx or Sxxx
+ *   SP-relative AE-ID   /CSE-ID/Cxxx or /Sxxx
  *   Absolute AE-ID      //SP-ID/CSE-ID/Cxxx or //SP-ID/Sxxx
- * An AE sends its AE-ID-Stem as From (7.2: "the shortest format"); the other
- * forms are what Registrar CSEs and transit CSEs write.
+ * with CSE-IDs and stems of "unreserved" characters (letters, digits, '-',
+ * '.', '_') and the SP-ID a domain name. An AE sends its AE-ID-Stem as From
+ * (TS-0001 7.2: "the shortest format"); the other forms are what Registrar
+ * CSEs and transit CSEs write.
  */
+#include <ctype.h>
 #include <string.h>
 #include <strings.h>
 
@@ -62,12 +65,19 @@ static int clean_utf8(const unsigned char *p, size_t len)
     return 1;
 }
 
-/* Length of the segment at p (up to '/' or end); 0 if empty. */
+/* Length of the segment at p (up to '/' or end); 0 if empty or if it holds
+   a character outside TS-0004's "unreserved" (the ABNF also wants a letter
+   or digit first, which the stems "C-dev1" this project writes do not
+   have: saef does not insist on it). */
 static size_t segment(const char *p, const char *end)
 {
     const char *s = memchr(p, '/', (size_t)(end - p));
+    size_t n = (size_t)((s != NULL ? s : end) - p);
 
-    return (size_t)((s != NULL ? s : end) - p);
+    for (size_t i = 0; i < n; i++)
+        if (!(isalnum((unsigned char)p[i]) || p[i] == '-' || p[i] == '.' || p[i] == '_'))
+            return 0;
+    return n;
 }
 
 /* Splits id (already clean) into its parts per table 7.2-1. */
@@ -100,10 +110,10 @@ static id_parts parse_id(const char *id, size_t len)
         if ((n = segment(p, end)) == 0)
             return r;
         if (p + n == end) {
-            /* A single segment is a CSE-ID, or (absolute) an S-AE-ID, or
-               an AE-ID-Stem written with a slash. 'C' and 'S' are read as
-               AE-IDs: a CSE-ID starting with them is then checked (fail
-               closed) rather than an AE passing unchecked as a CSE. */
+            /* A single segment is a CSE-ID or an S-AE-ID ("/S..." is
+               both in the ABNF). 'C' and 'S' are read as AE-IDs: a CSE-ID
+               starting with them is then checked (fail closed) rather than
+               an AE passing unchecked as a CSE. */
             if (*p == 'C' || *p == 'S') {
                 r.kind = ID_AE, r.stem = p, r.stem_len = n;
             } else {
@@ -119,7 +129,7 @@ static id_parts parse_id(const char *id, size_t len)
         r.kind = ID_AE, r.stem = p, r.stem_len = n;
         return r;
     }
-    if (r.sp != NULL || segment(p, end) != len)
+    if (r.sp != NULL || segment(p, end) != len) /* also: a bad character */
         return r;
     /* AE-ID-Stem: 'C' or 'S' and at least one more character (the single
        letters are registration requests, see first_registration) */

@@ -92,7 +92,8 @@ SAEF_EXPORT SAEF_FRAMEWORK saef_ssl_framework(const SSL *ssl);
  *   SAEF_ORIGIN_NO_ASSOCIATION     ssl has no saef association:
  *                                  SECURITY_ASSOCIATION_REQUIRED, RSC 4107
  * A CSE-bound association passes every originator (a CSE forwards others'
- * requests); an AE-bound one only its own AE-ID, in any TS-0001 form; a
+ * requests); an AE-bound one only its own AE-ID, in any TS-0001 form
+ * (TS-0004 6.2.3); a
  * Credential-ID-bound one ("12-...", "11-...") only AE registration with the
  * first-registration forms (From "C", "S", empty or absent; flags has
  * SAEF_ORIGIN_CREATE_AE for a CREATE of an <AE>, ty=2). Refusals get an

@@ -55,8 +55,11 @@ static void test_own_ae_id_in_every_form(void)
     CU_ASSERT_EQUAL(judge("Sdev1", own, "Sdev1", 0), OK);
     CU_ASSERT_EQUAL(judge("Sdev1", own, "//sp.example.com/Sdev1", 0), OK);
     CU_ASSERT_EQUAL(judge("//sp.example.com/Sdev1", "//sp.example.com/id-mn", "Sdev1", 0), OK);
-    /* UTF-8 beyond ASCII is an ID like any other */
-    CU_ASSERT_EQUAL(judge("/id-in/Cd\xc3\xa9v", own, "Cd\xc3\xa9v", 0), OK);
+    /* the SP-relative S-AE-ID of the ABNF, "/S..." */
+    CU_ASSERT_EQUAL(judge("Sdev1", own, "/Sdev1", 0), OK);
+    CU_ASSERT_EQUAL(judge("//sp.example.com/Sdev1", own, "/Sdev1", 0), OK);
+    /* '-', '.', '_' in stems and CSE-IDs */
+    CU_ASSERT_EQUAL(judge("/in-cse.1/C-dev_1.a", "/in-cse.1", "C-dev_1.a", 0), OK);
 }
 
 static void test_other_originators_are_4106(void)
@@ -112,6 +115,13 @@ static void test_credential_bound_cannot_claim_an_ae_id(void)
 
 static void test_binding_forms(void)
 {
+    /* Outside TS-0004's characters an ID has no forms: exact match only,
+       which a From of clean bytes can still make (a CSE's own names). */
+    CU_ASSERT_EQUAL(judge("/id-in/Cd\xc3\xa9v", "/id-in", "Cd\xc3\xa9v", 0), NOT_AUTH);
+    CU_ASSERT_EQUAL(judge("/id-in/Cd\xc3\xa9v", "/id-in", "/id-in/Cd\xc3\xa9v", 0), OK);
+    CU_ASSERT_EQUAL(judge("admin:admin", "/id-in", "admin:admin", 0), OK);
+    CU_ASSERT_EQUAL(judge("/id-in/Csaef1", "/id-in", "Csaef1:x", 0), NOT_AUTH);
+    CU_ASSERT_EQUAL(judge("/id-in/Csaef1", "/id-in", "/id-in/C~saef1", 0), NOT_AUTH);
     /* A CSE-ID starting with C or S reads as an AE-ID: checked, fail closed. */
     CU_ASSERT_EQUAL(judge("/CSE01", "/id-in", "/id-in/Cother", 0), NOT_AUTH);
     CU_ASSERT_EQUAL(judge("//sp.example.com/Sx", "/id-in", "Cother", 0), NOT_AUTH);

@@ -1583,3 +1583,31 @@ void saef_log_printf(const saef_ctx *s, int level, const char *fmt, ...)
     vlog(s, level, fmt, ap);
     va_end(ap);
 }
+
+const char *saef_ssl_own_entity(const SSL *ssl)
+{
+    const ctx_data *cd = ssl_cd(ssl);
+    const char *id = cd != NULL ? saef_conf_str(&cd->s->conf, SAEF_CONF_ENTITY_ID) : NULL;
+
+    return id != NULL && *id != '\0' ? id : NULL;
+}
+
+void saef_log_origin(const SSL *ssl, SAEF_ORIGIN rsc, const char *entity, const char *from,
+                     size_t len)
+{
+    const ctx_data *cd = ssl_cd(ssl);
+    char shown[SAEF_ORIGIN_MAX + 8], addr[64];
+
+    if (cd == NULL || !log_on(cd->s, SAEF_LEVEL_INFO))
+        return;
+    /* The originator comes from the network: escaped, and cut short. */
+    if (from != NULL)
+        printable(from, len < SAEF_ORIGIN_MAX / 4 ? len : SAEF_ORIGIN_MAX / 4, shown, sizeof(shown));
+    saef_log(cd->s, SAEF_LEVEL_INFO, "refused request rsc=%d (%s) entity=\"%s\" originator=%s%s%s%s peer=%s",
+             (int)rsc,
+             rsc == SAEF_ORIGIN_NO_ASSOCIATION ? "SECURITY_ASSOCIATION_REQUIRED"
+                                               : "ORIGINATOR_NOT_AUTHENTICATED",
+             entity != NULL ? entity : "-", from != NULL ? "\"" : "", from != NULL ? shown : "-",
+             from != NULL ? "\"" : "", from != NULL && len > SAEF_ORIGIN_MAX / 4 ? "..." : "",
+             peer_addr(ssl, addr, sizeof(addr)));
+}

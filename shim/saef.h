@@ -108,6 +108,33 @@ SAEF_EXPORT int saef_psk_lookup(saef_ctx *s, const char *identity, const char *s
 SAEF_EXPORT void saef_log_printf(const saef_ctx *s, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/*
+ * TS-0003 7.2.1: may a request with originator (From) `from` (len bytes;
+ * NULL when the request has none) travel over ssl's association?
+ *   SAEF_ORIGIN_OK                 yes
+ *   SAEF_ORIGIN_NOT_AUTHENTICATED  no: ORIGINATOR_NOT_AUTHENTICATED, RSC 4106
+ *                                  (HTTP 403)
+ *   SAEF_ORIGIN_NO_ASSOCIATION     ssl has no saef association:
+ *                                  SECURITY_ASSOCIATION_REQUIRED, RSC 4107
+ * A CSE-bound association passes every originator (a CSE forwards others'
+ * requests); an AE-bound one only its own AE-ID, in any TS-0001 form
+ * (TS-0004 6.2.3); a
+ * Credential-ID-bound one ("12-...", "11-...") only AE registration with the
+ * first-registration forms (From "C", "S", empty or absent; flags has
+ * SAEF_ORIGIN_CREATE_AE for a CREATE of an <AE>, ty=2). Refusals get an
+ * audit line. The rules and their clauses: docs/security.md.
+ */
+typedef enum {
+    SAEF_ORIGIN_OK = 0,
+    SAEF_ORIGIN_NOT_AUTHENTICATED = 4106,
+    SAEF_ORIGIN_NO_ASSOCIATION = 4107
+} SAEF_ORIGIN;
+#define SAEF_ORIGIN_CREATE_AE 1u
+/* Longer originators are refused (no ID form needs more). */
+#define SAEF_ORIGIN_MAX 512
+SAEF_EXPORT SAEF_ORIGIN saef_originator_check(const SSL *ssl, const char *from, size_t len,
+                                              unsigned flags);
+
 /* The TS-0003 10.2.2 TLS 1.2 suites saef puts first, OpenSSL names. */
 #define SAEF_PSK_CIPHERS                                                                      \
     "PSK-AES128-CBC-SHA256:PSK-AES128-CCM8:ECDHE-PSK-AES128-CBC-SHA256:"                    \

@@ -94,5 +94,13 @@ check "saef at 100 keys costs at most 1/0.98 of native's instructions (TLS 1.2)"
 check "MAF: cached Kc handshakes and registrations measured, no failed registration" awk -F, '
     $1 == "cached_maf_hs_per_s" && $4 > 0 { c = 1 } $1 == "registrations_per_s" && $4 > 0 { r = 1 }
     $1 == "registration_failures" && $4 != 0 { bad = 1 } END { exit !(c && r && !bad) }' "$R/maf-raw.csv"
+if [ -f "$SAEF_STAGE/lib/nginx/modules/ngx_http_saef_module.so" ]; then
+    check "nginx front: saef-run, module, module with the check; handshakes and requests, no failure" \
+        awk -F, 'NR > 1 { n++; if ($5 == 0 || $6 != 0) bad = 1 } END { exit !(n == 12 && !bad) }' \
+        "$R/nginx-raw.csv"
+    check "nginx with the module and the check costs at most 1/0.98 of nginx under saef-run (instructions, handshake + request)" \
+        awk -F, '$3 == "req" { i[$1] = $4 } END { s = i["saef-run"]; m = i["module-check"]
+            exit !(s > 0 && m > 0 && s / m >= 0.98) }' "$R/nginx-instructions.csv"
+fi
 [ "$FAILS" -gt 0 ] && tail -20 "$T/run.log"
 done_testing

@@ -1,3 +1,5 @@
+# shellcheck shell=bash disable=SC2034,SC2154
+# (sourced by bench/run: PIDS is its associative array, read by its cpu_ticks)
 # nginx as the front of a CSE, sourced by bench/run (uses its T, OUT, HS,
 # ROUNDS, SECS, CERT and helpers): the same nginx (one worker, `return 200`)
 #   saef-run     under saef-run (the preload), no originator check

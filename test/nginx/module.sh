@@ -1,4 +1,5 @@
 #!/bin/bash
+# shellcheck disable=SC2046 # $(psk ...) gives s_client its options, one a word
 # ngx_http_saef_module in a real nginx (no saef-run, no LD_PRELOAD) in front
 # of a stand-in CSE that records what reaches it: the originator check of
 # TS-0003 7.2.1 over pre-provisioned and MAF-based associations, TLS 1.2 and

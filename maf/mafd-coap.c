@@ -171,7 +171,10 @@ static void on_request(coap_resource_t *res, coap_session_t *session, const coap
     coap_get_data_large(in, &len, &data, &offset, &total);
     r.body = (const char *)data;
     r.body_len = len;
-    if (total > (size_t)c.max_body || len != total)
+    if (method != COAP_REQUEST_CODE_GET && method != COAP_REQUEST_CODE_POST &&
+        method != COAP_REQUEST_CODE_PUT && method != COAP_REQUEST_CODE_DELETE)
+        status = saef_mafd_error(&answer, 405, "the MAF takes GET, POST, PUT and DELETE");
+    else if (total > (size_t)c.max_body || len != total)
         status = saef_mafd_error(&answer, 413, "the body is over the limit");
     else if (len > 0 && content_format(in) != COAP_MEDIATYPE_APPLICATION_JSON)
         status = saef_mafd_error(&answer, 415, "the body must be application/json (50)");
@@ -179,10 +182,11 @@ static void on_request(coap_resource_t *res, coap_session_t *session, const coap
         status = saef_mafd_handle(c.m, &r, &answer);
     coap_pdu_set_code(out, code_of(status, method));
     text = answer != NULL ? json_dumps(answer, JSON_COMPACT) : NULL;
-    saef_mafd_log("COAP %s %s -> %d client=%s", method == COAP_REQUEST_CODE_GET    ? "GET"
-                                                : method == COAP_REQUEST_CODE_POST ? "POST"
-                                                : method == COAP_REQUEST_CODE_PUT  ? "PUT"
-                                                                                   : "DELETE",
+    saef_mafd_log("COAP %s %s -> %d client=%s", method == COAP_REQUEST_CODE_GET      ? "GET"
+                                                : method == COAP_REQUEST_CODE_POST   ? "POST"
+                                                : method == COAP_REQUEST_CODE_PUT    ? "PUT"
+                                                : method == COAP_REQUEST_CODE_DELETE ? "DELETE"
+                                                                                     : "other",
                   saef_mafd_escaped(path, log_path, sizeof(log_path)), status,
                   saef_mafd_escaped(r.client, log_client, sizeof(log_client)));
     /* RFC 8516: 4.29 says when to retry in Max-Age. */
@@ -278,6 +282,11 @@ int saef_mafd_coap_start(struct event_base *base, const char *host, int port, co
     coap_register_request_handler(any, COAP_REQUEST_GET, on_request);
     coap_register_request_handler(any, COAP_REQUEST_POST, on_request);
     coap_register_request_handler(any, COAP_REQUEST_DELETE, on_request);
+    /* Methods the MAF does not take get 4.05 from the registry's rule, not
+       libcoap's 4.04. */
+    coap_register_request_handler(any, COAP_REQUEST_FETCH, on_request);
+    coap_register_request_handler(any, COAP_REQUEST_PATCH, on_request);
+    coap_register_request_handler(any, COAP_REQUEST_IPATCH, on_request);
     coap_add_resource(c.ctx, any);
     c.io = event_new(base, coap_context_get_coap_fd(c.ctx), EV_READ | EV_PERSIST, run, NULL);
     c.timer = evtimer_new(base, run, NULL);

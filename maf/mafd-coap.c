@@ -4,9 +4,9 @@
  * in docs/maf-protocol.md. The registry is the one the HTTPS listener uses.
  *
  * libcoap runs on saef-mafd's libevent loop: an event on libcoap's epoll
- * descriptor and a timer for its retransmissions and idle sessions. One
- * thread, so the registry (its rate and quota state, LMDB's write
- * transactions) needs no locks.
+ * descriptor, which also holds libcoap's timerfd (retransmissions, DTLS
+ * timers, idle sessions). One thread, so the registry (its rate and quota
+ * state, LMDB's write transactions) needs no locks.
  */
 #include "mafd-coap.h"
 
@@ -29,7 +29,7 @@ typedef struct {
 
 static struct {
     coap_context_t *ctx;
-    struct event *io, *timer;
+    struct event *io;
     const saef_mafd *m;
     long max_body;
     int idx; /* SSL ex_data index of the coap_client */
@@ -199,24 +199,17 @@ static void on_request(coap_resource_t *res, coap_session_t *session, const coap
     json_decref(answer);
 }
 
-/* Whatever libcoap has to do now, then the timer for what it does next. */
+/* Whatever libcoap has to do now; then its timerfd is set for what it
+   does next, which wakes this event again. */
 static void run(evutil_socket_t fd, short what, void *arg)
 {
-    struct timeval tv;
     coap_tick_t now;
-    unsigned int ms;
 
     (void)fd, (void)what, (void)arg;
     coap_io_process(c.ctx, COAP_IO_NO_WAIT);
     OPENSSL_cleanse(c.psk, sizeof(c.psk));
     coap_ticks(&now);
-    ms = coap_io_prepare_epoll(c.ctx, now);
-    evtimer_del(c.timer);
-    if (ms > 0) {
-        tv.tv_sec = ms / 1000;
-        tv.tv_usec = (ms % 1000) * 1000;
-        evtimer_add(c.timer, &tv);
-    }
+    coap_io_prepare_epoll(c.ctx, now);
 }
 
 /* libcoap's own messages, as saef-mafd's log lines (warnings and worse). */
@@ -289,9 +282,7 @@ int saef_mafd_coap_start(struct event_base *base, const char *host, int port, co
     coap_register_request_handler(any, COAP_REQUEST_IPATCH, on_request);
     coap_add_resource(c.ctx, any);
     c.io = event_new(base, coap_context_get_coap_fd(c.ctx), EV_READ | EV_PERSIST, run, NULL);
-    c.timer = evtimer_new(base, run, NULL);
-    if (coap_context_get_coap_fd(c.ctx) < 0 || c.io == NULL || c.timer == NULL ||
-        event_add(c.io, NULL) != 0) {
+    if (coap_context_get_coap_fd(c.ctx) < 0 || c.io == NULL || event_add(c.io, NULL) != 0) {
         fprintf(stderr, "saef-mafd: libcoap has no epoll descriptor to wait on\n");
         return 0;
     }
@@ -303,8 +294,6 @@ void saef_mafd_coap_stop(void)
 {
     if (c.io != NULL)
         event_free(c.io);
-    if (c.timer != NULL)
-        event_free(c.timer);
     if (c.ctx != NULL)
         coap_free_context(c.ctx);
     coap_cleanup();

@@ -200,6 +200,27 @@ check_rc "a wrong Km fails at the MAF over CoAP" 4 \
     saef-maf -s "$T/w.db" register --maf "$COAPS" --target $IDB --timeout 2000
 check_grep "  ... no DTLS session" "no DTLS handshake" "$T/err"
 
+# Idle sessions end after --request-timeout, driven by libcoap's timer on
+# saef-mafd's event loop, which then sleeps.
+kill "$MAFD"
+while kill -0 "$MAFD" 2>/dev/null; do sleep 0.05; done
+mv "$T/mafd.log" "$T/mafd1.log"
+maf_start --store "$M" --fqdn maf.example.com --listen-coaps "127.0.0.1:$CPORT" --request-timeout 1
+wait_udp "$CPORT"
+idle_between() {
+    coap_msg $((0x5A00)) GET "/clientReg/$REG"
+    sleep 2.5
+    coap_msg $((0x5A01)) GET "/clientReg/$REG"
+}
+coap_session a-km@maf.example.com $KA idle_between
+check "a request in a fresh session is answered" test "$(coap_code 1)" = 4.04
+check "  ... one after 2.5 s idle (--request-timeout 1) is not: the session ended" \
+    test "$(coap_code 2)" = none
+cpu() { read -r st <"/proc/$MAFD/stat"; set -- ${st##*) }; echo $((${12} + ${13})); }
+t0=$(cpu)
+sleep 2
+check "  ... and the idle MAF uses no CPU (ticks in 2 s: $(($(cpu) - t0)))" test $(($(cpu) - t0)) -le 1
+
 for f in "$T"/*.log; do
     check_no_key "$f" $KA $KB $KX "$KC" "${ekm:32:64}"
 done

@@ -205,7 +205,8 @@ check_grep "  ... no DTLS session" "no DTLS handshake" "$T/err"
 kill "$MAFD"
 while kill -0 "$MAFD" 2>/dev/null; do sleep 0.05; done
 mv "$T/mafd.log" "$T/mafd1.log"
-maf_start --store "$M" --fqdn maf.example.com --listen-coaps "127.0.0.1:$CPORT" --request-timeout 1
+maf_start --store "$M" --fqdn maf.example.com --listen-coaps "127.0.0.1:$CPORT" --request-timeout 1 \
+    --max-reg-rate 1
 wait_udp "$CPORT"
 idle_between() {
     coap_msg $((0x5A00)) GET "/clientReg/$REG"
@@ -220,6 +221,21 @@ cpu() { read -r st <"/proc/$MAFD/stat"; set -- ${st##*) }; echo $((${12} + ${13}
 t0=$(cpu)
 sleep 2
 check "  ... and the idle MAF uses no CPU (ticks in 2 s: $(($(cpu) - t0)))" test $(($(cpu) - t0)) -le 1
+
+# A rate refusal says when to retry: 4.29 with Max-Age (RFC 8516).
+check_rc "one registration a minute (--max-reg-rate 1): the first" 0 \
+    saef-maf -s "$A" register --maf "$COAPS" --target $IDB
+coap_raw a-km@maf.example.com $KA POST /keyReg "$(reg)"
+check "  ... the second: 4.29" test "$(coap_code)" = 4.29
+max_age() { # the Max-Age option (14) after Content-Format 50 in the answer
+    python3 - "$T/raw" <<'PY'
+import re, sys
+m = re.search(b"\x60\x9d\x5a\x00\xc1\x32\x21(.)", open(sys.argv[1], "rb").read(), re.S)
+print(m.group(1)[0] if m else 0)
+PY
+}
+wait_s=$(grep -a -o '"retryAfter":[0-9]*' "$T/raw" | cut -d: -f2)
+check "  ... Max-Age = retryAfter = $wait_s s" test -n "$wait_s" -a "$(max_age)" = "$wait_s"
 
 for f in "$T"/*.log; do
     check_no_key "$f" $KA $KB $KX "$KC" "${ekm:32:64}"

@@ -163,6 +163,9 @@ check "  ... nothing changed" test "$(saef-key -s "$M" list kc | wc -l)" = "$bef
 check_rc "a body over --max-body (block-wise): refused" 4 \
     saef-maf -s "$A" register --maf "$COAPS" --target $IDB --label "$(head -c 20000 /dev/zero | tr '\0' x)"
 check_grep "  ... 4.13 (413)" "answered 413" "$T/err"
+check_rc "a 3 KB body (three blocks) arrives whole" 4 \
+    saef-maf -s "$A" register --maf "$COAPS" --target $IDB --label "$(head -c 3000 /dev/zero | tr '\0' y)"
+check_grep "  ... the registry read it: labels too long for a record (4.00)" "answered 400: .*1024" "$T/err"
 
 # Update, deregistration and client registration over CoAP with saef-maf.
 check_rc "saef-maf update over CoAP" 0 saef-maf -s "$A" update --maf "$COAPS" --key "$KEYID" --expires +2h

@@ -73,7 +73,9 @@ static const coap_bin_const_t *psk_for(coap_bin_const_t *identity, coap_session_
         SHA256(rec.key, rec.key_len, cl->md) == NULL || CRYPTO_memcmp(md, cl->md, sizeof(md)) != 0)
         goto refuse;
     snprintf(cl->kmid, sizeof(cl->kmid), "%s", kmid);
-    /* A renegotiation replaces the client of the first handshake. */
+    /* One handshake per session, so one client: no renegotiation to bind
+       it to another mid-way. */
+    SSL_set_options(ssl, SSL_OP_NO_RENEGOTIATION);
     if (!SSL_set_ex_data(ssl, c.idx, cl))
         goto refuse;
     memcpy(c.psk, rec.key, rec.key_len);

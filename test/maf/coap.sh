@@ -195,6 +195,10 @@ coap_raw x-km@maf.example.com $KX GET /clientReg/0000000000000000000000000000000
 check "  ... and it gets no new session" test "$(coap_code)" = none
 check_grep "  ... the MAF logged the refused identity" "handshake refused: KmID x-km@maf.example.com unknown or expired" "$T/mafd.log"
 
+# A session stays bound to the client its handshake authenticated.
+coap_session a-km@maf.example.com $KA echo R
+check_grep "a renegotiation is refused" "no renegotiation" "$T/raw"
+
 # Wrong or unknown keys: no DTLS session (DTLS drops what it cannot
 # decrypt, so the client gives up at its time limit).
 saef-key -s "$T/w.db" init >/dev/null

@@ -11,8 +11,9 @@
  *   -t / -n   run for SECONDS (default 5), or make COUNT attempts in all
  *   -u S      retry single handshakes until one works (at most S seconds):
  *             how long a new key takes to become usable
- *   -r FILE   after each handshake send FILE (an HTTP request) and count the
- *             connection only when the answer is a 2xx (MAF registrations)
+ *   -r FILE   after each handshake send FILE (an HTTP request; with dtls1.2 a
+ *             CoAP message) and count the connection only when the answer
+ *             is a 2xx, or a CoAP 2.xx (MAF registrations)
  *   -R        resumed handshakes: each thread's first connection is a full
  *             PSK handshake whose session (TLS 1.2) or ticket (TLS 1.3) every
  *             later one resumes; only resumed connections count (TLS 1.3
@@ -115,15 +116,20 @@ err:
     return NULL;
 }
 
-/* Sends the request; 1 when the answer's status line says 2xx. */
+/* Sends the request; 1 when the answer's status line says 2xx, or over
+   DTLS when the CoAP answer (one record) is a 2.xx. */
 static int request(SSL *ssl)
 {
+    unsigned char coap[4096];
     char buf[4096];
     size_t got = 0;
     int n;
 
     if (SSL_write(ssl, cfg.request, (int)cfg.request_len) != (int)cfg.request_len)
         return 0;
+    if (cfg.mode == DTLS12)
+        return SSL_read(ssl, coap, sizeof(coap)) >= 4 && (coap[0] & 0xC0) == 0x40 &&
+               coap[1] >> 5 == 2;
     while (got < 12 && (n = SSL_read(ssl, buf + got, (int)(sizeof(buf) - got))) > 0)
         got += (size_t)n;
     return got >= 12 && strncmp(buf, "HTTP/1.", 7) == 0 && buf[9] == '2';

@@ -3,7 +3,9 @@
 # (uses its T, OUT, HS, ROUNDS, SECS, MAF_N and helpers). Writes
 # $OUT/maf-raw.csv; report.py makes maf.csv of it.
 #   registrations/s: POST /keyReg over a new TLS-PSK connection each (the
-#     MAF derives Kc from each connection), as saef-maf does
+#     MAF derives Kc from each connection), as saef-maf does; the same as a
+#     CoAP POST over a new DTLS 1.2 session each (--listen-coaps), when
+#     saef-mafd has CoAP
 #   first handshake with a new Kc (B fetches it from saef-mafd) against the
 #     next one (cached in B's store): p50 latency of single handshakes
 #   cached MAF handshakes / pre-provisioned ones, same server, alternating
@@ -20,11 +22,16 @@ saef-key -s "$A" add km a-km@maf.example.com --hex $KA --self $IDA
 saef-key -s "$B" add km b-km@maf.example.com --hex $KB
 saef-key -s "$B" add kpsa pre@sp.example.com --hex $KP --peer //sp.example.com/C-pre
 
-MPORT=$(free_port) BPORT=$(free_port)
+MPORT=$(free_port) BPORT=$(free_port) CPORT=$(free_port udp)
 MAF="https://127.0.0.1:$MPORT"
+# Built without libcoap, saef-mafd says so for any --listen-coaps.
+COAP=(--listen-coaps "127.0.0.1:$CPORT") REG_PROTOS="tls1.2 tls1.3 dtls1.2"
+if saef-mafd --store "$M" --fqdn maf.example.com --listen-coaps x 2>&1 | grep -q "without libcoap"; then
+    COAP=() REG_PROTOS="tls1.2 tls1.3"
+fi
 # Registrations per second are measured: no per-client quota in the way.
 saef_bg "$T/mafd.log" saef-mafd --store "$M" --fqdn maf.example.com --listen "127.0.0.1:$MPORT" \
-    --max-reg-rate 1000000 --max-registrations 1000000
+    --max-reg-rate 1000000 --max-registrations 1000000 "${COAP[@]}"
 wait_port "$MPORT"
 saef_cnf "$T/b.cnf" "$B" "entity_id = $IDB" "role = server" "log = none" \
     "maf = maf.example.com $MAF" "maf_timeout = 2000" "maf_kmid = b-km@maf.example.com"
@@ -36,9 +43,13 @@ exp=$(date -u -d '+1 hour' +%Y%m%dT%H%M%S)
 body='{"expirationTime":"'$exp'","adminFQDN":"sp.example.com","SUID":32,"targetIDs":["'$IDB'"]}'
 printf 'POST /keyReg HTTP/1.1\r\nHost: maf.example.com\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s' \
     ${#body} "$body" >"$T/keyreg.http"
+# The same request in CoAP: CON POST, Uri-Path keyReg, Content-Format 50.
+printf '\x40\x02\x00\x01\xb6keyReg\x11\x32\xff%s' "$body" >"$T/keyreg.coap"
 echo "figure,round,protocol,value" >"$OUT/maf-raw.csv"
-for v in tls1.2 tls1.3; do
-    out=$(hs "$MPORT" $v -i a-km@maf.example.com -k $KA -r "$T/keyreg.http" -t "$SECS")
+for v in $REG_PROTOS; do
+    port=$MPORT req=$T/keyreg.http
+    [ $v = dtls1.2 ] && port=$CPORT req=$T/keyreg.coap
+    out=$(hs "$port" $v -i a-km@maf.example.com -k $KA -r "$req" -t "$SECS")
     echo "registrations_per_s,1,$v,$(echo "$out" | field hs_per_s)" >>"$OUT/maf-raw.csv"
     echo "registration_failures,1,$v,$(echo "$out" | field failures)" >>"$OUT/maf-raw.csv"
 done

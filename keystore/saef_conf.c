@@ -97,6 +97,13 @@ static int norm_hosts(const char *v, char *out, size_t outlen)
     return used > 0;
 }
 
+/* A MAF is reached over HTTPS or over CoAP/DTLS (coaps://). */
+static int maf_url(const char *url)
+{
+    return (strncmp(url, "https://", 8) == 0 || strncmp(url, "coaps://", 8) == 0) &&
+           url[8] != '\0';
+}
+
 /* "FQDN URL[, FQDN URL...]"; normalised to "fqdn url,fqdn url". */
 static int norm_maf(const char *v, char *out, size_t outlen, const char **why)
 {
@@ -108,7 +115,7 @@ static int norm_maf(const char *v, char *out, size_t outlen, const char **why)
     for (char *e = strtok_r(tmp, ",", &save); e != NULL; e = strtok_r(NULL, ",", &save)) {
         char fqdn[256], url[SAEF_CONF_VALUE_MAX], extra;
         if (sscanf(e, " %255s %1023s %c", fqdn, url, &extra) != 2) {
-            *why = "each entry is 'MAF-FQDN https://host:port'";
+            *why = "each entry is 'MAF-FQDN https://host:port' (or coaps://host:port)";
             return 0;
         }
         char probe[300];
@@ -117,8 +124,8 @@ static int norm_maf(const char *v, char *out, size_t outlen, const char **why)
             *why = "MAF-FQDN must be a DNS name of at most 95 characters";
             return 0;
         }
-        if (strncmp(url, "https://", 8) != 0 || url[8] == '\0') {
-            *why = "the MAF URL must start with https://";
+        if (!maf_url(url)) {
+            *why = "the MAF URL must start with https:// or coaps://";
             return 0;
         }
         used += (size_t)snprintf(out + used, outlen - used, "%s%s %s", used ? "," : "", fqdn,

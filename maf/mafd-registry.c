@@ -7,6 +7,7 @@
 
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <openssl/sha.h>
 #include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -27,6 +28,23 @@ void saef_mafd_log(const char *fmt, ...)
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
     va_end(ap);
+}
+
+/* Request text for the log: bytes outside printable ASCII (CR, ESC, TAB...)
+   and the backslash as \xNN, so a client cannot forge lines; long text cut. */
+const char *saef_mafd_escaped(const char *in, char *out, size_t len)
+{
+    size_t o = 0;
+
+    for (; in != NULL && *in != '\0' && o + 8 < len; in++) {
+        unsigned char c = (unsigned char)*in;
+        if (c < 0x20 || c > 0x7e || c == '\\')
+            o += (size_t)snprintf(out + o, len - o, "\\x%02X", c);
+        else
+            out[o++] = (char)c;
+    }
+    snprintf(out + o, len - o, "%s", in != NULL && *in != '\0' ? "..." : "");
+    return in != NULL ? out : "-";
 }
 
 static int error_answer(json_t **answer, int status, const char *fmt, ...)
@@ -586,6 +604,8 @@ static int client_registration_change(const saef_mafd *m, const saef_mafd_reques
         /* mafClientCfg (TS-0003 12.4.2, sec:clientRegCfg). */
         cfg = json_pack("{s:s, s:s, s:s, s:i}", "fqdn", m->fqdn, "adminFQDN", rec.self,
                         "expirationTime", exp, "httpPort", m->port);
+        if (m->coap_port != 0)
+            json_object_set_new(cfg, "coapPort", json_integer(m->coap_port));
         add_meta(cfg, &rec);
         *answer = json_pack("{s:o}", "mafClientCfg", cfg);
         status = 200;
@@ -674,7 +694,7 @@ static int key_registration(const saef_mafd *m, const saef_mafd_request *req, js
     rec.not_after = capped(want, now, m->max_lifetime);
     if (keyhex == NULL) {
         /* TS-0003 10.3.1: both ends export 48 bytes; KcID = 0-15, Kc = 16-47. */
-        if (SSL_version(req->ssl) == TLS1_2_VERSION && SSL_get_extms_support(req->ssl) != 1) {
+        if (SSL_version(req->ssl) != TLS1_3_VERSION && SSL_get_extms_support(req->ssl) != 1) {
             status =
                 error_answer(answer, 400, "key export needs Extended Master Secret (RFC 7627)");
             goto out;
@@ -884,6 +904,24 @@ int saef_mafd_handle(const saef_mafd *m, const saef_mafd_request *req, json_t **
         return key_registration_change(m, req, path + 8, answer);
     }
     return error_answer(answer, 404, "no such resource (see docs/maf-protocol.md)");
+}
+
+int saef_mafd_km_client(const saef_mafd *m, const char *kmid, char id[SAEF_KS_ENTITY_MAX + 1],
+                        unsigned char digest[32])
+{
+    saef_ks_record rec;
+    int ok;
+
+    if (kmid == NULL || saef_ks_get(m->ks, SAEF_KS_KM, kmid, strlen(kmid), &rec) != SAEF_KS_OK)
+        return 0;
+    ok = rec.not_after == 0 || rec.not_after > (int64_t)time(NULL);
+    if (rec.peer[0] != '\0')
+        snprintf(id, SAEF_KS_ENTITY_MAX + 1, "%s", rec.peer);
+    else
+        snprintf(id, SAEF_KS_ENTITY_MAX + 1, "11-%s", kmid);
+    ok = ok && SHA256(rec.key, rec.key_len, digest) != NULL;
+    saef_ks_record_wipe(&rec);
+    return ok;
 }
 
 /* Expired registrations go, also those nobody asks for: collected in

@@ -15,6 +15,7 @@ typedef struct {
     long max_reg_lifetime; /* seconds a client registration may live */
     int require_reg;       /* keys only for registered clients (8.8.2.3) */
     int port;              /* the MAF's HTTP port, for mafClientCfg */
+    int coap_port;         /* its CoAP (DTLS) port, 0 = none */
     const char *const *targets; /* --targets: the only IDs keys may be for (NULL-ended);
                                    NULL = every MAF client (a km record's peer) */
     int cse_targets_only;       /* --cse-targets-only: targets are Absolute CSE-IDs */
@@ -45,12 +46,21 @@ int saef_mafd_cse_id(const char *id);
    registration (Entity B's retrieved copies: no adminFQDN), i.e. it is a
    server's store. */
 int saef_mafd_foreign_kc(const saef_mafd *m, char id[SAEF_KS_ID_MAX + 1]);
+/* The MAF Client ID the km record of kmid names now (its peer, else
+   11-KmID, TS-0003 10.4) and the SHA-256 of its key: 1 if the record
+   exists and is unexpired, else 0. Both transports authorise each request
+   with it. */
+int saef_mafd_km_client(const saef_mafd *m, const char *kmid, char id[SAEF_KS_ENTITY_MAX + 1],
+                        unsigned char digest[32]);
 /* Deletes every expired key and client registration. */
 void saef_mafd_purge(const saef_mafd *m);
 /* A domain name: dot-separated labels of letters, digits and hyphens (not
    at either end), 1 to 63 characters each, 253 in all. 1 if it is. */
 int saef_mafd_dns_name(const char *name);
 
+/* in for a log line, into out: bytes outside printable ASCII and the
+   backslash as \\xNN, so a client cannot forge lines; long text cut; NULL is "-". */
+const char *saef_mafd_escaped(const char *in, char *out, size_t len);
 void saef_mafd_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #endif

@@ -30,6 +30,7 @@ static const char usage[] =
     "       saef-maf [-s STORE] client-config|client-deregister --maf URL --reg ID\n"
     "       saef-maf [-s STORE] client-update --maf URL --reg ID [--expires TIME]\n"
     "                [--label LABEL]...\n"
+    "URL: https://HOST:PORT or coaps://HOST:PORT (CoAP over DTLS).\n"
     "STORE: -s, else $SAEF_STORE. TIME: +N[smhdw], RFC 3339 or YYYYMMDDTHHMMSS.\n"
     "Exit status: 0 ok, 1 not found, 2 usage, 3 store error, 4 MAF error or refusal.\n";
 
@@ -341,6 +342,13 @@ static int cmd_client_change(const char *method)
     return rc;
 }
 
+/* The MAF over HTTPS (TLS), or over CoAP (DTLS, docs/maf-protocol.md). */
+static int maf_url(const char *url)
+{
+    return (strncmp(url, "https://", 8) == 0 && url[8] != '\0') ||
+           (strncmp(url, "coaps://", 8) == 0 && url[8] != '\0');
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -381,8 +389,8 @@ int main(int argc, char **argv)
                     "client-update or client-deregister\n%s", usage);
     if (o.store == NULL || *o.store == '\0')
         return fail(EXIT_USAGE, "no store: give -s STORE or set SAEF_STORE");
-    if (o.maf != NULL && strncmp(o.maf, "https://", 8) != 0)
-        return fail(EXIT_USAGE, "--maf must be an https:// URL");
+    if (o.maf != NULL && !maf_url(o.maf))
+        return fail(EXIT_USAGE, "--maf must be an https:// or coaps:// URL");
     if (o.timeout_ms < 1 || o.timeout_ms > 600000)
         return fail(EXIT_USAGE, "--timeout is 1 to 600000 milliseconds");
     cmd = argv[optind];

@@ -3,6 +3,7 @@
  * SAEF. HTTPS over TLS-PSK (clients authenticate with KmID/Km); the HTTP/JSON
  * mapping is in docs/maf-protocol.md, the registry in mafd-registry.c.
  */
+#include "mafd-coap.h"
 #include "mafd-conns.h"
 #include "mafd-registry.h"
 #include "saef-internal.h"
@@ -28,7 +29,8 @@
 #define LIFETIME_MAX 315360000L
 
 static struct {
-    const char *store, *listen;
+    const char *store, *listen, *coaps;
+    char coaps_host[256];
     long max_body, purge_every;
     int max_conns_set; /* --max-connections given: not fitted to the descriptor limit */
     saef_mafd m;
@@ -60,23 +62,6 @@ static const char *method_name(enum evhttp_cmd_type cmd)
     }
 }
 
-/* Request text for the log: bytes outside printable ASCII (CR, ESC, TAB...)
-   and the backslash as \xNN, so a client cannot forge lines; long text cut. */
-static const char *escaped(const char *in, char *out, size_t len)
-{
-    size_t o = 0;
-
-    for (; in != NULL && *in != '\0' && o + 8 < len; in++) {
-        unsigned char c = (unsigned char)*in;
-        if (c < 0x20 || c > 0x7e || c == '\\')
-            o += (size_t)snprintf(out + o, len - o, "\\x%02X", c);
-        else
-            out[o++] = (char)c;
-    }
-    snprintf(out + o, len - o, "%s", in != NULL && *in != '\0' ? "..." : "");
-    return in != NULL ? out : "-";
-}
-
 /* Two Content-Length headers, or one beside Transfer-Encoding: the body's
    end is ambiguous (and libevent reads only the first), so refuse. */
 static int ambiguous_length(struct evhttp_request *req)
@@ -98,24 +83,16 @@ static int ambiguous_length(struct evhttp_request *req)
    client any more, also on a connection open since before. */
 static const char *current_client(SSL *ssl)
 {
-    const char *kmid = ssl != NULL ? saef_ssl_identity(ssl) : NULL;
+    static char now[SAEF_KS_ENTITY_MAX + 1];
     const char *bound = ssl != NULL ? saef_ssl_peer_entity(ssl) : NULL;
     saef_mafd_conn *c = saef_mafd_conn_of(ssl);
-    char cred[SAEF_KS_ID_MAX + 4];
     unsigned char md[SHA256_DIGEST_LENGTH];
-    saef_ks_record rec;
     int ok;
 
-    if (kmid == NULL || bound == NULL || c == NULL ||
-        saef_ks_get(g.m.ks, SAEF_KS_KM, kmid, strlen(kmid), &rec) != SAEF_KS_OK)
-        return NULL;
-    /* TS-0003 10.4: a km record without peer names its client 11-KmID. */
-    snprintf(cred, sizeof(cred), "11-%s", kmid);
-    ok = (rec.not_after == 0 || rec.not_after > (int64_t)time(NULL)) &&
-         strcmp(rec.peer[0] != '\0' ? rec.peer : cred, bound) == 0 &&
-         SHA256(rec.key, rec.key_len, md) != NULL && saef_mafd_conn_same_km(c, md);
+    ok = bound != NULL && c != NULL &&
+         saef_mafd_km_client(&g.m, saef_ssl_identity(ssl), now, md) &&
+         strcmp(now, bound) == 0 && saef_mafd_conn_same_km(c, md);
     OPENSSL_cleanse(md, sizeof(md));
-    saef_ks_record_wipe(&rec);
     return ok ? bound : NULL;
 }
 
@@ -156,8 +133,8 @@ static void handle(struct evhttp_request *req, void *arg)
         evhttp_add_header(headers, "Content-Type", "application/json");
     }
     saef_mafd_log("%s %s -> %d client=%s", method_name(r.method),
-                  escaped(evhttp_request_get_uri(req), uri, sizeof(uri)), status,
-                  escaped(r.client, client, sizeof(client)));
+                  saef_mafd_escaped(evhttp_request_get_uri(req), uri, sizeof(uri)), status,
+                  saef_mafd_escaped(r.client, client, sizeof(client)));
     evhttp_send_reply(req, status, NULL, out);
     /* Key bytes may be in the answer (retrieval): wipe our copy. */
     if (text != NULL) {
@@ -221,6 +198,7 @@ static const char *const *read_targets(const char *file)
 
 static const char usage[] =
     "usage: saef-mafd --store STORE --fqdn MAF-FQDN [--listen HOST:PORT|[IPV6]:PORT]\n"
+    "                 [--listen-coaps HOST:PORT|[IPV6]:PORT]\n"
     "                 [--max-lifetime SECONDS] [--max-reg-lifetime SECONDS]\n"
     "                 [--require-client-reg] [--max-body BYTES]\n"
     "                 [--targets FILE] [--cse-targets-only]\n"
@@ -278,6 +256,41 @@ static void fit_to_descriptors(void)
     }
 }
 
+/* --listen-coaps HOST:PORT: the same registry over CoAP/DTLS (mafd-coap.c). */
+static int parse_coaps(void)
+{
+#ifdef SAEF_HAVE_COAP
+    if (parse_listen(g.coaps, g.coaps_host, sizeof(g.coaps_host), &g.m.coap_port))
+        return 1;
+    fprintf(stderr, "saef-mafd: bad --listen-coaps '%s' (HOST:PORT or [IPV6-ADDRESS]:PORT)\n",
+            g.coaps);
+#else
+    fprintf(stderr, "saef-mafd: built without libcoap (libcoap3-dev): no --listen-coaps\n");
+#endif
+    return 0;
+}
+
+static int start_coaps(struct event_base *base)
+{
+#ifdef SAEF_HAVE_COAP
+    saef_mafd_coap_limits lim = {g.lim.max, g.lim.deadline, g.max_body};
+
+    return g.coaps == NULL ||
+           saef_mafd_coap_start(base, g.coaps_host, g.m.coap_port, &g.m, &lim);
+#else
+    (void)base;
+    return 1;
+#endif
+}
+
+static void stop_coaps(void)
+{
+#ifdef SAEF_HAVE_COAP
+    if (g.coaps != NULL)
+        saef_mafd_coap_stop();
+#endif
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -294,6 +307,7 @@ int main(int argc, char **argv)
         {"max-registrations", required_argument, NULL, 'N'},
         {"max-reg-rate", required_argument, NULL, 'Q'},
         {"purge-interval", required_argument, NULL, 'P'},
+        {"listen-coaps", required_argument, NULL, 'U'},
         {NULL, 0, NULL, 0},
     };
     char host[256], err[256], probe[300], foreign[SAEF_KS_ID_MAX + 1];
@@ -331,6 +345,7 @@ int main(int argc, char **argv)
         case 'N': num = &g.m.max_regs; break;
         case 'Q': num = &g.m.reg_rate; break;
         case 'P': num = &g.purge_every, max = 3600; break;
+        case 'U': g.coaps = optarg; break;
         case 'h': fputs(usage, stdout); return 0;
         default: fputs(usage, stderr); return 2;
         }
@@ -351,6 +366,8 @@ int main(int argc, char **argv)
         return 2;
     }
     g.m.port = port;
+    if (g.coaps != NULL && !parse_coaps())
+        return 2;
     fit_to_descriptors();
     if (targets != NULL && ((g.m.targets = read_targets(targets)) == NULL || *g.m.targets == NULL))
         return 2;
@@ -403,6 +420,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "saef-mafd: out of memory\n");
         return 3;
     }
+    if (!start_coaps(base))
+        return 3;
     tick = event_new(base, -1, EV_PERSIST, purge, NULL);
     purge_every.tv_sec = g.purge_every;
     purge_every.tv_usec = 0;
@@ -411,13 +430,15 @@ int main(int argc, char **argv)
     sigterm = evsignal_new(base, SIGTERM, on_signal, base);
     event_add(sigint, NULL);
     event_add(sigterm, NULL);
-    saef_mafd_log("MAF %s listening on %s, store %s", g.m.fqdn, g.listen, g.store);
+    saef_mafd_log("MAF %s listening on %s%s%s, store %s", g.m.fqdn, g.listen,
+                  g.coaps != NULL ? " and coaps " : "", g.coaps != NULL ? g.coaps : "", g.store);
     event_base_dispatch(base);
     saef_mafd_log("stopping");
     event_free(tick);
     event_free(sigint);
     event_free(sigterm);
     evhttp_free(http);
+    stop_coaps();
     event_base_free(base);
     SSL_CTX_free(g.ssl);
     saef_ks_close(g.m.ks);

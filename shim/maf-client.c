@@ -99,7 +99,7 @@ static size_t write_cb(char *data, size_t size, size_t n, void *arg)
 }
 
 /* No certificate is checked, so the PSK must really have been used. */
-static int psk_was_used(SSL *ssl)
+int saef_maf_psk_used(SSL *ssl)
 {
     const SSL_CIPHER *ci = SSL_get_current_cipher(ssl);
     int kx;
@@ -121,7 +121,7 @@ static int prereq_cb(void *arg, char *ip, char *local_ip, int port, int local_po
     (void)ip, (void)local_ip, (void)port, (void)local_port;
     if (curl_easy_getinfo(c->curl, CURLINFO_TLS_SSL_PTR, &tls) != CURLE_OK || tls == NULL ||
         tls->backend != CURLSSLBACKEND_OPENSSL || tls->internals == NULL ||
-        !psk_was_used(tls->internals)) {
+        !saef_maf_psk_used(tls->internals)) {
         snprintf(c->out->err, sizeof(c->out->err), "the MAF did not authenticate with the PSK");
         return CURL_PREREQFUNC_ABORT;
     }
@@ -135,6 +135,23 @@ static int prereq_cb(void *arg, char *ip, char *local_ip, int port, int local_po
     return CURL_PREREQFUNC_OK;
 }
 
+/* coaps:// goes to libcoap, when saef was built with it. */
+static int coap_call(const char *method, const char *url, const char *body, const char *kmid,
+                     const unsigned char *km, size_t km_len, long timeout_ms, int want_ekm,
+                     saef_maf_reply *out)
+{
+#ifdef SAEF_HAVE_COAP
+    return saef_maf_coap_call(method, url, body, kmid, km, km_len, timeout_ms, want_ekm, out);
+#else
+    (void)method, (void)body, (void)kmid, (void)km, (void)km_len, (void)timeout_ms,
+        (void)want_ekm;
+    memset(out, 0, sizeof(*out));
+    snprintf(out->err, sizeof(out->err), "%.60s: saef was built without libcoap (libcoap3-dev)",
+             url);
+    return 0;
+#endif
+}
+
 int saef_maf_call(const char *method, const char *url, const char *body, const char *kmid,
                   const unsigned char *km, size_t km_len, long timeout_ms, int want_ekm,
                   saef_maf_reply *out)
@@ -145,6 +162,8 @@ int saef_maf_call(const char *method, const char *url, const char *body, const c
     CURLcode rc;
     int ok = 0;
 
+    if (strncmp(url, "coaps://", 8) == 0)
+        return coap_call(method, url, body, kmid, km, km_len, timeout_ms, want_ekm, out);
     memset(out, 0, sizeof(*out));
     pthread_once(&once, init_once);
     if ((curl = curl_easy_init()) == NULL) {
@@ -163,7 +182,7 @@ int saef_maf_call(const char *method, const char *url, const char *body, const c
     curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, timeout_ms);
     curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
     /* The PSK authenticates the MAF; the suites allow nothing else on TLS 1.2,
-       and psk_was_used() checks TLS 1.3. */
+       and saef_maf_psk_used() checks TLS 1.3. */
     curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 0L);
     curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 0L);
     curl_easy_setopt(curl, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);

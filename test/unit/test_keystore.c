@@ -1599,6 +1599,11 @@ static void test_conf_validates_and_names_the_key(void)
     CU_ASSERT_STRING_EQUAL(url, "https://10.0.0.1:2");
     CU_ASSERT(!saef_conf_maf_url(&c, "maf.example", 11, url, sizeof(url)));
     CU_ASSERT(!saef_conf_set(&c, "maf", "maf.example.com http://x", err, sizeof(err)));
+    CU_ASSERT(!saef_conf_set(&c, "maf", "maf.example.com coaps://", err, sizeof(err)));
+    /* The MAF over CoAP/DTLS (saef-mafd --listen-coaps). */
+    CU_ASSERT(saef_conf_set(&c, "maf", "maf.example.com coaps://127.0.0.1:5684", err, sizeof(err)));
+    CU_ASSERT(saef_conf_maf_url(&c, "maf.example.com", 15, url, sizeof(url)));
+    CU_ASSERT_STRING_EQUAL(url, "coaps://127.0.0.1:5684");
     CU_ASSERT(saef_conf_set(&c, "sni", "a.example.com, b.example.com", err, sizeof(err)));
     CU_ASSERT_STRING_EQUAL(saef_conf_str(&c, SAEF_CONF_SNI), "a.example.com,b.example.com");
 }

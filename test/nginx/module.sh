@@ -149,6 +149,9 @@ refused "two X-M2M-Origin headers refused" 4106 \
     "$(rq GET Csaef1 | sed "s|^X-M2M-Origin: Csaef1\r$|&\nX-M2M-Origin: CAdmin\r|")" $(psk tls1_2 ae1 $K1)
 refused "an originator with quotes and backslashes refused" 4106 "$(rq GET 'C"a\b')" $(psk tls1_3 ae1 $K1)
 check_grep "  ... and escaped in the audit line" 'originator="C\\x22a\\x5cb"' "$T/nginx.log"
+LONG=C$(printf 'x%.0s' $(seq 599))
+refused "a 600-byte originator refused" 4106 "$(rq GET "$LONG")" $(psk tls1_2 ae1 $K1)
+check_grep "  ... and cut short in the audit line" "originator=\"${LONG:0:128}\"\.\.\. peer=" "$T/nginx.log"
 
 # A client without a key: the certificate handshake nginx allows, but no association.
 refused "certificate-only client refused with 4107" 4107 "$(rq GET Csaef1)" -tls1_3

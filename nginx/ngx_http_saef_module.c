@@ -163,7 +163,7 @@ static saef_ctx *ngx_http_saef_ctx(ngx_conf_t *cf, ngx_http_saef_main_conf_t *mc
 {
     ngx_http_saef_shared_t *sh = mcf->shared.elts;
     ngx_pool_cleanup_t *cln;
-    char err[512], *path = NULL;
+    char err[512], *path;
     saef_conf *conf;
     saef_ks *ks;
     unsigned flags = SAEF_KS_RDONLY;
@@ -196,8 +196,8 @@ static saef_ctx *ngx_http_saef_ctx(ngx_conf_t *cf, ngx_http_saef_main_conf_t *mc
                                     "name a file with \"saef_conf\" or set OPENSSL_CONF");
         goto done;
     }
-    /* The store must open now (read-only, as workers will): a store that
-       cannot be used stops nginx here rather than failing every handshake. */
+    /* The store must open now (read-only, what every worker needs): a
+       store that cannot be used stops nginx here, not every handshake. */
     if (saef_conf_int(conf, SAEF_CONF_STORE_GROUP_READ))
         flags |= SAEF_KS_GROUP_READ;
     if (saef_ks_open(saef_conf_str(conf, SAEF_CONF_STORE), flags, &ks) != SAEF_KS_OK) {

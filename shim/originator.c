@@ -146,8 +146,8 @@ static int same(const char *a, size_t al, const char *b, size_t bl, int nocase)
 /* A part that both IDs leave out is the receiving CSE's own on both; one
    that only one of them names must equal ours, which is known only when own
    names it. SP-IDs are domain names (case-insensitive), the rest is not. */
-static int same_part(const char *a, size_t al, const char *b, size_t bl, const char *own,
-                     size_t ol, int nocase)
+static int same_part(const char *a, size_t al, const char *b, size_t bl, const char *own, size_t ol,
+                     int nocase)
 {
     if (al == 0 && bl == 0)
         return 1;
@@ -176,8 +176,8 @@ static int first_registration(const char *from, size_t len)
     return from == NULL || len == 0 || (len == 1 && (*from == 'C' || *from == 'S'));
 }
 
-SAEF_ORIGIN saef_origin_judge(const char *entity, const char *own_id, const char *from,
-                              size_t len, unsigned flags)
+SAEF_ORIGIN saef_origin_judge(const char *entity, const char *own_id, const char *from, size_t len,
+                              unsigned flags)
 {
     id_parts bound, claimed, own = {ID_BAD, NULL, NULL, NULL, 0, 0, 0};
 
@@ -195,8 +195,9 @@ SAEF_ORIGIN saef_origin_judge(const char *entity, const char *own_id, const char
            assigns one (TS-0003 8.2.1 a) after checking the credential
            against the service subscription (TS-0001 10.2.2.2 step 003). An
            AE whose association names its AE-ID registers with that. */
-        return bound.kind == ID_CRED && (flags & SAEF_ORIGIN_CREATE_AE) ? SAEF_ORIGIN_OK
-                                                                           : SAEF_ORIGIN_NOT_AUTHENTICATED;
+        return bound.kind == ID_CRED && (flags & SAEF_ORIGIN_CREATE_AE)
+                   ? SAEF_ORIGIN_OK
+                   : SAEF_ORIGIN_NOT_AUTHENTICATED;
     if (bound.kind != ID_AE) /* a Credential-ID or an unreadable binding */
         return bound.kind == ID_BAD && same(entity, strlen(entity), from, len, 0)
                    ? SAEF_ORIGIN_OK

@@ -1596,18 +1596,20 @@ void saef_log_origin(const SSL *ssl, SAEF_ORIGIN rsc, const char *entity, const 
                      size_t len)
 {
     const ctx_data *cd = ssl_cd(ssl);
-    char shown[SAEF_ORIGIN_MAX + 8], addr[64];
+    /* The originator comes from the network: escaped, and 128 bytes of it. */
+    char shown[4 * 128 + 8] = "-", addr[64];
+    size_t n = len < 128 ? len : 128;
 
     if (cd == NULL || !log_on(cd->s, SAEF_LEVEL_INFO))
         return;
-    /* The originator comes from the network: escaped, and cut short. */
-    if (from != NULL)
-        printable(from, len < SAEF_ORIGIN_MAX / 4 ? len : SAEF_ORIGIN_MAX / 4, shown, sizeof(shown));
-    saef_log(cd->s, SAEF_LEVEL_INFO, "refused request rsc=%d (%s) entity=\"%s\" originator=%s%s%s%s peer=%s",
-             (int)rsc,
+    if (from != NULL) {
+        shown[0] = '"';
+        printable(from, n, shown + 1, sizeof(shown) - 6);
+        strcat(shown, n < len ? "\"..." : "\"");
+    }
+    saef_log(cd->s, SAEF_LEVEL_INFO,
+             "refused request rsc=%d (%s) entity=\"%s\" originator=%s peer=%s", (int)rsc,
              rsc == SAEF_ORIGIN_NO_ASSOCIATION ? "SECURITY_ASSOCIATION_REQUIRED"
                                                : "ORIGINATOR_NOT_AUTHENTICATED",
-             entity != NULL ? entity : "-", from != NULL ? "\"" : "", from != NULL ? shown : "-",
-             from != NULL ? "\"" : "", from != NULL && len > SAEF_ORIGIN_MAX / 4 ? "..." : "",
-             peer_addr(ssl, addr, sizeof(addr)));
+             entity != NULL ? entity : "-", shown, peer_addr(ssl, addr, sizeof(addr)));
 }

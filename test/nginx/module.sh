@@ -45,7 +45,8 @@ pid $1/nginx.pid;
 error_log stderr info;
 events { worker_connections 64; }
 http {
-    access_log off;
+    log_format saef '\$saef_framework "\$saef_entity" "\$saef_identity" "\$http_x_m2m_origin" \$status';
+    access_log $1/access.log saef;
     server {
         listen 127.0.0.1:$2 ssl http2 reuseport;
         ssl_certificate $T/cert.pem;
@@ -146,10 +147,17 @@ for v in tls1_2 tls1_3; do
 done
 check_grep "the refusal is in the audit log with entity and originator" \
     'saef: refused request rsc=4106 (ORIGINATOR_NOT_AUTHENTICATED) entity="/in-cse/Csaef1" originator="Cvictim" peer=127.0.0.1:' "$T/nginx.log"
+check_grep "the variables in log_format: a refusal with its association" \
+    'psk "/in-cse/Csaef1" "ae1@sp.example.com" "Cvictim" 403' "$T/ngx/access.log"
+check_grep "  ... and a forwarded request" \
+    'psk "/in-cse/Csaef1" "ae1@sp.example.com" "Csaef1" 200' "$T/ngx/access.log"
 refused "two X-M2M-Origin headers refused" 4106 \
     "$(rq GET Csaef1 | sed "s|^X-M2M-Origin: Csaef1\r$|&\nX-M2M-Origin: CAdmin\r|")" $(psk tls1_2 ae1 $K1)
 refused "an originator with quotes and backslashes refused" 4106 "$(rq GET 'C"a\b')" $(psk tls1_3 ae1 $K1)
 check_grep "  ... and escaped in the audit line" 'originator="C\\x22a\\x5cb"' "$T/nginx.log"
+LONG=C$(printf 'x%.0s' $(seq 599))
+refused "a 600-byte originator refused" 4106 "$(rq GET "$LONG")" $(psk tls1_2 ae1 $K1)
+check_grep "  ... and cut short in the audit line" "originator=\"${LONG:0:128}\"\.\.\. peer=" "$T/nginx.log"
 
 # A client without a key: the certificate handshake nginx allows, but no association.
 refused "certificate-only client refused with 4107" 4107 "$(rq GET Csaef1)" -tls1_3
@@ -246,5 +254,5 @@ check_not "saef on with a bad value is refused" ngx_t "saef on; saef_conf $T/bad
 check_grep "  ... naming the key" "require_psk" "$T/t.out"
 
 KC=$(saef-key -s "$A" show kc "$KEYID" --reveal --key-only)
-for f in "$T"/*.log; do check_no_key "$f" $K1 $K2 $K3 $KA $KB "$KC"; done
+for f in "$T"/*.log "$T"/ngx/access.log; do check_no_key "$f" $K1 $K2 $K3 $KA $KB "$KC"; done
 done_testing

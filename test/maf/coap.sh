@@ -202,7 +202,7 @@ check_grep "a renegotiation is refused" "no renegotiation" "$T/raw"
 # Wrong or unknown keys: no DTLS session (DTLS drops what it cannot
 # decrypt, so the client gives up at its time limit).
 saef-key -s "$T/w.db" init >/dev/null
-saef-key -s "$T/w.db" add km a-km@maf.example.com --hex FFFF --self $IDA
+saef-key -s "$T/w.db" add km a-km@maf.example.com --hex FFFF0000FFFF0000FFFF0000FFFF0000 --self $IDA
 check_rc "a wrong Km fails at the MAF over CoAP" 4 \
     saef-maf -s "$T/w.db" register --maf "$COAPS" --target $IDB --timeout 2000
 check_grep "  ... no DTLS session" "no DTLS handshake" "$T/err"

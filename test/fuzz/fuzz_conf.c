@@ -52,7 +52,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         while (*p) {
             size_t flen = strcspn(p, " ");
             FUZZ_CHECK(saef_conf_maf_url(&conf, p, flen, url, sizeof(url)));
-            FUZZ_CHECK(strncmp(url, "https://", 8) == 0);
+            FUZZ_CHECK(strncmp(url, "https://", 8) == 0 || strncmp(url, "coaps://", 8) == 0);
             p += strcspn(p, ",");
             p += *p == ',';
         }

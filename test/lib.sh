@@ -173,6 +173,21 @@ maf_start() {
     wait_port "$MPORT"
     MAFD=$(saef_child)
 }
+# maf_reg [EXPIRES]: A registers a key for B (IdB) at $MAF (default +1h); KEY
+# is its identity, KC its key, KCS every KC so far (for check_no_key).
+maf_reg() {
+    saef-maf -s "$A" register --maf "$MAF" --target "$IDB" --expires "${1:-+1h}" >"$T/reg" || return 1
+    KEY=$(cut -f1 "$T/reg")
+    KC=$(saef-key -s "$A" show kc "$KEY" --reveal --key-only)
+    KCS="${KCS:-} $KC"
+}
+# kc_connect PORT [IDENTITY]: A's TLS 1.2 handshake with KC (identity KEY by
+# default) from 127.0.0.1, as a plain PSK client; output in $T/client.
+kc_connect() {
+    echo ping | OPENSSL_CONF=/dev/null timeout 10 openssl s_client -connect "127.0.0.1:$1" \
+        -tls1_2 -psk_identity "${2:-$KEY}" -psk "$KC" >"$T/client" 2>&1
+    handshake_ok "$T/client"
+}
 # maf_raw KMID KEY METHOD PATH [BODY]: one HTTP request over openssl s_client,
 # which also prints its own RFC 5705 export of the connection ($T/raw).
 maf_raw() {

@@ -18,22 +18,8 @@ SAEF_BG_LIMIT=$((2 * SECS + 60)) saef_bg "$T/b.log" saef-run --conf "$T/b.cnf" -
     openssl s_server -accept "127.0.0.1:$BPORT" -nocert -quiet
 wait_port "$BPORT"
 
-# reg: A registers a key for B; KEY is its identity, KC its key.
-# shellcheck disable=SC2120 # an expiry is optional
-reg() {
-    saef-maf -s "$A" register --maf "$MAF" --target $IDB --expires "${1:-+1h}" >"$T/reg" || return 1
-    KEY=$(cut -f1 "$T/reg")
-    KC=$(saef-key -s "$A" show kc "$KEY" --reveal --key-only)
-    KCS="${KCS:-} $KC"
-}
-# connect PORT: A's handshake with KEY and KC from 127.0.0.1, as a plain PSK client.
-connect() {
-    echo ping | OPENSSL_CONF=/dev/null timeout 10 openssl s_client -connect "127.0.0.1:$1" \
-        -tls1_2 -psk_identity "$KEY" -psk "$KC" >"$T/client" 2>&1
-    handshake_ok "$T/client"
-}
 retrievals() { grep -c "POST /keyRetrieve -> $1" "$T/mafd.log"; }
-for i in $(seq "$N"); do reg && echo "$KEY $KC" >>"$T/keys"; done
+for i in $(seq "$N"); do maf_reg && echo "$KEY $KC" >>"$T/keys"; done
 
 # Three flooding clients, each from an address of its own (127.0.0.2-4).
 KF=$(openssl rand -hex 32)
@@ -45,7 +31,7 @@ start=$(date +%s)
 sleep 1
 ok=0 gap=$(echo "($SECS - 2) / $N" | bc -l)
 while read -r KEY KC; do
-    if connect "$BPORT"; then ok=$((ok + 1)); else sed 's/^/   | /' "$T/client" | tail -3; fi
+    if kc_connect "$BPORT"; then ok=$((ok + 1)); else sed 's/^/   | /' "$T/client" | tail -3; fi
     sleep "$gap"
 done <"$T/keys"
 for f in 1 2 3; do wait_log "$T/flood$f.txt" "^handshakes=" 30; done
@@ -80,8 +66,8 @@ saef_bg "$T/flood-b2.txt" "$PSK_CLIENT" -m -b 127.0.0.2 -t 60 -s "$T/stop" \
 FLOOD2=$SAEF_LAST_PID
 sleep 1
 for _ in 1 2 3 4 5; do
-    reg
-    connect "$B2PORT" || break
+    maf_reg
+    kc_connect "$B2PORT" || break
 done
 # Stopped and gone: its refusals share the memory of refusals (1024 slots).
 touch "$T/stop"
@@ -89,7 +75,7 @@ while kill -0 "$FLOOD2" 2>/dev/null; do sleep 0.05; done
 check_grep "maf_rate = 1: a second retrieval in one second is refused" \
     "identity=\"$KEY\" reason=\"MAF retrieval rate limit reached\"" "$T/b2.log"
 sleep 1.1
-check_not "  ... and refused again after that second, from memory" connect "$B2PORT"
+check_not "  ... and refused again after that second, from memory" kc_connect "$B2PORT"
 check_grep "  ... saying so" \
     "identity=\"$KEY\" reason=\"refused by a MAF retrieval rate limit recently\"" "$T/b2.log"
 check "the server is still running" kill -0 "$(pgrep -f "accept 127.0.0.1:$BPORT" | head -1)"

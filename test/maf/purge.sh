@@ -12,26 +12,14 @@ BPORT=$(free_port)
 saef_bg "$T/b.log" saef-run --conf "$T/b.cnf" -- openssl s_server -accept "127.0.0.1:$BPORT" -nocert -quiet
 wait_port "$BPORT"
 
-# reg [EXPIRES]: A registers a key for B; KEY is its identity, KC its key.
-reg() {
-    saef-maf -s "$A" register --maf "$MAF" --target $IDB --expires "${1:-+1h}" >"$T/reg" || return 1
-    KEY=$(cut -f1 "$T/reg")
-    KC=$(saef-key -s "$A" show kc "$KEY" --reveal --key-only)
-    KCS="${KCS:-} $KC"
-}
-connect() {
-    echo ping | OPENSSL_CONF=/dev/null timeout 10 openssl s_client -connect "127.0.0.1:$BPORT" \
-        -tls1_2 -psk_identity "$KEY" -psk "$KC" >"$T/client" 2>&1
-    handshake_ok "$T/client"
-}
 kc_in_b() { saef-key -s "$B" list kc | tail -n +2 | wc -l; }
 
 # Five devices with short-lived keys, each connecting once: they must outlive
 # the loop on a loaded machine, or a retrieval inside it purges the first.
 L=$((6 * SAEF_SLOW)) ok=0
 for i in 1 2 3 4 5; do
-    reg "+${L}s"
-    connect && ok=$((ok + 1))
+    maf_reg "+${L}s"
+    kc_connect "$BPORT" && ok=$((ok + 1))
     echo "$KEY" >>"$T/short"
 done
 check "five devices connect with short-lived keys ($ok)" test "$ok" = 5
@@ -39,8 +27,8 @@ check "  ... B keeps a copy of each" test "$(kc_in_b)" = 5
 sleep "$((L + 1)).2"
 check "  ... still there once expired, until B retrieves again" \
     test "$(saef-key -s "$B" list kc | grep -c 'expired$')" = 5
-reg
-check "a sixth device's first connection (a retrieval)" connect
+maf_reg
+check "a sixth device's first connection (a retrieval)" kc_connect "$BPORT"
 check "  ... removed the expired copies" test "$(kc_in_b)" = 1
 check_rc "  ... and kept the new one" 0 saef-key -s "$B" show kc "$KEY"
 while read -r k; do

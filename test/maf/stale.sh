@@ -16,62 +16,48 @@ BPORT=$(free_port)
 saef_bg "$T/b.log" saef-run --conf "$T/b.cnf" -- openssl s_server -accept "127.0.0.1:$BPORT" -nocert -quiet
 wait_port "$BPORT"
 
-# reg [EXPIRES]: A registers a key for B; KEY is its identity, KC its key.
-# shellcheck disable=SC2120 # an expiry is optional
-reg() {
-    saef-maf -s "$A" register --maf "$MAF" --target $IDB --expires "${1:-+1h}" >"$T/reg" || return 1
-    KEY=$(cut -f1 "$T/reg")
-    KC=$(saef-key -s "$A" show kc "$KEY" --reveal --key-only)
-    KCS="${KCS:-} $KC"
-}
-# connect PORT [IDENTITY]: A's handshake with KC, as a plain PSK client.
-connect() {
-    echo ping | OPENSSL_CONF=/dev/null timeout 10 openssl s_client -connect "127.0.0.1:$1" \
-        -tls1_2 -psk_identity "${2:-$KEY}" -psk "$KC" >"$T/client" 2>&1
-    handshake_ok "$T/client"
-}
 stale() { sleep "$R.3"; }
 b_said() { sleep 0.3; check_grep "$1" "identity=\"$KEY\" reason=\"$2\"" "$T/b.log"; }
 retrievals() { grep -c 'POST /keyRetrieve -> 200' "$T/mafd.log"; }
 
-reg
-check "deregistration: B accepts the key first" connect $BPORT
+maf_reg
+check "deregistration: B accepts the key first" kc_connect $BPORT
 saef-maf -s "$A" deregister --maf "$MAF" --key "$KEY" >/dev/null
 stale
-check_not "  ... and refuses it once maf_revalidate has passed" connect $BPORT
+check_not "  ... and refuses it once maf_revalidate has passed" kc_connect $BPORT
 b_said "  ... because the MAF no longer knows it" "the MAF does not know the key"
 check_rc "  ... and dropped its cached copy" 1 saef-key -s "$B" show kc "$KEY"
 
-reg
-check "re-targeting: B accepts the key first" connect $BPORT
+maf_reg
+check "re-targeting: B accepts the key first" kc_connect $BPORT
 saef-maf -s "$A" update --maf "$MAF" --key "$KEY" --target $OTHER >/dev/null
 stale
-check_not "  ... and refuses it once it is another server's" connect $BPORT
+check_not "  ... and refuses it once it is another server's" kc_connect $BPORT
 b_said "  ... because the MAF says so" "the MAF refused: this server is not the key's target"
 check_rc "  ... and dropped its cached copy" 1 saef-key -s "$B" show kc "$KEY"
 
-reg
-check "shortened expiry: B accepts the key first" connect $BPORT
+maf_reg
+check "shortened expiry: B accepts the key first" kc_connect $BPORT
 LIFE=$((4 * SAEF_SLOW))
 saef-maf -s "$A" update --maf "$MAF" --key "$KEY" --expires "+${LIFE}s" >/dev/null
 stale
-check "  ... still within the new lifetime" connect $BPORT
+check "  ... still within the new lifetime" kc_connect $BPORT
 expiry() { saef-key -s "$1" show kc "$KEY" | grep '^expires:'; }
 check "  ... B took the MAF's new expiry" test "$(expiry "$B")" = "$(expiry "$M")"
 sleep "$LIFE"
-check_not "  ... and refuses it after the new expiry" connect $BPORT
+check_not "  ... and refuses it after the new expiry" kc_connect $BPORT
 
-reg
-check "MAF down: B accepts the key first" connect $BPORT
+maf_reg
+check "MAF down: B accepts the key first" kc_connect $BPORT
 kill "$MAFD"
 while kill -0 "$MAFD" 2>/dev/null; do sleep 0.05; done
 stale
-check_not "  ... refuses it when it cannot revalidate (fail closed)" connect $BPORT
+check_not "  ... refuses it when it cannot revalidate (fail closed)" kc_connect $BPORT
 b_said "  ... because the MAF did not answer" "MAF unreachable or not authenticated"
 check_rc "  ... keeping its copy" 0 saef-key -s "$B" show kc "$KEY"
 maf_start --store "$M" --fqdn maf.example.com
 sleep 1.2 # B rests a MAF that did not answer for a second
-check "  ... and accepts it again once the MAF answers" connect $BPORT
+check "  ... and accepts it again once the MAF answers" kc_connect $BPORT
 
 # Within maf_revalidate (the default 300 s) the cached copy is trusted.
 saef_cnf "$T/b2.cnf" "$B" "entity_id = $IDB" "role = server" "maf = maf.example.com $MAF" \
@@ -79,14 +65,14 @@ saef_cnf "$T/b2.cnf" "$B" "entity_id = $IDB" "role = server" "maf = maf.example.
 B2PORT=$(free_port)
 saef_bg "$T/b2.log" saef-run --conf "$T/b2.cnf" -- openssl s_server -accept "127.0.0.1:$B2PORT" -nocert -quiet
 wait_port "$B2PORT"
-reg
+maf_reg
 before=$(retrievals)
-connect $B2PORT
-check "default maf_revalidate: two handshakes" connect $B2PORT
+kc_connect $B2PORT
+check "default maf_revalidate: two handshakes" kc_connect $B2PORT
 check "  ... cost one retrieval" test "$(( $(retrievals) - before ))" = 1
 
 # Case variants of one identity: one retrieval, one record, all accepted.
-reg
+maf_reg
 before=$(retrievals)
 python3 - "$KEY" >"$T/variants" <<'PY'
 import random, sys
@@ -98,7 +84,7 @@ while len(seen) < 30:
 print("\n".join(sorted(seen)))
 PY
 ok=0
-while read -r v; do connect $B2PORT "$v" && ok=$((ok + 1)); done <"$T/variants"
+while read -r v; do kc_connect $B2PORT "$v" && ok=$((ok + 1)); done <"$T/variants"
 check "30 case variants of one identity are accepted ($ok)" test "$ok" = 30
 check "  ... with one retrieval at the MAF" test "$(( $(retrievals) - before ))" = 1
 check "  ... and one record in B's store" test "$(saef-key -s "$B" list kc | grep -ic "${KEY:0:32}")" = 1

@@ -1,4 +1,4 @@
-/* The originator check (TS-0003 7.2.1, shim/originator.c): each ID form of
+/* The originator check (TS-0003 7.2.1, libsaef/originator.c): each ID form of
    TS-0001 table 7.2-1 against each kind of binding, and bad originators. */
 #include <string.h>
 #include <CUnit/Basic.h>

@@ -49,7 +49,7 @@ const char *saef_ssl_own_entity(const SSL *ssl);
 void saef_log_origin(const SSL *ssl, SAEF_ORIGIN rsc, const char *entity, const char *from,
                      size_t len);
 
-/* free() and realloc() that wipe the block first (shim/wipe.c), for the
+/* free() and realloc() that wipe the block first (libsaef/wipe.c), for the
    libraries that hold key text: jansson, libcurl, libevent. */
 void saef_wipe_free(void *p);
 void *saef_wipe_realloc(void *p, size_t n);

@@ -48,6 +48,8 @@ enum { BATCH_NONE, BATCH_OPEN, BATCH_FAILED };
 
 /* A read of the map faulted (ks-guard.c). */
 #define READ_FAULT (-30000) /* below LMDB's own codes */
+/* A write_fn changed nothing: end its transaction without a commit. */
+#define WRITE_NOTHING (-30001)
 
 /*
  * LMDB allows one environment per store file in a process: closing a second
@@ -125,12 +127,15 @@ SAEF_KS_ERR check_id(const saef_ks *ks, SAEF_KS_TYPE type, const void *id, size_
 void make_key(SAEF_KS_TYPE type, const void *id, size_t id_len,
               unsigned char buf[1 + SAEF_KS_ID_MAX], MDB_val *k);
 
-/* ks-write.c: journal operations and applying one; the "store is full"
-   error; the batch journal wiped; ks open for writing in this process. */
+/* ks-write.c: journal operations and applying one; a write of its own
+   (fn's changes in one transaction, retried when the map was full, see
+   write_txn); the batch journal wiped; ks open for writing in this process. */
 size_t op_encode(int op, SAEF_KS_TYPE type, const void *id, size_t id_len,
                  const unsigned char *val, size_t val_len, unsigned char *buf);
 int op_apply(MDB_txn *txn, const struct ks_env *e, const unsigned char *op);
-SAEF_KS_ERR full(const saef_ks *ks, size_t seen);
+/* 0, WRITE_NOTHING, or an LMDB error. */
+typedef int write_fn(MDB_txn *txn, const struct ks_env *e, void *arg);
+SAEF_KS_ERR write_txn(saef_ks *ks, write_fn *fn, void *arg, const char *what);
 void jr_clear(saef_ks *ks);
 SAEF_KS_ERR writable(saef_ks *ks);
 

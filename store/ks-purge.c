@@ -59,16 +59,33 @@ static int purge_txn(MDB_txn *txn, const struct ks_env *e, SAEF_KS_TYPE type, in
     return rc;
 }
 
+/* purge_txn as write_txn runs it. */
+typedef struct {
+    SAEF_KS_TYPE type;
+    int64_t now;
+    size_t visit;
+    const char *from;
+    unsigned char *gone;
+    size_t *n;
+    char *next;
+} purge_job;
+
+static int purge_write(MDB_txn *txn, const struct ks_env *e, void *arg)
+{
+    const purge_job *j = arg;
+    int rc = purge_txn(txn, e, j->type, j->now, j->visit, j->from, j->gone, j->n, j->next);
+
+    /* Nothing to delete: no commit, so no disk write. */
+    return rc == 0 && *j->n == 0 ? WRITE_NOTHING : rc;
+}
+
 SAEF_KS_ERR saef_ks_purge(saef_ks *ks, SAEF_KS_TYPE type, int64_t now, size_t visit, char *from,
                           size_t *removed)
 {
     char next[SAEF_KS_ID_MAX + 1];
     unsigned char *gone;
-    struct ks_env *e;
-    MDB_txn *txn;
     SAEF_KS_ERR err;
-    size_t n = 0, seen;
-    int rc;
+    size_t n = 0;
 
     if (removed != NULL)
         *removed = 0;
@@ -89,30 +106,11 @@ SAEF_KS_ERR saef_ks_purge(saef_ks *ks, SAEF_KS_TYPE type, int64_t now, size_t vi
                     ks->path);
     if ((gone = malloc(visit * (1 + SAEF_KS_ID_MAX))) == NULL)
         return fail(ks, SAEF_KS_EIO, "out of memory");
-    e = ks->e;
-    for (;;) {
-        if ((rc = txn_begin(e, 0, &txn)) != 0) {
-            free(gone);
-            return from_mdb(ks, rc, "begin a write");
-        }
-        rc = purge_txn(txn, e, type, now, visit, from != NULL ? from : "", gone, &n, next);
-        /* Nothing to delete: no commit, so no disk write. */
-        if (rc != 0 || n == 0)
-            mdb_txn_abort(txn);
-        else if ((rc = mdb_txn_commit(txn)) == 0)
-            cover_last_page(e->env);
-        seen = mapped(e);
-        pthread_rwlock_unlock(&e->map_lock);
-        if (rc != MDB_MAP_FULL)
-            break;
-        if (!reap_dead_readers(e) && grow_map(e, seen) != 0) {
-            free(gone);
-            return full(ks, seen);
-        }
-    }
+    purge_job job = {type, now, visit, from != NULL ? from : "", gone, &n, next};
+    err = write_txn(ks, purge_write, &job, "purge");
     free(gone);
-    if (rc != 0)
-        return from_mdb(ks, rc, "purge");
+    if (err != SAEF_KS_OK)
+        return err;
     if (from != NULL)
         memcpy(from, next, strlen(next) + 1);
     if (removed != NULL)

@@ -64,14 +64,19 @@ int op_apply(MDB_txn *txn, const struct ks_env *e, const unsigned char *op)
     return 0;
 }
 
-SAEF_KS_ERR full(const saef_ks *ks, size_t seen)
+static SAEF_KS_ERR full(const saef_ks *ks, size_t seen)
 {
     return fail(ks, SAEF_KS_EIO, "store %s is full: its map cannot grow past %zu MiB", ks->path,
                 seen >> 20);
 }
 
-/* One operation in a transaction of its own. */
-static SAEF_KS_ERR write_one(saef_ks *ks, const unsigned char *op)
+/*
+ * fn in a write transaction of its own, committed when fn returns 0 (ended
+ * without a commit on WRITE_NOTHING). When the map was full, the slots of
+ * dead readers are freed or the map grows, and fn runs again in a new
+ * transaction. `what` names the write in an error message.
+ */
+SAEF_KS_ERR write_txn(saef_ks *ks, write_fn *fn, void *arg, const char *what)
 {
     struct ks_env *e = ks->e;
     MDB_txn *txn;
@@ -81,7 +86,7 @@ static SAEF_KS_ERR write_one(saef_ks *ks, const unsigned char *op)
     for (;;) {
         if ((rc = txn_begin(e, 0, &txn)) != 0)
             return from_mdb(ks, rc, "begin a write");
-        if ((rc = op_apply(txn, e, op)) != 0)
+        if ((rc = fn(txn, e, arg)) != 0)
             mdb_txn_abort(txn);
         else if ((rc = mdb_txn_commit(txn)) == 0)
             cover_last_page(e->env);
@@ -92,7 +97,18 @@ static SAEF_KS_ERR write_one(saef_ks *ks, const unsigned char *op)
         if (!reap_dead_readers(e) && grow_map(e, seen) != 0)
             return full(ks, seen);
     }
-    return rc == 0 ? SAEF_KS_OK : from_mdb(ks, rc, "write");
+    return rc == 0 || rc == WRITE_NOTHING ? SAEF_KS_OK : from_mdb(ks, rc, what);
+}
+
+static int apply_op(MDB_txn *txn, const struct ks_env *e, void *op)
+{
+    return op_apply(txn, e, op);
+}
+
+/* One operation in a transaction of its own. */
+static SAEF_KS_ERR write_one(saef_ks *ks, const unsigned char *op)
+{
+    return write_txn(ks, apply_op, (void *)op, "write");
 }
 
 /* The batch cannot go on: drop it; only write_abort clears this state. */

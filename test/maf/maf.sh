@@ -101,6 +101,16 @@ check "  ... the registration is as it was" test "$(saef-key -s "$M" show kc "$r
 maf_raw x-km@maf.example.com $KX DELETE "/keyReg/$rel"
 check "deregistration by another client: 403" test "$(maf_status)" = 403
 check "  ... nothing changed" test "$(saef-key -s "$M" list kc | wc -l)" = "$before"
+# Another client (X, a MAF client and so a valid target) cannot update it:
+# not re-target the key to itself, not stretch its life.
+maf_raw x-km@maf.example.com $KX PUT "/keyReg/$rel" '{"targetIDs":["//sp.example.com/other-cse"]}'
+check "an update by another client re-targeting the key to itself: 403" test "$(maf_status)" = 403
+check_grep "  ... only the source may change it" "only the source client may change it" "$T/raw"
+maf_raw x-km@maf.example.com $KX PUT "/keyReg/$rel" '{"expirationTime":"'"$(date -u -d '+3 hours' +%Y%m%dT%H%M%S)"'"}'
+check "an update of the expiry by another client: 403" test "$(maf_status)" = 403
+check "  ... the registration is as it was" test "$(saef-key -s "$M" show kc "$rel@maf.example.com")" = "$snapshot"
+maf_raw x-km@maf.example.com $KX POST /keyRetrieve '{"relativeKeyID":"'$rel'"}'
+check "  ... and that client still cannot retrieve the key" test "$(maf_status)" = 403
 maf_raw b-km@maf.example.com $KB POST /keyRetrieve '{"relativeKeyID":"'$rel'"}'
 check "retrieval by the target: 200" test "$(maf_status)" = 200
 check_grep "  ... with the source client and adminFQDN" '"sourceMAFClientID":"'$IDA'"' "$T/raw"

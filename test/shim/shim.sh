@@ -74,7 +74,24 @@ client old@sp.example.com $K1 -tls1_2
 check_not "expired record refused" hs_ok
 client old@sp.example.com $K1 -tls1_3
 check_not "expired record refused (TLS 1.3)" hs_ok
+# A refused identity fails on a random key, never one a client can guess:
+# the all-zero key, of 16 bytes (a usual key) or 32 (a refusal key's
+# length), opens none of them; each try reached the refusal.
+refusals() { grep -c -E 'refused identity="(nobody|other|old)@sp.example.com"' "$T/s1.log"; }
 sleep 0.3
+before=$(refusals) tries=0
+for id in nobody@sp.example.com other@sp.example.com old@sp.example.com; do
+    for len in 16 32; do
+        zero=$(printf "%0$((2 * len))d" 0)
+        for v in tls1_2 tls1_3; do
+            tries=$((tries + 1))
+            client "$id" "$zero" -$v
+            check_not "refused $id with the all-zero $len-byte key ($v)" hs_ok
+        done
+    done
+done
+sleep 0.3
+check "  ... each of the $tries tries refused by saef" test "$(refusals)" = $((before + tries))
 check_grep "log: unknown identity" 'refused identity="nobody@sp.example.com" reason="unknown identity"' "$T/s1.log"
 check_grep "log: bound elsewhere" 'refused identity="other@sp.example.com" reason="key bound to another server"' "$T/s1.log"
 check_grep "log: expired" 'refused identity="old@sp.example.com" reason="key expired"' "$T/s1.log"

@@ -32,6 +32,12 @@ check_grep "  ... the MAF's HTTP port" "\"httpPort\":$MPORT" "$T/out"
 check_grep "  ... the labels" '"labels":\["fleet"\]' "$T/out"
 check_rc "configuration retrieval by another client: refused" 4 maf "$B" client-config --reg "$REG"
 check_grep "  ... 403" "403" "$T/err"
+snapshot=$(saef-key -s "$M" show creg "$REG")
+check_rc "update by another client: refused" 4 maf "$B" client-update --reg "$REG" --label taken --expires +90d
+check_grep "  ... 403" "403.*only the registered client" "$T/err"
+check_rc "de-registration by another client: refused" 4 maf "$B" client-deregister --reg "$REG"
+check_grep "  ... 403" "403.*only the registered client" "$T/err"
+check "  ... the registration is as it was" test "$(saef-key -s "$M" show creg "$REG")" = "$snapshot"
 check_rc "update: labels" 0 maf "$A" client-update --reg "$REG" --label fleet --label north
 check_grep "  ... answered with the new labels" '"labels":\["fleet","north"\]' "$T/out"
 check_nogrep "  ... and only what changed" "expirationTime" "$T/out"

@@ -52,6 +52,29 @@ sleep 0.3
 check_grep "B bound the association to A" "accepted identity=\"$KEYID\" entity=\"$IDA\" framework=maf" "$T/b.log"
 check "  ... with one retrieval at the MAF" test "$(grep -c 'POST /keyRetrieve -> 200' "$T/mafd.log")" = 1
 
+# A Kc whose SUID is not the one for TLS (kc_suid, 32) is no connection key
+# here: B refuses it from the MAF's answer and from its cached copy. The
+# MAF's record is a registration from A for B like any other (adminFQDN
+# and all), but with SUID 12.
+KS=$(openssl rand -hex 16)
+SU=$(openssl rand -hex 16 | tr a-f A-F)@maf.example.com
+echo '{"type":"kc","identity":"'"$SU"'","key":"'"$KS"'","peer":"'$IDB'","self":"'$IDA'","expires":"'"$(date -u -d '+1 hour' +%Y-%m-%dT%H:%M:%SZ)"'","suid":12,"meta":"{\"adminFQDN\":\"sp.example.com\"}"}' |
+    saef-key -s "$M" import --format json - >/dev/null
+retrieved=$(grep -c 'POST /keyRetrieve -> 200' "$T/mafd.log") tries=0
+for v in tls1_2 tls1_3; do
+    tries=$((tries + 1))
+    echo ping | OPENSSL_CONF=/dev/null timeout 10 openssl s_client -connect "127.0.0.1:$BPORT" -$v \
+        -psk_identity "$SU" -psk "$KS" >"$T/client" 2>&1
+    check_not "a Kc with SUID 12 opens no association ($v)" hs_ok
+done
+sleep 0.3
+check "  ... the MAF released it to B once: the second refusal came from B's copy" \
+    test "$(grep -c 'POST /keyRetrieve -> 200' "$T/mafd.log")" = $((retrieved + 1))
+check_rc "  ... B's copy keeps the SUID" 0 saef-key -s "$B" show kc "$SU"
+check_grep "  ... (12)" "^suid: 12" "$T/out"
+check "  ... B refused it each time ($tries) for its SUID" \
+    test "$(grep -c "refused identity=\"$SU\" reason=\"connection key has the wrong SUID\"" "$T/b.log")" = "$tries"
+
 FUTURE=$(date -u -d '+1 hour' +%Y%m%dT%H%M%S)
 reg() { echo '{"expirationTime":"'"${1:-$FUTURE}"'","adminFQDN":"sp.example.com","SUID":'"${2:-32}"',"targetIDs":'"${3:-[\"$IDB\"]}"'}'; }
 
@@ -101,6 +124,16 @@ check "  ... the registration is as it was" test "$(saef-key -s "$M" show kc "$r
 maf_raw x-km@maf.example.com $KX DELETE "/keyReg/$rel"
 check "deregistration by another client: 403" test "$(maf_status)" = 403
 check "  ... nothing changed" test "$(saef-key -s "$M" list kc | wc -l)" = "$before"
+# Another client (X, a MAF client and so a valid target) cannot update it:
+# not re-target the key to itself, not stretch its life.
+maf_raw x-km@maf.example.com $KX PUT "/keyReg/$rel" '{"targetIDs":["//sp.example.com/other-cse"]}'
+check "an update by another client re-targeting the key to itself: 403" test "$(maf_status)" = 403
+check_grep "  ... only the source may change it" "only the source client may change it" "$T/raw"
+maf_raw x-km@maf.example.com $KX PUT "/keyReg/$rel" '{"expirationTime":"'"$(date -u -d '+3 hours' +%Y%m%dT%H%M%S)"'"}'
+check "an update of the expiry by another client: 403" test "$(maf_status)" = 403
+check "  ... the registration is as it was" test "$(saef-key -s "$M" show kc "$rel@maf.example.com")" = "$snapshot"
+maf_raw x-km@maf.example.com $KX POST /keyRetrieve '{"relativeKeyID":"'$rel'"}'
+check "  ... and that client still cannot retrieve the key" test "$(maf_status)" = 403
 maf_raw b-km@maf.example.com $KB POST /keyRetrieve '{"relativeKeyID":"'$rel'"}'
 check "retrieval by the target: 200" test "$(maf_status)" = 200
 check_grep "  ... with the source client and adminFQDN" '"sourceMAFClientID":"'$IDA'"' "$T/raw"

@@ -11,6 +11,9 @@ saef-key -s "$S" add kpsa anon@sp.example.com --hex $K1
 saef-key -s "$S" add kpsa old@sp.example.com --hex $K1 --expires +2s
 saef-key -s "$S" add kpsa other@sp.example.com --hex $K1 --self /sp.example.com/other-cse
 saef-key -s "$S" add kpsa mine@sp.example.com --hex $K1 --self /sp.example.com/in-cse
+# Bound to authorities a client names in SNI (the server's sni list).
+saef-key -s "$S" add kpsa listed@sp.example.com --hex $K1 --self cse1.example.com
+saef-key -s "$S" add kpsa unlisted@sp.example.com --hex $K1 --self cse2.example.com
 
 conf() { f=$1; shift; saef_cnf "$f" "$S" "entity_id = /sp.example.com/in-cse" "role = server" "$@"; }
 conf "$T/server.cnf"
@@ -74,7 +77,24 @@ client old@sp.example.com $K1 -tls1_2
 check_not "expired record refused" hs_ok
 client old@sp.example.com $K1 -tls1_3
 check_not "expired record refused (TLS 1.3)" hs_ok
+# A refused identity fails on a random key, never one a client can guess:
+# the all-zero key, of 16 bytes (a usual key) or 32 (a refusal key's
+# length), opens none of them; each try reached the refusal.
+refusals() { grep -c -E 'refused identity="(nobody|other|old)@sp.example.com"' "$T/s1.log"; }
 sleep 0.3
+before=$(refusals) tries=0
+for id in nobody@sp.example.com other@sp.example.com old@sp.example.com; do
+    for len in 16 32; do
+        zero=$(printf "%0$((2 * len))d" 0)
+        for v in tls1_2 tls1_3; do
+            tries=$((tries + 1))
+            client "$id" "$zero" -$v
+            check_not "refused $id with the all-zero $len-byte key ($v)" hs_ok
+        done
+    done
+done
+sleep 0.3
+check "  ... each of the $tries tries refused by saef" test "$(refusals)" = $((before + tries))
 check_grep "log: unknown identity" 'refused identity="nobody@sp.example.com" reason="unknown identity"' "$T/s1.log"
 check_grep "log: bound elsewhere" 'refused identity="other@sp.example.com" reason="key bound to another server"' "$T/s1.log"
 check_grep "log: expired" 'refused identity="old@sp.example.com" reason="key expired"' "$T/s1.log"
@@ -110,6 +130,29 @@ server "$T/s2.log"
 client nobody@sp.example.com $K1 -tls1_2
 check_grep "refuse = unknown_psk_identity sends that alert" "alert unknown psk identity" "$T/client"
 stop; unset CONF
+
+# sni: a key bound to an authority is accepted when the client names it in
+# SNI and, once the server lists the authorities it answers for, only if
+# it is one of them.
+server "$T/sni0.log"
+for v in tls1_2 tls1_3; do
+    client unlisted@sp.example.com $K1 -$v -servername cse2.example.com
+    check "no sni list: a key bound to the SNI name is accepted ($v)" hs_ok
+done
+stop
+CONF="$T/sni.cnf"; conf "$CONF" "sni = cse1.example.com, cse3.example.com"
+server "$T/sni.log"
+tries=0
+for v in tls1_2 tls1_3; do
+    tries=$((tries + 1))
+    client listed@sp.example.com $K1 -$v -servername CSE1.example.com
+    check "sni lists it: a key bound to the SNI name is accepted ($v)" hs_ok
+    client unlisted@sp.example.com $K1 -$v -servername cse2.example.com
+    check_not "sni does not list it: a key bound to the SNI name is refused ($v)" hs_ok
+done
+stop; unset CONF
+check "  ... each logged as bound elsewhere ($tries)" test "$(grep -c \
+    'refused identity="unlisted@sp.example.com" reason="key bound to another server"' "$T/sni.log")" = "$tries"
 
 # The program's own cipher list and its own PSK callback.
 server "$T/s3.log" -cipher ECDHE-RSA-AES128-GCM-SHA256

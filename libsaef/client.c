@@ -156,6 +156,8 @@ int saef_client_key(SSL *ssl, saef_ctx *s, conn *c, saef_ks_record *rec)
             return 0;
         }
         id = p.id;
+        SAEF_DEBUG(s, "target \"%s\": chose %s %s of %zu usable", target ? target : "(only key)",
+                   saef_ks_type_name(p.type), id, p.usable);
     }
     type = p.type != 0 ? p.type : saef_id_type(&s->conf, id, strlen(id));
     return saef_client_get(s, c, type, id, rec);

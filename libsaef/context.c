@@ -82,9 +82,15 @@ saef_ks *saef_store(saef_ctx *s)
         /* Writable when MAF keys are cached here; read-only is enough otherwise,
            and what a worker without write access gets. */
         if (*saef_conf_str(&s->conf, SAEF_CONF_MAF) == '\0' ||
-            saef_ks_open(path, flags, &s->ks) != SAEF_KS_OK)
+            saef_ks_open(path, flags, &s->ks) != SAEF_KS_OK) {
             if (saef_ks_open(path, flags | SAEF_KS_RDONLY, &s->ks) != SAEF_KS_OK)
                 saef_log(s, SAEF_LEVEL_ERROR, "%s", saef_ks_last_error(NULL));
+            else if (*saef_conf_str(&s->conf, SAEF_CONF_MAF) != '\0')
+                saef_log(s, SAEF_LEVEL_WARNING,
+                         "key store %s is read-only for this process: keys fetched from a MAF "
+                         "are not cached (give it write access to share them)",
+                         path);
+        }
     }
     ks = s->ks;
     pthread_mutex_unlock(&s->lock);

@@ -119,8 +119,10 @@ int saef_hello_cb(SSL *ssl, int *al, void *arg)
     /* A SHA-384 suite would make the server ignore a SHA-256 external PSK.
        Only then are the identities looked up here: the suite list is rebuilt
        per connection, which costs more than the handshake's lookup. */
-    if (offers_sha384(ssl) && offers_known_psk(ssl, cd) &&
-        !SSL_set_ciphersuites(ssl, TLS13_SHA256_SUITES))
-        return SSL_CLIENT_HELLO_ERROR;
+    if (offers_sha384(ssl) && offers_known_psk(ssl, cd)) {
+        SAEF_DEBUG(cd->s, "ClientHello offers a saef PSK and a SHA-384 suite: SHA-256 suites only");
+        if (!SSL_set_ciphersuites(ssl, TLS13_SHA256_SUITES))
+            return SSL_CLIENT_HELLO_ERROR;
+    }
     return SSL_CLIENT_HELLO_SUCCESS;
 }

@@ -74,8 +74,11 @@ key_result saef_server_key(SSL *ssl, const ctx_data *cd, const unsigned char *id
             goto refuse;
     }
     err = type == SAEF_KS_KC ? SAEF_KS_OK : saef_ks_get(ks, type, id, id_len, rec);
-    if (err == SAEF_KS_ENOTFOUND)
+    if (err == SAEF_KS_ENOTFOUND) {
+        SAEF_DEBUG(s, "identity=\"%s\": no %s record", saef_printable(id, id_len, shown, sizeof(shown)),
+                   saef_ks_type_name(type));
         return KEY_UNKNOWN; /* the caller may chain it; it logs the refusal */
+    }
     if (err != SAEF_KS_OK) {
         saef_log(s, SAEF_LEVEL_ERROR, "%s", saef_ks_last_error(ks));
         why = "key store error";
@@ -105,6 +108,9 @@ key_result saef_server_key(SSL *ssl, const ctx_data *cd, const unsigned char *id
     else /* TS-0003 10.4 Credential-ID: type 11 for KmID, 12 for KpsaID / KcID */
         snprintf(c->peer, sizeof(c->peer), "%s-%s", cd->maf ? "11" : "12", c->identity);
     c->fw = cd->maf ? SAEF_FW_MAF_CLIENT : type == SAEF_KS_KC ? SAEF_FW_MAF : SAEF_FW_PSK;
+    SAEF_DEBUG(s, "identity=\"%s\": %s record for entity \"%s\", self \"%s\", expires %lld",
+               saef_printable(id, id_len, shown, sizeof(shown)), saef_ks_type_name(type), c->peer,
+               rec->self, (long long)rec->not_after);
     return KEY_OK;
 refuse_rec:
     saef_ks_record_wipe(rec);

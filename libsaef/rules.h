@@ -100,6 +100,18 @@ void saef_log(const saef_ctx *s, int level, const char *fmt, ...)
 /* Whether a line at level would be written (for callers that format costly
    arguments). */
 int saef_log_on(const saef_ctx *s, int level);
+/*
+ * A trace line at log_level = debug: how a key was chosen or refused, step
+ * by step (never a key). Its arguments are evaluated only when debug lines
+ * are wanted, and a build with -DSAEF_DEBUG_LOG=OFF (SAEF_NO_DEBUG) has
+ * none at all.
+ */
+#ifdef SAEF_NO_DEBUG
+#define SAEF_DEBUG(s, ...) ((void)0)
+#else
+#define SAEF_DEBUG(s, ...)                                                                       \
+    (saef_log_on((s), SAEF_LEVEL_DEBUG) ? saef_log((s), SAEF_LEVEL_DEBUG, __VA_ARGS__) : (void)0)
+#endif
 /* Writes line ("saef: " and n more bytes, size the buffer) as it is. */
 void saef_log_emit(const saef_ctx *s, int level, char *line, size_t n, size_t size);
 /* s at p, never past end; the end of what was written. */

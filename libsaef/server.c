@@ -209,6 +209,7 @@ static const char *judge_server(SSL *ssl, const ctx_data *cd, conn *c)
         return "resumed session's key is gone or changed";
     }
     c->ok = c->resumed = 1;
+    SAEF_DEBUG(cd->s, "resumed session of identity=\"%s\": its key is unchanged", c->identity);
     return NULL;
 }
 
@@ -231,6 +232,7 @@ static const char *judge_client(SSL *ssl, const ctx_data *cd, conn *c)
             return "resumed session's key is gone or changed";
         }
         c->ok = c->resumed = 1;
+        SAEF_DEBUG(cd->s, "resumed session of identity=\"%s\": its key is unchanged", c->identity);
         return NULL;
     }
     if (!want)

@@ -34,7 +34,4 @@ int saef_maf_coap_call(const char *method, const char *url, const char *body, co
 /* 1 if the finished handshake of ssl used a PSK key exchange. */
 int saef_maf_psk_used(SSL *ssl);
 
-/* Set while saef itself makes TLS connections, so the preload leaves them alone. */
-extern _Thread_local int saef_inside;
-
 #endif

@@ -22,8 +22,18 @@ int saef_chain(SSL_CTX *ctx, SAEF_NEXT which, void (*fn)(void), void *arg);
 /* After the program changed ctx's cipher lists: PSK suites first again. */
 void saef_reapply_ciphers(SSL_CTX *ctx);
 int saef_is_installed(const SSL_CTX *ctx);
-/* A TLS 1.3 external PSK session (SHA-256) for key, with ssl's id context. */
+/* A TLS 1.3 external PSK session (SHA-256) for key, with ssl's id context
+   (libsaef/psk-session.c: below both the rules and the MAF client). */
 SSL_SESSION *saef_psk_session(SSL *ssl, const unsigned char *key, size_t len);
+
+/*
+ * Non-zero while saef itself makes TLS connections or configures a context
+ * (the MAF client, defined in maf-client.c, and maf-coap.c; the preload
+ * around its calls into libsaef): the preload's interposed OpenSSL
+ * functions then pass straight through instead of installing saef's roles
+ * on saef's own connections. One per thread.
+ */
+extern _Thread_local int saef_inside;
 
 /* kc for HEX32@MAF-FQDN when that MAF is configured, else kpsa. */
 SAEF_KS_TYPE saef_id_type(const saef_conf *conf, const char *id, size_t len);

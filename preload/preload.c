@@ -10,7 +10,6 @@
  */
 #define _GNU_SOURCE
 #include "saef-internal.h"
-#include "maf-client.h"
 
 #include <dlfcn.h>
 #include <openssl/conf.h>
@@ -21,8 +20,6 @@
 
 static saef_ctx *g_saef;
 static long g_role = SAEF_ROLE_OFF;
-/* saef_inside is set while saef itself calls the functions interposed here. */
-#define inside saef_inside
 
 /*
  * The real function. This library links libssl, so libssl is in the global
@@ -138,13 +135,13 @@ __attribute__((constructor)) static void saef_preload_init(void)
     saef_conf conf;
     int got = 0;
 
-    inside++;
+    saef_inside++;
     saef_conf_init(&conf);
     if (OPENSSL_init_crypto(OPENSSL_INIT_LOAD_CONFIG, NULL))
         got = saef_conf_from_provider(NULL, &conf);
     start(&conf, got, getenv("SAEF_ROLE"));
     OPENSSL_cleanse(&conf, sizeof(conf));
-    inside--;
+    saef_inside--;
 }
 
 static void say_refused(void)
@@ -195,7 +192,7 @@ static SSL_CTX *install(SSL_CTX *ctx, const SSL_METHOD *meth)
 {
     int client_only, server_only;
 
-    if (ctx == NULL || inside)
+    if (ctx == NULL || saef_inside)
         return ctx;
     if (*g_broken != '\0')
         return refuse_all(ctx);
@@ -203,12 +200,12 @@ static SSL_CTX *install(SSL_CTX *ctx, const SSL_METHOD *meth)
         return ctx;
     client_only = meth == TLS_client_method() || meth == DTLS_client_method();
     server_only = meth == TLS_server_method() || meth == DTLS_server_method();
-    inside++;
+    saef_inside++;
     if ((g_role == SAEF_ROLE_SERVER || g_role == SAEF_ROLE_BOTH) && !client_only)
         saef_ssl_ctx_server(ctx, g_saef);
     if ((g_role == SAEF_ROLE_CLIENT || g_role == SAEF_ROLE_BOTH) && !server_only)
         saef_ssl_ctx_client(ctx, g_saef);
-    inside--;
+    saef_inside--;
     return ctx;
 }
 
@@ -232,10 +229,10 @@ SAEF_EXPORT int SSL_CTX_set_cipher_list(SSL_CTX *ctx, const char *str)
 
     REAL(SSL_CTX_set_cipher_list);
     ok = real_SSL_CTX_set_cipher_list(ctx, str);
-    if (ok && !inside && saef_is_installed(ctx)) {
-        inside++;
+    if (ok && !saef_inside && saef_is_installed(ctx)) {
+        saef_inside++;
         saef_reapply_ciphers(ctx);
-        inside--;
+        saef_inside--;
     }
     return ok;
 }
@@ -246,17 +243,17 @@ SAEF_EXPORT int SSL_CTX_set_ciphersuites(SSL_CTX *ctx, const char *str)
 
     REAL(SSL_CTX_set_ciphersuites);
     ok = real_SSL_CTX_set_ciphersuites(ctx, str);
-    if (ok && !inside && saef_is_installed(ctx)) {
-        inside++;
+    if (ok && !saef_inside && saef_is_installed(ctx)) {
+        saef_inside++;
         saef_reapply_ciphers(ctx);
-        inside--;
+        saef_inside--;
     }
     return ok;
 }
 
 /* The program's own callbacks are chained behind saef's. */
 #define CHAIN(ctx, which, cb, arg)                                                            \
-    (!inside && saef_chain(ctx, which, (void (*)(void))(cb), arg))
+    (!saef_inside && saef_chain(ctx, which, (void (*)(void))(cb), arg))
 
 /* SSL_CTX_set_*_callback(ctx, cb) with the program's cb chained behind saef's. */
 #define CHAINED_SETTER(name, which, cb_type)                                                  \

@@ -1,5 +1,6 @@
 /* saef's configuration table: names, defaults, strict validation. */
 #include "saef_conf.h"
+#include "saef_common.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>

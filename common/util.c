@@ -1,5 +1,5 @@
-/* Identity, hex and time helpers shared by the CLI, the provider and the shim. */
-#include "saef_keystore.h"
+/* Identity, hex, time and path helpers shared by every part (saef_common.h). */
+#include "saef_common.h"
 
 #include <errno.h>
 #include <libgen.h>
@@ -263,40 +263,6 @@ void saef_time_format(int64_t t, char *buf, size_t len)
 void saef_time_format_onem2m(int64_t t, char *buf, size_t len)
 {
     format(t, 1, buf, len);
-}
-
-const char *saef_ks_type_name(SAEF_KS_TYPE type)
-{
-    switch (type) {
-    case SAEF_KS_KPSA: return "kpsa";
-    case SAEF_KS_KM: return "km";
-    case SAEF_KS_KC: return "kc";
-    case SAEF_KS_CREG: return "creg";
-    }
-    return NULL;
-}
-
-SAEF_KS_TYPE saef_ks_type_from_name(const char *name)
-{
-    for (int t = SAEF_KS_KPSA; t <= SAEF_KS_TYPE_LAST; t++)
-        if (name != NULL && strcmp(name, saef_ks_type_name((SAEF_KS_TYPE)t)) == 0)
-            return (SAEF_KS_TYPE)t;
-    return (SAEF_KS_TYPE)0;
-}
-
-const char *saef_ks_strerror(SAEF_KS_ERR err)
-{
-    switch (err) {
-    case SAEF_KS_OK: return "ok";
-    case SAEF_KS_ENOTFOUND: return "not found";
-    case SAEF_KS_EEXISTS: return "already exists";
-    case SAEF_KS_EINVAL: return "invalid argument";
-    case SAEF_KS_EPERM: return "permission problem";
-    case SAEF_KS_ENOSTORE: return "no such store";
-    case SAEF_KS_ECORRUPT: return "store corrupt";
-    case SAEF_KS_EIO: return "store error";
-    }
-    return "unknown error";
 }
 
 static int unsafe(char *err, size_t errlen, const char *what, const char *path, const char *why,

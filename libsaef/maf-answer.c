@@ -1,6 +1,6 @@
 /* Entity A's checks on what the MAF answers. */
 #include "maf-answer.h"
-#include "saef_keystore.h"
+#include "saef_common.h"
 
 #include <jansson.h>
 #include <stdio.h>

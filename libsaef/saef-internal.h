@@ -3,6 +3,7 @@
 #define SAEF_INTERNAL_H
 
 #include "saef.h"
+#include "saef_common.h"
 
 /* Callbacks a program set on a context where saef's roles are installed:
    saef keeps its own and calls these for identities it does not know. */

@@ -6,7 +6,8 @@
 #include <event2/http.h>
 #include <jansson.h>
 #include <openssl/ssl.h>
-#include "saef_keystore.h"
+#include "ks-types.h"
+#include "saef_common.h"
 
 typedef struct {
     saef_ks *ks;           /* the registry, read-write */

@@ -5,7 +5,7 @@
  */
 #include "maf-answer.h"
 #include "maf-client.h"
-#include "saef_keystore.h"
+#include "saef_common.h"
 
 #include <getopt.h>
 #include <stdarg.h>

@@ -5,6 +5,7 @@
 #include <openssl/core.h>
 #include <openssl/core_dispatch.h>
 #include <pthread.h>
+#include "saef_common.h"
 #include "saef_conf.h"
 
 typedef struct {

@@ -2,7 +2,8 @@
 #ifndef SAEF_KS_RECORD_H
 #define SAEF_KS_RECORD_H
 
-#include "saef_keystore.h"
+#include "ks-types.h"
+#include "saef_common.h"
 
 #define REC_VERSION 1
 #define REC_HDR 28

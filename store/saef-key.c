@@ -1,6 +1,7 @@
 /* saef-key: provision, list, rotate, import and export saef keys. */
 #include "saef_conf.h"
-#include "saef_keystore.h"
+#include "ks-types.h"
+#include "saef_common.h"
 #include "json-file.h"
 #include "psk-file.h"
 
@@ -107,7 +108,7 @@ static int open_store(unsigned flags, saef_ks **ks)
 
 static int parse_type(const char *name, SAEF_KS_TYPE *type)
 {
-    *type = saef_ks_type_from_name(name);
+    *type = strcmp(name, SAEF_KS_CREG_NAME) == 0 ? SAEF_KS_CREG : saef_ks_type_from_name(name);
     if (*type == 0)
         return usage_error("unknown key type '%s' (use kpsa, km, kc or creg)", name);
     return 0;

@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "saef_common.h"
 #include "saef_conf.h"
 
 /* The records every store-backed target starts from. */

@@ -1,6 +1,7 @@
 /* CUnit tests of libsaef-keystore: records, errors, concurrency, helpers. */
 #define _GNU_SOURCE /* memmem */
 #include "saef_conf.h"
+#include "saef_common.h"
 #include "saef_keystore.h"
 
 #include <CUnit/Basic.h>

@@ -15,6 +15,11 @@
 #include <string.h>
 #include <strings.h>
 
+/* Opaque to programs (saef_conf.h): only this file knows its layout. */
+struct saef_conf {
+    char val[SAEF_CONF_NKEYS][SAEF_CONF_VALUE_MAX]; /* normalised; "" = unset */
+};
+
 typedef enum { T_PATH, T_TEXT, T_HOSTS, T_BOOL, T_ENUM, T_INT, T_MAF, T_ID, T_TARGETS } conf_type;
 
 static const char *const roles[] = {"off", "server", "client", "both", NULL};
@@ -56,10 +61,31 @@ const char *saef_conf_name(SAEF_CONF_KEY key)
     return (unsigned)key < SAEF_CONF_NKEYS ? keys[key].name : NULL;
 }
 
-void saef_conf_init(saef_conf *conf)
+saef_conf *saef_conf_new(void)
 {
+    saef_conf *conf = malloc(sizeof(*conf));
+
+    if (conf == NULL)
+        return NULL;
     for (int k = 0; k < SAEF_CONF_NKEYS; k++)
         snprintf(conf->val[k], sizeof(conf->val[k]), "%s", keys[k].def);
+    return conf;
+}
+
+saef_conf *saef_conf_dup(const saef_conf *conf)
+{
+    saef_conf *copy;
+
+    if (conf == NULL)
+        return saef_conf_new();
+    if ((copy = malloc(sizeof(*copy))) != NULL)
+        memcpy(copy, conf, sizeof(*copy));
+    return copy;
+}
+
+void saef_conf_free(saef_conf *conf)
+{
+    free(conf);
 }
 
 static int bad(char *err, size_t errlen, const char *name, const char *value, const char *why)
@@ -412,19 +438,28 @@ int saef_conf_from_provider(OSSL_LIB_CTX *libctx, saef_conf *conf)
 {
     OSSL_PARAM params[SAEF_CONF_NKEYS + 1];
     OSSL_PROVIDER *prov;
+    saef_conf *got;
     int ok;
 
     if (!OSSL_PROVIDER_available(libctx, "saef"))
         return 0;
-    /* Already activated by the configuration: this only takes a reference. */
-    if ((prov = OSSL_PROVIDER_load(libctx, "saef")) == NULL)
+    /* Into a copy: a failure halfway leaves conf as it was. */
+    if ((got = saef_conf_dup(conf)) == NULL)
         return -1;
+    /* Already activated by the configuration: this only takes a reference. */
+    if ((prov = OSSL_PROVIDER_load(libctx, "saef")) == NULL) {
+        saef_conf_free(got);
+        return -1;
+    }
     for (int k = 0; k < SAEF_CONF_NKEYS; k++)
-        params[k] = OSSL_PARAM_construct_utf8_string(keys[k].name, conf->val[k],
-                                                     sizeof(conf->val[k]));
+        params[k] = OSSL_PARAM_construct_utf8_string(keys[k].name, got->val[k],
+                                                     sizeof(got->val[k]));
     params[SAEF_CONF_NKEYS] = OSSL_PARAM_construct_end();
     ok = OSSL_PROVIDER_get_params(prov, params);
     OSSL_PROVIDER_unload(prov);
+    if (ok)
+        memcpy(conf, got, sizeof(*conf));
+    saef_conf_free(got);
     return ok ? 1 : -1;
 }
 

@@ -22,7 +22,7 @@
 
 struct saef_ctx {
     int refs; /* atomic */
-    saef_conf conf;
+    saef_conf *conf; /* its own copy */
     long num[SAEF_CONF_NKEYS]; /* saef_conf_int of each key, read once */
     pthread_mutex_t lock; /* guards ks while it is opened */
     saef_ks *ks;
@@ -314,11 +314,11 @@ static saef_ks *store(saef_ctx *s)
 
     pthread_mutex_lock(&s->lock);
     if (s->ks == NULL) {
-        const char *path = saef_conf_str(&s->conf, SAEF_CONF_STORE);
+        const char *path = saef_conf_str(s->conf, SAEF_CONF_STORE);
         unsigned flags = conf_int(s, SAEF_CONF_STORE_GROUP_READ) ? SAEF_KS_GROUP_READ : 0;
         /* Writable when MAF keys are cached here; read-only is enough otherwise,
            and what a worker without write access gets. */
-        if (*saef_conf_str(&s->conf, SAEF_CONF_MAF) == '\0' ||
+        if (*saef_conf_str(s->conf, SAEF_CONF_MAF) == '\0' ||
             saef_ks_open(path, flags, &s->ks) != SAEF_KS_OK)
             if (saef_ks_open(path, flags | SAEF_KS_RDONLY, &s->ks) != SAEF_KS_OK)
                 saef_log(s, SAEF_LEVEL_ERROR, "%s", saef_ks_last_error(NULL));
@@ -335,9 +335,12 @@ saef_ctx *saef_new(const saef_conf *conf)
     if (s == NULL)
         return NULL;
     s->refs = 1;
-    s->conf = *conf;
+    if ((s->conf = saef_conf_dup(conf)) == NULL) {
+        free(s);
+        return NULL;
+    }
     for (int k = 0; k < SAEF_CONF_NKEYS; k++)
-        s->num[k] = saef_conf_int(conf, (SAEF_CONF_KEY)k);
+        s->num[k] = saef_conf_int(s->conf, (SAEF_CONF_KEY)k);
     pthread_mutex_init(&s->lock, NULL);
     store(s);
     return s;
@@ -345,13 +348,14 @@ saef_ctx *saef_new(const saef_conf *conf)
 
 saef_ctx *saef_new_from_openssl(OSSL_LIB_CTX *libctx)
 {
-    saef_conf conf;
+    saef_conf *conf = saef_conf_new();
+    saef_ctx *s = NULL;
 
-    saef_conf_init(&conf);
-    if (!OPENSSL_init_crypto(OPENSSL_INIT_LOAD_CONFIG, NULL) ||
-        saef_conf_from_provider(libctx, &conf) < 0)
-        return NULL;
-    return saef_new(&conf);
+    if (conf != NULL && OPENSSL_init_crypto(OPENSSL_INIT_LOAD_CONFIG, NULL) &&
+        saef_conf_from_provider(libctx, conf) >= 0)
+        s = saef_new(conf);
+    saef_conf_free(conf);
+    return s;
 }
 
 void saef_free(saef_ctx *s)
@@ -360,7 +364,7 @@ void saef_free(saef_ctx *s)
         return;
     saef_ks_close(s->ks);
     pthread_mutex_destroy(&s->lock);
-    OPENSSL_cleanse(&s->conf, sizeof(s->conf));
+    saef_conf_free(s->conf);
     free(s);
 }
 
@@ -408,13 +412,13 @@ SAEF_KS_TYPE saef_id_type(const saef_conf *conf, const char *id, size_t len)
 static int bound_here(const saef_ctx *s, const SSL *ssl, const conn *c, const char *self)
 {
     const char *sni = ssl != NULL ? SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name) : NULL;
-    const char *list = saef_conf_str(&s->conf, SAEF_CONF_SNI);
+    const char *list = saef_conf_str(s->conf, SAEF_CONF_SNI);
     size_t n;
 
     /* OpenSSL 3.0 shows no SNI to the TLS 1.3 PSK callback yet. */
     if (sni == NULL && c->sni[0] != '\0')
         sni = c->sni;
-    if (self[0] == '\0' || strcmp(self, saef_conf_str(&s->conf, SAEF_CONF_ENTITY_ID)) == 0)
+    if (self[0] == '\0' || strcmp(self, saef_conf_str(s->conf, SAEF_CONF_ENTITY_ID)) == 0)
         return 1;
     if (sni == NULL || strcasecmp(self, sni) != 0)
         return 0;
@@ -448,7 +452,7 @@ static key_result server_key(SSL *ssl, const ctx_data *cd, const unsigned char *
         why = "malformed identity";
         goto refuse;
     }
-    type = cd->maf ? SAEF_KS_KM : saef_id_type(&s->conf, (const char *)id, id_len);
+    type = cd->maf ? SAEF_KS_KM : saef_id_type(s->conf, (const char *)id, id_len);
     if ((ks = store(s)) == NULL) {
         why = "key store unavailable";
         goto refuse;
@@ -456,7 +460,7 @@ static key_result server_key(SSL *ssl, const ctx_data *cd, const unsigned char *
     if (type == SAEF_KS_KC) {
         unsigned char src[16];
         size_t src_len = ssl != NULL ? peer_source(ssl, src) : addr_source(c->addr, src);
-        if (!saef_maf_key(&s->conf, ks, (const char *)id, id_len, src, src_len, rec, &why))
+        if (!saef_maf_key(s->conf, ks, (const char *)id, id_len, src, src_len, rec, &why))
             goto refuse;
     }
     err = type == SAEF_KS_KC ? SAEF_KS_OK : saef_ks_get(ks, type, id, id_len, rec);
@@ -905,7 +909,7 @@ static int offers_known_psk(SSL *ssl, const ctx_data *cd)
             return 1;
         {
             SAEF_KS_TYPE type =
-                cd->maf ? SAEF_KS_KM : saef_id_type(&s->conf, (const char *)p + 2, idlen);
+                cd->maf ? SAEF_KS_KM : saef_id_type(s->conf, (const char *)p + 2, idlen);
             /* A MAF identity may not be fetched yet: it is ours all the same. */
             if (type == SAEF_KS_KC)
                 return 1;
@@ -1154,10 +1158,10 @@ static const char *client_target(SSL *ssl, const saef_ctx *s, const conn *c, cha
 
     if (c->target[0])
         return c->target;
-    if (sni != NULL && saef_conf_target(&s->conf, sni, idb, len))
+    if (sni != NULL && saef_conf_target(s->conf, sni, idb, len))
         return idb;
-    if (*saef_conf_str(&s->conf, SAEF_CONF_TARGETS) != '\0' &&
-        target_addr(ssl, where, sizeof(where)) && saef_conf_target(&s->conf, where, idb, len))
+    if (*saef_conf_str(s->conf, SAEF_CONF_TARGETS) != '\0' &&
+        target_addr(ssl, where, sizeof(where)) && saef_conf_target(s->conf, where, idb, len))
         return idb;
     return sni;
 }
@@ -1244,7 +1248,7 @@ static int client_key(SSL *ssl, saef_ctx *s, conn *c, saef_ks_record *rec)
         }
         id = p.id;
     }
-    type = p.type != 0 ? p.type : saef_id_type(&s->conf, id, strlen(id));
+    type = p.type != 0 ? p.type : saef_id_type(s->conf, id, strlen(id));
     return client_get(s, c, type, id, rec);
 }
 
@@ -1587,7 +1591,7 @@ void saef_log_printf(const saef_ctx *s, int level, const char *fmt, ...)
 const char *saef_ssl_own_entity(const SSL *ssl)
 {
     const ctx_data *cd = ssl_cd(ssl);
-    const char *id = cd != NULL ? saef_conf_str(&cd->s->conf, SAEF_CONF_ENTITY_ID) : NULL;
+    const char *id = cd != NULL ? saef_conf_str(cd->s->conf, SAEF_CONF_ENTITY_ID) : NULL;
 
     return id != NULL && *id != '\0' ? id : NULL;
 }

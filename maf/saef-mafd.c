@@ -318,7 +318,7 @@ int main(int argc, char **argv)
     struct evhttp_bound_socket *bound;
     struct event *tick, *sigint, *sigterm;
     struct timeval purge_every;
-    saef_conf conf;
+    saef_conf *conf;
     saef_ctx *s;
     int c, idx, port, one = 1;
     long *num;
@@ -385,12 +385,14 @@ int main(int argc, char **argv)
                 g.store, foreign);
         return 3;
     }
-    saef_conf_init(&conf);
-    if (!saef_conf_set(&conf, "store", g.store, err, sizeof(err)) ||
-        (s = saef_new(&conf)) == NULL) {
+    snprintf(err, sizeof(err), "out of memory");
+    if ((conf = saef_conf_new()) == NULL || !saef_conf_set(conf, "store", g.store, err, sizeof(err)) ||
+        (s = saef_new(conf)) == NULL) {
         fprintf(stderr, "saef-mafd: %s\n", err);
+        saef_conf_free(conf);
         return 2;
     }
+    saef_conf_free(conf);
     g.ssl = SSL_CTX_new(TLS_server_method());
     if (g.ssl != NULL)
         SSL_CTX_set_options(g.ssl, SSL_OP_CLEANSE_PLAINTEXT);

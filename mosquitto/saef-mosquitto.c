@@ -264,7 +264,6 @@ static int configure(saef_conf *conf, struct mosquitto_opt *opts, int n)
 {
     char err[256] = "";
 
-    saef_conf_init(conf);
     g.topics = 1;
     for (int i = 0; i < n; i++)
         if (strcmp(opts[i].key, "conf") == 0 &&
@@ -305,15 +304,17 @@ EXPORT int mosquitto_plugin_version(int supported_version_count, const int *supp
 EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
                                  struct mosquitto_opt *options, int option_count)
 {
-    saef_conf conf;
+    saef_conf *conf = saef_conf_new();
 
     (void)userdata;
     g.id = identifier;
-    if (!configure(&conf, options, option_count) || (g.s = saef_new(&conf)) == NULL) {
-        OPENSSL_cleanse(&conf, sizeof(conf));
+    if (conf == NULL)
+        return MOSQ_ERR_NOMEM;
+    if (!configure(conf, options, option_count) || (g.s = saef_new(conf)) == NULL) {
+        saef_conf_free(conf);
         return MOSQ_ERR_INVAL;
     }
-    OPENSSL_cleanse(&conf, sizeof(conf));
+    saef_conf_free(conf);
     g.size = 1024;
     if ((g.tab = calloc(g.size, sizeof(*g.tab))) == NULL)
         return MOSQ_ERR_NOMEM;

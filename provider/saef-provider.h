@@ -11,7 +11,7 @@
 typedef struct {
     const OSSL_CORE_HANDLE *core;
     OSSL_LIB_CTX *libctx;
-    saef_conf conf;
+    saef_conf *conf;
     pthread_mutex_t lock; /* guards ks */
     saef_ks *ks;          /* opened read-only at first use */
 } SAEF_PROV_CTX;

@@ -21,15 +21,16 @@
 #include <stdint.h>
 
 #include "saef_keystore.h"
+#include "saef_onem2m.h"
 
 /* TS-0003 10.5/10.6: "relative@fqdn", relative part [A-Za-z0-9._-]+,
    fqdn a DNS name; whole thing 1..SAEF_KS_ID_MAX. 1 if conforming. */
 int saef_id_is_conforming(const char *id, size_t id_len);
 
 /* TS-0003 10.3.5: "HEX32@fqdn". On success returns 1, sets *fqdn to the
-   part after '@' and writes the 16-byte KcID to kcid (if not NULL). */
+   part after '@' and writes the KcID (SAEF_KCID_LEN bytes) to kcid (if not NULL). */
 int saef_id_parse_maf(const char *id, size_t id_len, const char **fqdn,
-                      unsigned char kcid[16]);
+                      unsigned char kcid[SAEF_KCID_LEN]);
 
 /*
  * Time: RFC 3339 ("2026-11-24T12:00:00Z", offsets allowed), oneM2M

@@ -52,7 +52,7 @@ static const struct {
     [SAEF_CONF_MAF_RATE] = {"maf_rate", T_INT, "20", NULL, 1, 100000},
     [SAEF_CONF_MAF_SOURCE_RATE] = {"maf_source_rate", T_INT, "5", NULL, 1, 100000},
     [SAEF_CONF_KC_HALF] = {"kc_half", T_BOOL, "no", NULL, 0, 0},
-    [SAEF_CONF_KC_SUID] = {"kc_suid", T_INT, "32", NULL, 0, 99},
+    [SAEF_CONF_KC_SUID] = {"kc_suid", T_INT, SAEF_STR(SAEF_SUID_MAF_SAEF), NULL, 0, 99},
     [SAEF_CONF_TARGETS] = {"targets", T_TARGETS, "", NULL, 0, 0},
 };
 
@@ -147,8 +147,9 @@ static int norm_maf(const char *v, char *out, size_t outlen, const char **why)
         }
         char probe[300];
         snprintf(probe, sizeof(probe), "x@%s", fqdn);
-        if (strlen(fqdn) > SAEF_KS_ID_MAX - 33 || !saef_id_is_conforming(probe, strlen(probe))) {
-            *why = "MAF-FQDN must be a DNS name of at most 95 characters";
+        if (strlen(fqdn) > SAEF_MAF_FQDN_MAX || !saef_id_is_conforming(probe, strlen(probe))) {
+            *why = "MAF-FQDN must be a DNS name of at most " SAEF_STR(SAEF_MAF_FQDN_MAX)
+                   " characters";
             return 0;
         }
         if (!maf_url(url)) {

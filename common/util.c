@@ -67,20 +67,22 @@ int saef_id_is_conforming(const char *id, size_t id_len)
     return is_fqdn(at + 1, id_len - (size_t)(at - id) - 1);
 }
 
-int saef_id_parse_maf(const char *id, size_t id_len, const char **fqdn, unsigned char kcid[16])
+int saef_id_parse_maf(const char *id, size_t id_len, const char **fqdn,
+                      unsigned char kcid[SAEF_KCID_LEN])
 {
-    unsigned char tmp[16];
+    enum { AT = SAEF_KCID_HEX_LEN };
+    unsigned char tmp[SAEF_KCID_LEN];
 
-    if (id == NULL || id_len < 34 || id_len > SAEF_KS_ID_MAX || id[32] != '@')
+    if (id == NULL || id_len < AT + 2 || id_len > SAEF_KS_ID_MAX || id[AT] != '@')
         return 0;
-    if (saef_hex_decode(id, 32, tmp, sizeof(tmp)) != 16)
+    if (saef_hex_decode(id, AT, tmp, sizeof(tmp)) != SAEF_KCID_LEN)
         return 0;
-    if (!is_fqdn(id + 33, id_len - 33))
+    if (!is_fqdn(id + AT + 1, id_len - AT - 1))
         return 0;
     if (fqdn != NULL)
-        *fqdn = id + 33;
+        *fqdn = id + AT + 1;
     if (kcid != NULL)
-        memcpy(kcid, tmp, 16);
+        memcpy(kcid, tmp, SAEF_KCID_LEN);
     return 1;
 }
 

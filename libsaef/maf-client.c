@@ -127,7 +127,7 @@ static int prereq_cb(void *arg, char *ip, char *local_ip, int port, int local_po
     }
     if (c->want_ekm &&
         SSL_export_keying_material(tls->internals, c->out->ekm, sizeof(c->out->ekm),
-                                   SAEF_MAF_EXPORTER, strlen(SAEF_MAF_EXPORTER), NULL, 0, 0) != 1) {
+                                   SAEF_EXPORTER_LABEL, strlen(SAEF_EXPORTER_LABEL), NULL, 0, 0) != 1) {
         snprintf(c->out->err, sizeof(c->out->err), "key export failed");
         return CURL_PREREQFUNC_ABORT;
     }

@@ -493,7 +493,7 @@ static key_result server_key(SSL *ssl, const ctx_data *cd, const unsigned char *
     if (rec->peer[0] != '\0')
         snprintf(c->peer, sizeof(c->peer), "%s", rec->peer);
     else /* TS-0003 10.4 Credential-ID: type 11 for KmID, 12 for KpsaID / KcID */
-        snprintf(c->peer, sizeof(c->peer), "%s-%s", cd->maf ? "11" : "12", c->identity);
+        snprintf(c->peer, sizeof(c->peer), "%s%s", cd->maf ? SAEF_CREDID_KM : SAEF_CREDID_KPSA, c->identity);
     c->fw = cd->maf ? SAEF_FW_MAF_CLIENT : type == SAEF_KS_KC ? SAEF_FW_MAF : SAEF_FW_PSK;
     return KEY_OK;
 refuse_rec:

@@ -354,9 +354,9 @@ int main(int argc, char **argv)
             return 2;
     }
     snprintf(probe, sizeof(probe), "x@%s", g.m.fqdn != NULL ? g.m.fqdn : "");
-    if (g.store == NULL || g.m.fqdn == NULL || optind != argc || strlen(g.m.fqdn) > 95 ||
+    if (g.store == NULL || g.m.fqdn == NULL || optind != argc || strlen(g.m.fqdn) > SAEF_MAF_FQDN_MAX ||
         !saef_id_is_conforming(probe, strlen(probe))) {
-        fprintf(stderr, "saef-mafd: --store and --fqdn (a DNS name of at most 95 characters) "
+        fprintf(stderr, "saef-mafd: --store and --fqdn (a DNS name of at most " SAEF_STR(SAEF_MAF_FQDN_MAX) " characters) "
                         "are required\n%s", usage);
         return 2;
     }

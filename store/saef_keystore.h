@@ -54,7 +54,7 @@ extern "C" {
 #define SAEF_EXPORT
 #endif
 
-/* OpenSSL's PSK_MAX_IDENTITY_LEN and PSK_MAX_PSK_LEN. */
+/* OpenSSL 1.1's PSK_MAX_IDENTITY_LEN and PSK_MAX_PSK_LEN (3.0 allows more). */
 #define SAEF_KS_ID_MAX 128
 #define SAEF_KS_KEY_MAX 256
 /* Longest AE-ID / CSE-ID / SNI host stored in a record. */

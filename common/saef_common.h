@@ -61,4 +61,25 @@ int saef_hex_decode(const char *hex, size_t hex_len, unsigned char *out, size_t 
 /* Upper-case hex of len bytes into out (>= 2*len + 1). */
 void saef_hex_encode(const unsigned char *in, size_t len, char *out);
 
+/*
+ * The store's lock file, "<store>-lock" (LMDB's MDB_NOSUBDIR naming), into
+ * out. 1, or 0 (out "") when it does not fit in outlen bytes
+ * (strlen(store) + sizeof(SAEF_LOCK_SUFFIX) always fits).
+ */
+#define SAEF_LOCK_SUFFIX "-lock"
+int saef_lock_path(const char *store, char *out, size_t outlen);
+
+/*
+ * Bytes from outside (identities, originators, client IDs, request lines)
+ * as one token of printable ASCII for a message or an audit line: the
+ * bytes 0x21 to 0x7e pass except '"' and '\', and every other byte (space,
+ * controls, DEL, '"', '\', NUL, bytes from 0x80) becomes "\xNN" with
+ * lower-case hex, so what is printed can neither forge a line or a field
+ * nor hide a byte. When out is too small the text is cut after a whole byte
+ * and ends in "..." (outlen >= 4; SAEF_ESCAPED_MAX(len) always fits, with
+ * no cut). Returns out.
+ */
+#define SAEF_ESCAPED_MAX(len) (4 * (len) + 1)
+const char *saef_escape(const void *in, size_t len, char *out, size_t outlen);
+
 #endif

@@ -308,3 +308,52 @@ int saef_path_is_safe(const char *path, long owner, char *err, size_t errlen)
         strcpy(real, dirname(up));
     }
 }
+
+int saef_lock_path(const char *store, char *out, size_t outlen)
+{
+    int n = snprintf(out, outlen, "%s" SAEF_LOCK_SUFFIX, store);
+
+    if (n < 0 || (size_t)n >= outlen) {
+        if (outlen > 0)
+            out[0] = '\0';
+        return 0;
+    }
+    return 1;
+}
+
+static int escaped_plain(unsigned char c)
+{
+    return c > 0x20 && c < 0x7f && c != '"' && c != '\\';
+}
+
+const char *saef_escape(const void *in, size_t len, char *out, size_t outlen)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *p = in;
+    size_t need = 0, o = 0, i;
+
+    if (outlen == 0)
+        return out;
+    for (i = 0; i < len; i++)
+        need += escaped_plain(p[i]) ? 1 : 4;
+    /* Cut: room for "..." and the NUL after the last whole byte. */
+    for (i = 0; i < len; i++) {
+        size_t n = escaped_plain(p[i]) ? 1 : 4;
+        if (need >= outlen && o + n + 4 > outlen)
+            break;
+        if (n == 1) {
+            out[o++] = (char)p[i];
+        } else {
+            out[o++] = '\\';
+            out[o++] = 'x';
+            out[o++] = hex[p[i] >> 4];
+            out[o++] = hex[p[i] & 15];
+        }
+    }
+    if (i < len && o + 4 <= outlen) {
+        memcpy(out + o, "...", 3);
+        o += 3;
+    }
+    out[o] = '\0';
+    return out;
+}

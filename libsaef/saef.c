@@ -214,22 +214,6 @@ static char *put_uint(char *p, const char *end, unsigned v)
     return p;
 }
 
-/* Identities come from the network: escape anything unprintable. */
-static const char *printable(const void *in, size_t len, char *out, size_t outlen)
-{
-    const unsigned char *p = in;
-    size_t o = 0;
-
-    for (size_t i = 0; i < len && o + 5 < outlen; i++) {
-        if (isgraph(p[i]) && p[i] != '\\' && p[i] != '"')
-            out[o++] = (char)p[i];
-        else
-            o += (size_t)snprintf(out + o, outlen - o, "\\x%02x", p[i]);
-    }
-    out[o] = '\0';
-    return out;
-}
-
 /* The peer's address (4 or 16 bytes into raw) and port; AF_UNSPEC if none. */
 static int peer_raw(const SSL *ssl, unsigned char raw[16], unsigned short *port)
 {
@@ -493,13 +477,14 @@ static key_result server_key(SSL *ssl, const ctx_data *cd, const unsigned char *
     if (rec->peer[0] != '\0')
         snprintf(c->peer, sizeof(c->peer), "%s", rec->peer);
     else /* TS-0003 10.4 Credential-ID: type 11 for KmID, 12 for KpsaID / KcID */
-        snprintf(c->peer, sizeof(c->peer), "%s%s", cd->maf ? SAEF_CREDID_KM : SAEF_CREDID_KPSA, c->identity);
+        snprintf(c->peer, sizeof(c->peer), "%s%s", cd->maf ? SAEF_CREDID_KM : SAEF_CREDID_KPSA,
+                 c->identity);
     c->fw = cd->maf ? SAEF_FW_MAF_CLIENT : type == SAEF_KS_KC ? SAEF_FW_MAF : SAEF_FW_PSK;
     return KEY_OK;
 refuse_rec:
     saef_ks_record_wipe(rec);
 refuse:
-    printable(id, id_len, shown, sizeof(shown));
+    saef_escape(id, id_len, shown, sizeof(shown));
     saef_log(s, SAEF_LEVEL_INFO, "refused identity=\"%s\" reason=\"%s\" peer=%s", shown, why,
              ssl != NULL ? peer_addr(ssl, addr, sizeof(addr)) : c->addr[0] ? c->addr : "-");
     return KEY_REFUSED;
@@ -509,7 +494,7 @@ static void log_unknown(SSL *ssl, const saef_ctx *s, const void *id, size_t id_l
 {
     char shown[4 * SAEF_KS_ID_MAX + 8], addr[64];
 
-    printable(id, id_len, shown, sizeof(shown));
+    saef_escape(id, id_len, shown, sizeof(shown));
     saef_log(s, SAEF_LEVEL_INFO, "refused identity=\"%s\" reason=\"unknown identity\" peer=%s",
              shown, peer_addr(ssl, addr, sizeof(addr)));
 }
@@ -808,7 +793,7 @@ static int binding_holds(SSL *ssl, const ctx_data *cd, conn *c, const binding *b
     }
     c->fw = SAEF_FW_NONE;
     saef_log(cd->s, SAEF_LEVEL_INFO, "refused resumption identity=\"%s\" reason=\"%s\" peer=%s",
-             printable(b->identity, strlen(b->identity), shown, sizeof(shown)), why,
+             saef_escape(b->identity, strlen(b->identity), shown, sizeof(shown)), why,
              peer_addr(ssl, addr, sizeof(addr)));
     return 0;
 }
@@ -1566,7 +1551,7 @@ int saef_psk_lookup(saef_ctx *s, const char *identity, const char *sni, const ch
         saef_ks_record_wipe(&rec);
         break;
     case KEY_UNKNOWN:
-        printable(identity, len, shown, sizeof(shown));
+        saef_escape(identity, len, shown, sizeof(shown));
         saef_log(s, SAEF_LEVEL_INFO, "refused identity=\"%s\" reason=\"unknown identity\" peer=%s",
                  shown, c->addr[0] ? c->addr : "-");
         break;
@@ -1608,7 +1593,7 @@ void saef_log_origin(const SSL *ssl, SAEF_ORIGIN rsc, const char *entity, const 
         return;
     if (from != NULL) {
         shown[0] = '"';
-        printable(from, n, shown + 1, sizeof(shown) - 6);
+        saef_escape(from, n, shown + 1, sizeof(shown) - 6);
         strcat(shown, n < len ? "\"..." : "\"");
     }
     saef_log(cd->s, SAEF_LEVEL_INFO,

@@ -28,21 +28,10 @@ void saef_mafd_log(const char *fmt, ...)
     va_end(ap);
 }
 
-/* Request text for the log: bytes outside printable ASCII (CR, ESC, TAB...)
-   and the backslash as \xNN, so a client cannot forge lines; long text cut. */
+/* Request text for the log, escaped as every identity saef logs is. */
 const char *saef_mafd_escaped(const char *in, char *out, size_t len)
 {
-    size_t o = 0;
-
-    for (; in != NULL && *in != '\0' && o + 8 < len; in++) {
-        unsigned char c = (unsigned char)*in;
-        if (c < 0x20 || c > 0x7e || c == '\\')
-            o += (size_t)snprintf(out + o, len - o, "\\x%02X", c);
-        else
-            out[o++] = (char)c;
-    }
-    snprintf(out + o, len - o, "%s", in != NULL && *in != '\0' ? "..." : "");
-    return in != NULL ? out : "-";
+    return in != NULL ? saef_escape(in, strlen(in), out, len) : "-";
 }
 
 static int error_answer(json_t **answer, int status, const char *fmt, ...)

@@ -59,8 +59,8 @@ void saef_mafd_purge(const saef_mafd *m);
    at either end), 1 to 63 characters each, 253 in all. 1 if it is. */
 int saef_mafd_dns_name(const char *name);
 
-/* in for a log line, into out: bytes outside printable ASCII and the
-   backslash as \\xNN, so a client cannot forge lines; long text cut; NULL is "-". */
+/* in for a log line, into out, by saef_escape (a client cannot forge
+   lines; long text cut with "..."); NULL is "-". */
 const char *saef_mafd_escaped(const char *in, char *out, size_t len);
 void saef_mafd_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "saef.h"
+#include "saef_common.h"
 #include "topics.h"
 
 #define EXPORT __attribute__((visibility("default")))
@@ -93,25 +94,10 @@ static void grow(void)
     free(old);
 }
 
-/* Client IDs and topics come from the network: escape what is not plain. */
+/* Client IDs and topics come from the network: escaped (saef_escape). */
 static const char *shown(const char *in, char *out, size_t outlen)
 {
-    static const char hex[] = "0123456789abcdef";
-    size_t o = 0;
-
-    for (const unsigned char *p = (const unsigned char *)(in ? in : ""); *p && o + 5 < outlen;
-         p++) {
-        if (*p > 0x20 && *p < 0x7f && *p != '"' && *p != '\\') {
-            out[o++] = (char)*p;
-        } else {
-            out[o++] = '\\';
-            out[o++] = 'x';
-            out[o++] = hex[*p >> 4];
-            out[o++] = hex[*p & 15];
-        }
-    }
-    out[o] = '\0';
-    return out;
+    return saef_escape(in != NULL ? in : "", in != NULL ? strlen(in) : 0, out, outlen);
 }
 
 static const char *address(const struct mosquitto *client)

@@ -248,22 +248,6 @@ const char *saef_ks_last_error(const saef_ks *ks)
     return last_err.ks == ks ? last_err.msg : "";
 }
 
-/* Identities may hold any bytes (--any-identity): messages show them escaped. */
-static const char *id_text(const void *id, size_t len, char buf[ID_TEXT_MAX])
-{
-    const unsigned char *p = id;
-    size_t o = 0;
-
-    for (size_t i = 0; i < len && i < SAEF_KS_ID_MAX; i++) {
-        if (p[i] >= 0x20 && p[i] < 0x7f && p[i] != '\\')
-            buf[o++] = (char)p[i];
-        else
-            o += (size_t)snprintf(buf + o, 5, "\\x%02x", p[i]);
-    }
-    buf[o] = '\0';
-    return buf;
-}
-
 static SAEF_KS_ERR from_mdb(const saef_ks *ks, int rc, const char *what)
 {
     switch (rc) {
@@ -296,7 +280,7 @@ static SAEF_KS_ERR from_mdb(const saef_ks *ks, int rc, const char *what)
     case EPERM:
         return fail(ks, SAEF_KS_EPERM,
                     "store %s: %s: permission denied (readers need to read it and write "
-                    "%s-lock; writers need to write both)",
+                    "%s" SAEF_LOCK_SUFFIX "; writers need to write both)",
                     ks->path, what, ks->path);
     }
     return fail(ks, SAEF_KS_EIO, "store %s: %s: %s", ks->path, what, mdb_strerror(rc));
@@ -422,16 +406,16 @@ static SAEF_KS_ERR check_place(const saef_ks *ks)
                     ks->path, why);
     if ((lock = malloc(strlen(ks->path) + 6)) == NULL)
         return fail(ks, SAEF_KS_EIO, "out of memory");
-    sprintf(lock, "%s-lock", ks->path);
+    saef_lock_path(ks->path, lock, strlen(ks->path) + sizeof(SAEF_LOCK_SUFFIX));
     found = stat(lock, &st) == 0;
     free(lock);
     if (found && (st.st_mode & 0002))
-        return fail(ks, SAEF_KS_EPERM, "store %s: its lock file %s-lock is writable by others: "
-                    "chmod o-w %s-lock", ks->path, ks->path, ks->path);
+        return fail(ks, SAEF_KS_EPERM, "store %s: its lock file %s" SAEF_LOCK_SUFFIX " is writable by others: "
+                    "chmod o-w %s" SAEF_LOCK_SUFFIX, ks->path, ks->path, ks->path);
     /* Its owner could hold a byte lock on it and stop every reader. */
     if (found && st.st_uid != 0 && st.st_uid != geteuid())
         return fail(ks, SAEF_KS_EPERM,
-                    "store %s: its lock file %s-lock belongs to another user (uid %u): remove "
+                    "store %s: its lock file %s" SAEF_LOCK_SUFFIX " belongs to another user (uid %u): remove "
                     "it (saef makes it again)",
                     ks->path, ks->path, (unsigned)st.st_uid);
     return SAEF_KS_OK;
@@ -514,7 +498,7 @@ static SAEF_KS_ERR create_store(const saef_ks *ks)
                    "cannot create store %s: %s", ks->path, strerror(errno));
         goto out;
     }
-    snprintf(lock, n + 13, "%s-lock", tmp);
+    saef_lock_path(tmp, lock, n + 13);
     if ((ks->flags & SAEF_KS_GROUP_READ) && fchmod(fd, 0640) != 0)
         err = fail(ks, SAEF_KS_EIO, "cannot create store %s: chmod: %s", ks->path,
                    strerror(errno));
@@ -622,7 +606,7 @@ static void share_lock_file(const saef_ks *ks)
 
     if (lock == NULL)
         return;
-    snprintf(lock, n, "%s-lock", ks->path);
+    saef_lock_path(ks->path, lock, n);
     if (stat(lock, &st) == 0 && st.st_uid == geteuid() && (st.st_mode & 0060) != 0060)
         chmod(lock, (st.st_mode & 0777) | 0060);
     free(lock);
@@ -1065,11 +1049,11 @@ SAEF_KS_ERR saef_ks_get(saef_ks *ks, SAEF_KS_TYPE type, const void *id, size_t i
     saef_ks_record_wipe(out);
     if (rc == MDB_NOTFOUND)
         return fail(ks, SAEF_KS_ENOTFOUND, "no %s key %s", saef_ks_type_name(type),
-                    id_text(id, id_len, text));
+                    saef_escape(id, id_len, text, sizeof(text)));
     if (rc != 0)
         return from_mdb(ks, rc, "read");
     return fail(ks, SAEF_KS_ECORRUPT, "store %s: the %s record %s is malformed", ks->path,
-                saef_ks_type_name(type), id_text(id, id_len, text));
+                saef_ks_type_name(type), saef_escape(id, id_len, text, sizeof(text)));
 }
 
 /* ---- writes ------------------------------------------------------------ */
@@ -1324,7 +1308,7 @@ SAEF_KS_ERR saef_ks_put(saef_ks *ks, SAEF_KS_TYPE type, const void *id, size_t i
     saef_ks_record_wipe(&r);
     if (err == SAEF_KS_EEXISTS)
         return fail(ks, err, "%s key %s already exists (--replace overwrites it)",
-                    saef_ks_type_name(type), id_text(id, id_len, text));
+                    saef_ks_type_name(type), saef_escape(id, id_len, text, sizeof(text)));
     return err;
 }
 
@@ -1339,7 +1323,7 @@ SAEF_KS_ERR saef_ks_del(saef_ks *ks, SAEF_KS_TYPE type, const void *id, size_t i
     op_encode(OP_DEL, type, id, id_len, NULL, 0, op);
     err = write_op(ks, op);
     if (err == SAEF_KS_ENOTFOUND)
-        return fail(ks, err, "no %s key %s", saef_ks_type_name(type), id_text(id, id_len, text));
+        return fail(ks, err, "no %s key %s", saef_ks_type_name(type), saef_escape(id, id_len, text, sizeof(text)));
     return err;
 }
 
@@ -1461,7 +1445,7 @@ static SAEF_KS_ERR walk(saef_ks *ks, SAEF_KS_TYPE type, saef_ks_iter_fn fn, void
             continue;
         if (!ok) {
             err = fail(ks, SAEF_KS_ECORRUPT, "store %s: the %s record %s is malformed",
-                       ks->path, saef_ks_type_name(kb[0]), id_text(kb + 1, id_len, text));
+                       ks->path, saef_ks_type_name(kb[0]), saef_escape(kb + 1, id_len, text, sizeof(text)));
             break;
         }
         memcpy(id, kb + 1, id_len);
@@ -1554,7 +1538,7 @@ SAEF_KS_ERR saef_ks_iter_peer(saef_ks *ks, SAEF_KS_TYPE type, const char *peer,
             break;
         if (!ok) {
             err = fail(ks, SAEF_KS_ECORRUPT, "store %s: the %s record %s is malformed",
-                       ks->path, saef_ks_type_name(kb[0]), id_text(kb + 1, id_len, text));
+                       ks->path, saef_ks_type_name(kb[0]), saef_escape(kb + 1, id_len, text, sizeof(text)));
             break;
         }
         memcpy(id, kb + 1, id_len);

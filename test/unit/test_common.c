@@ -160,6 +160,67 @@ static void test_hex(void)
     CU_ASSERT_EQUAL(saef_hex_decode("0011223344", 10, out, sizeof(out)), -1);
 }
 
+
+/* Every byte class: 0x21-0x7e pass but '"' and '\\'; space, controls,
+   DEL, NUL, '"', '\\' and bytes from 0x80 become \\xNN in lower case. */
+static void test_escape_every_byte_class(void)
+{
+    char out[SAEF_ESCAPED_MAX(256)], want[8];
+    unsigned char all[256];
+
+    for (int b = 0; b < 256; b++) {
+        unsigned char c = (unsigned char)b;
+        saef_escape(&c, 1, out, sizeof(out));
+        if (b > 0x20 && b < 0x7f && b != '"' && b != '\\')
+            snprintf(want, sizeof(want), "%c", b);
+        else
+            snprintf(want, sizeof(want), "\\x%02x", b);
+        if (strcmp(out, want) != 0)
+            fprintf(stderr, "\nbyte 0x%02x: \"%s\"\n", b, out);
+        CU_ASSERT_STRING_EQUAL(out, want);
+    }
+    for (int b = 0; b < 256; b++)
+        all[b] = (unsigned char)b;
+    saef_escape(all, sizeof(all), out, sizeof(out)); /* the documented size: no cut */
+    CU_ASSERT_EQUAL(strlen(out), 4 * 0x21 + (0x7f - 0x21 - 2) + 2 * 4 + 4 * 0x81);
+    CU_ASSERT_PTR_NULL(strstr(out, "..."));
+    CU_ASSERT_STRING_EQUAL(saef_escape("a b\"c\\d\xc3\xa4\r\n", 11, out, sizeof(out)),
+                           "a\\x20b\\x22c\\x5cd\\xc3\\xa4\\x0d\\x0a");
+    CU_ASSERT_STRING_EQUAL(saef_escape("x\0y", 3, out, sizeof(out)), "x\\x00y");
+    CU_ASSERT_STRING_EQUAL(saef_escape(NULL, 0, out, sizeof(out)), "");
+}
+
+/* Too small a buffer: whole bytes only, then "...", always terminated. */
+static void test_escape_cuts_whole_bytes(void)
+{
+    char out[16];
+
+    memset(out, 'Z', sizeof(out));
+    CU_ASSERT_STRING_EQUAL(saef_escape("abcdefghijklmnopqrstuvwxyz", 26, out, 10), "abcdef...");
+    CU_ASSERT_STRING_EQUAL(saef_escape("abc\ndef", 7, out, 10), "abc..."); /* \x0a... is 7 */
+    CU_ASSERT_STRING_EQUAL(saef_escape("ab\n\ndef", 7, out, 10), "ab\\x0a...");
+    CU_ASSERT_STRING_EQUAL(saef_escape("abcdefghi", 9, out, 10), "abcdefghi"); /* fits exactly */
+    CU_ASSERT_STRING_EQUAL(saef_escape("abcdefghij", 10, out, 4), "...");
+    CU_ASSERT_STRING_EQUAL(saef_escape("\n", 1, out, 5), "\\x0a");
+    CU_ASSERT_STRING_EQUAL(saef_escape("\n", 1, out, 4), "...");
+    CU_ASSERT_STRING_EQUAL(saef_escape("\n", 1, out, 2), "");
+    out[0] = 'Z';
+    saef_escape("abc", 3, out, 0); /* no room at all: nothing written */
+    CU_ASSERT_EQUAL(out[0], 'Z');
+}
+
+static void test_lock_path(void)
+{
+    char out[64];
+
+    CU_ASSERT(saef_lock_path("/var/lib/saef/keys.db", out, sizeof(out)));
+    CU_ASSERT_STRING_EQUAL(out, "/var/lib/saef/keys.db-lock");
+    CU_ASSERT(saef_lock_path("/k", out, strlen("/k") + sizeof(SAEF_LOCK_SUFFIX)));
+    CU_ASSERT_STRING_EQUAL(out, "/k-lock");
+    CU_ASSERT(!saef_lock_path("/k", out, strlen("/k") + sizeof(SAEF_LOCK_SUFFIX) - 1));
+    CU_ASSERT_STRING_EQUAL(out, "");
+}
+
 /* saef-test-common [WORD]: only the tests whose name holds WORD. */
 int main(int argc, char **argv)
 {
@@ -173,6 +234,9 @@ int main(int argc, char **argv)
         T(test_time_parsing),
         T(test_time_format_round_trip),
         T(test_hex),
+        T(test_escape_every_byte_class),
+        T(test_escape_cuts_whole_bytes),
+        T(test_lock_path),
     };
     CU_pSuite suite;
     unsigned failed;

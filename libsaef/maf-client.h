@@ -1,6 +1,7 @@
 /* Internal: one request to a MAF over TLS-PSK (https://) or DTLS-PSK
    (coaps://) with KmID/Km (TS-0003 8.8.2.2), used by Entity A (saef-maf)
-   and Entity B's key retrieval. */
+   and Entity B's key retrieval. Errors: 1 / 0, the reason in the reply's
+   err. */
 #ifndef SAEF_MAF_CLIENT_H
 #define SAEF_MAF_CLIENT_H
 

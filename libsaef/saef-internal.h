@@ -1,4 +1,10 @@
-/* Internal to libsaef and libsaef-preload.so. */
+/*
+ * Internal to libsaef and libsaef-preload.so.
+ *
+ * Errors, as in saef.h: 1 on success and 0 on failure, NULL for a pointer
+ * that could not be had; where the caller logs the reason, a const char
+ * **why is set to a static message (never a key, never the identity).
+ */
 #ifndef SAEF_INTERNAL_H
 #define SAEF_INTERNAL_H
 

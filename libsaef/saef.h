@@ -13,6 +13,12 @@
  * (saef-run(1)). Keys come from the saef keystore at every handshake, so a
  * key added, replaced or deleted with saef-key(1) applies at the next one.
  *
+ * Errors: constructors return NULL on failure; the calls that install or
+ * set something return 1 on success and 0 on failure; the per-connection
+ * getters return NULL / SAEF_FW_NONE when there is nothing (yet);
+ * saef_originator_check answers the oneM2M RSC itself. Why something was
+ * refused goes to saef's log (saef.cnf(5) log), never to the peer.
+ *
  * ABI: libsaef.so changes its SONAME's number whenever an exported
  * function's signature or a public structure changes (here or in the
  * headers it includes: saef_conf.h, saef_keystore.h), and keeps it when

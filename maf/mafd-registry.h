@@ -1,5 +1,6 @@
 /* Internal to saef-mafd (and its fuzz target): the MAF's registry procedures
-   (TS-0003 8.8.2.3-8.8.2.10) apart from HTTP. */
+   (TS-0003 8.8.2.3-8.8.2.10) apart from HTTP. Errors: a request's outcome
+   is its HTTP status with an {"error": ...} body; the checks return 1 / 0. */
 #ifndef SAEF_MAFD_REGISTRY_H
 #define SAEF_MAFD_REGISTRY_H
 

@@ -1,4 +1,6 @@
-/* Internal to saef.so: the provider context and error reporting. */
+/* Internal to saef.so: the provider context and error reporting.
+   Errors: OpenSSL's convention (1 / 0, NULL) with the reason raised on
+   OpenSSL's error queue through saef_prov_err (library "saef", SAEF_R_*). */
 #ifndef SAEF_PROVIDER_H
 #define SAEF_PROVIDER_H
 

@@ -1,4 +1,5 @@
-/* Internal to libsaef-keystore (and its fuzz target): the stored record format. */
+/* Internal to libsaef-keystore (and its fuzz target): the stored record format.
+   Errors: decode returns 1 / 0; the store's own calls return SAEF_KS_ERR. */
 #ifndef SAEF_KS_RECORD_H
 #define SAEF_KS_RECORD_H
 

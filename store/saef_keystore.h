@@ -37,6 +37,15 @@
  * Secrets: key bytes are copied into the caller's saef_ks_record; the
  * library wipes every buffer of its own that held them. Callers wipe
  * their records with saef_ks_record_wipe().
+ *
+ * Errors: every call that can fail returns a SAEF_KS_ERR (SAEF_KS_OK is 0)
+ * and leaves a message for the calling thread in saef_ks_last_error();
+ * calls that cannot fail return void, the name lookups NULL or 0 for what
+ * they do not know.
+ *
+ * ABI: libsaef-keystore.so changes its SONAME's number whenever an
+ * exported function's signature or a public structure (saef_ks_record, the
+ * enums) changes, and keeps it when functions are only added.
  */
 #ifndef SAEF_KEYSTORE_H
 #define SAEF_KEYSTORE_H

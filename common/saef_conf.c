@@ -148,8 +148,8 @@ static int norm_maf(const char *v, char *out, size_t outlen, const char **why)
         char probe[300];
         snprintf(probe, sizeof(probe), "x@%s", fqdn);
         if (strlen(fqdn) > SAEF_MAF_FQDN_MAX || !saef_id_is_conforming(probe, strlen(probe))) {
-            *why = "MAF-FQDN must be a DNS name of at most " SAEF_STR(SAEF_MAF_FQDN_MAX)
-                   " characters";
+            *why =
+                "MAF-FQDN must be a DNS name of at most " SAEF_STR(SAEF_MAF_FQDN_MAX) " characters";
             return 0;
         }
         if (!maf_url(url)) {
@@ -453,8 +453,8 @@ int saef_conf_from_provider(OSSL_LIB_CTX *libctx, saef_conf *conf)
         return -1;
     }
     for (int k = 0; k < SAEF_CONF_NKEYS; k++)
-        params[k] = OSSL_PARAM_construct_utf8_string(keys[k].name, got->val[k],
-                                                     sizeof(got->val[k]));
+        params[k] =
+            OSSL_PARAM_construct_utf8_string(keys[k].name, got->val[k], sizeof(got->val[k]));
     params[SAEF_CONF_NKEYS] = OSSL_PARAM_construct_end();
     ok = OSSL_PROVIDER_get_params(prov, params);
     OSSL_PROVIDER_unload(prov);

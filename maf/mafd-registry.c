@@ -16,7 +16,6 @@
 #include <strings.h>
 #include <time.h>
 
-
 void saef_mafd_log(const char *fmt, ...)
 {
     va_list ap;
@@ -651,8 +650,8 @@ static int key_registration(const saef_mafd *m, const saef_mafd_request *req, js
         goto out;
     }
     if (suid != SAEF_SUID_MAF_SAEF) {
-        status = error_answer(answer, 400, "SUID %lld: this MAF registers keys for the SAEF (" SAEF_STR(SAEF_SUID_MAF_SAEF) ")",
-                              (long long)suid);
+        status = error_answer(answer, 400, "SUID %lld: this MAF registers keys for the SAEF (%d)",
+                              (long long)suid, SAEF_SUID_MAF_SAEF);
         goto out;
     }
     /* TS-0003 8.8.2.7: for the SAEF exactly one Absolute CSE-ID or AE-ID. */

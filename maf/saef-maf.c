@@ -92,8 +92,8 @@ static int load_km(void)
         return fail(EXIT_NOTFOUND, "%s", saef_ks_last_error(o.ks));
     /* HEX32@MAF-FQDN must fit OpenSSL's 128-byte identity. */
     if ((at = strchr(o.kmid, '@')) == NULL || at[1] == '\0' || strlen(at + 1) > SAEF_MAF_FQDN_MAX)
-        return fail(EXIT_USAGE, "KmID %s is not relative@MAF-FQDN (MAF-FQDN up to " SAEF_STR(SAEF_MAF_FQDN_MAX) " bytes)",
-                    o.kmid);
+        return fail(EXIT_USAGE, "KmID %s is not relative@MAF-FQDN (MAF-FQDN up to %d bytes)",
+                    o.kmid, SAEF_MAF_FQDN_MAX);
     snprintf(o.fqdn, sizeof(o.fqdn), "%s", at + 1);
     return 0;
 }

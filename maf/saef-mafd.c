@@ -354,10 +354,12 @@ int main(int argc, char **argv)
             return 2;
     }
     snprintf(probe, sizeof(probe), "x@%s", g.m.fqdn != NULL ? g.m.fqdn : "");
-    if (g.store == NULL || g.m.fqdn == NULL || optind != argc || strlen(g.m.fqdn) > SAEF_MAF_FQDN_MAX ||
-        !saef_id_is_conforming(probe, strlen(probe))) {
-        fprintf(stderr, "saef-mafd: --store and --fqdn (a DNS name of at most " SAEF_STR(SAEF_MAF_FQDN_MAX) " characters) "
-                        "are required\n%s", usage);
+    if (g.store == NULL || g.m.fqdn == NULL || optind != argc ||
+        strlen(g.m.fqdn) > SAEF_MAF_FQDN_MAX || !saef_id_is_conforming(probe, strlen(probe))) {
+        fprintf(stderr,
+                "saef-mafd: --store and --fqdn (a DNS name of at most %d characters) "
+                "are required\n%s",
+                SAEF_MAF_FQDN_MAX, usage);
         return 2;
     }
     if (!parse_listen(g.listen, host, sizeof(host), &port)) {
@@ -386,8 +388,8 @@ int main(int argc, char **argv)
         return 3;
     }
     snprintf(err, sizeof(err), "out of memory");
-    if ((conf = saef_conf_new()) == NULL || !saef_conf_set(conf, "store", g.store, err, sizeof(err)) ||
-        (s = saef_new(conf)) == NULL) {
+    if ((conf = saef_conf_new()) == NULL ||
+        !saef_conf_set(conf, "store", g.store, err, sizeof(err)) || (s = saef_new(conf)) == NULL) {
         fprintf(stderr, "saef-mafd: %s\n", err);
         saef_conf_free(conf);
         return 2;

@@ -72,8 +72,9 @@ static int provider_missing(const char *env)
     saef_conf *scratch = saef_conf_new();
     int rc;
 
-    rc = scratch == NULL ? (snprintf(err, sizeof(err), "out of memory"), -1)
-                         : saef_conf_file_check(file, "saef", NULL, NULL, scratch, err, sizeof(err));
+    rc = scratch == NULL
+             ? (snprintf(err, sizeof(err), "out of memory"), -1)
+             : saef_conf_file_check(file, "saef", NULL, NULL, scratch, err, sizeof(err));
     if (rc < 0)
         broken("%s", err);
     else if (rc > 0)

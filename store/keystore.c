@@ -410,12 +410,15 @@ static SAEF_KS_ERR check_place(const saef_ks *ks)
     found = stat(lock, &st) == 0;
     free(lock);
     if (found && (st.st_mode & 0002))
-        return fail(ks, SAEF_KS_EPERM, "store %s: its lock file %s" SAEF_LOCK_SUFFIX " is writable by others: "
-                    "chmod o-w %s" SAEF_LOCK_SUFFIX, ks->path, ks->path, ks->path);
+        return fail(ks, SAEF_KS_EPERM,
+                    "store %s: its lock file %s" SAEF_LOCK_SUFFIX " is writable by others: "
+                    "chmod o-w %s" SAEF_LOCK_SUFFIX,
+                    ks->path, ks->path, ks->path);
     /* Its owner could hold a byte lock on it and stop every reader. */
     if (found && st.st_uid != 0 && st.st_uid != geteuid())
         return fail(ks, SAEF_KS_EPERM,
-                    "store %s: its lock file %s" SAEF_LOCK_SUFFIX " belongs to another user (uid %u): remove "
+                    "store %s: its lock file %s" SAEF_LOCK_SUFFIX
+                    " belongs to another user (uid %u): remove "
                     "it (saef makes it again)",
                     ks->path, ks->path, (unsigned)st.st_uid);
     return SAEF_KS_OK;
@@ -1323,7 +1326,8 @@ SAEF_KS_ERR saef_ks_del(saef_ks *ks, SAEF_KS_TYPE type, const void *id, size_t i
     op_encode(OP_DEL, type, id, id_len, NULL, 0, op);
     err = write_op(ks, op);
     if (err == SAEF_KS_ENOTFOUND)
-        return fail(ks, err, "no %s key %s", saef_ks_type_name(type), saef_escape(id, id_len, text, sizeof(text)));
+        return fail(ks, err, "no %s key %s", saef_ks_type_name(type),
+                    saef_escape(id, id_len, text, sizeof(text)));
     return err;
 }
 
@@ -1444,8 +1448,8 @@ static SAEF_KS_ERR walk(saef_ks *ks, SAEF_KS_TYPE type, saef_ks_iter_fn fn, void
         if (fn == NULL)
             continue;
         if (!ok) {
-            err = fail(ks, SAEF_KS_ECORRUPT, "store %s: the %s record %s is malformed",
-                       ks->path, saef_ks_type_name(kb[0]), saef_escape(kb + 1, id_len, text, sizeof(text)));
+            err = fail(ks, SAEF_KS_ECORRUPT, "store %s: the %s record %s is malformed", ks->path,
+                       saef_ks_type_name(kb[0]), saef_escape(kb + 1, id_len, text, sizeof(text)));
             break;
         }
         memcpy(id, kb + 1, id_len);
@@ -1537,8 +1541,8 @@ SAEF_KS_ERR saef_ks_iter_peer(saef_ks *ks, SAEF_KS_TYPE type, const char *peer,
         if (rc != 0)
             break;
         if (!ok) {
-            err = fail(ks, SAEF_KS_ECORRUPT, "store %s: the %s record %s is malformed",
-                       ks->path, saef_ks_type_name(kb[0]), saef_escape(kb + 1, id_len, text, sizeof(text)));
+            err = fail(ks, SAEF_KS_ECORRUPT, "store %s: the %s record %s is malformed", ks->path,
+                       saef_ks_type_name(kb[0]), saef_escape(kb + 1, id_len, text, sizeof(text)));
             break;
         }
         memcpy(id, kb + 1, id_len);

@@ -95,8 +95,7 @@ static const char *resolve_store(void)
     if (conf == NULL && (conf = saef_conf_new()) == NULL)
         return "";
     if (OPENSSL_init_crypto(OPENSSL_INIT_LOAD_CONFIG, NULL) &&
-        saef_conf_from_provider(NULL, conf) == 1 &&
-        saef_conf_int(conf, SAEF_CONF_STORE_GROUP_READ))
+        saef_conf_from_provider(NULL, conf) == 1 && saef_conf_int(conf, SAEF_CONF_STORE_GROUP_READ))
         group_read = 1;
     return saef_conf_str(conf, SAEF_CONF_STORE);
 }

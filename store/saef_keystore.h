@@ -114,12 +114,13 @@ typedef struct {
 #define SAEF_KS_REPLACE 0x01 /* overwrite an existing record (default: SAEF_KS_EEXISTS) */
 
 /*
- * Open the store at `path`, an absolute path (else SAEF_KS_EINVAL). Refuses (SAEF_KS_EPERM) a store file that is
- * writable by group or others, or readable by others (readable by group
- * only with SAEF_KS_GROUP_READ), a store or lock file that belongs to a
- * user other than root or the effective user, or one in a place others may
- * change (the same rule as OpenSSH's StrictModes), with a message saying how to fix it.
- * On failure *out is NULL; the reason is in saef_ks_last_error(NULL).
+ * Open the store at `path`, an absolute path (else SAEF_KS_EINVAL).
+ * Refuses (SAEF_KS_EPERM) a store file that is writable by group or
+ * others, or readable by others (readable by group only with
+ * SAEF_KS_GROUP_READ), a store or lock file that belongs to a user other
+ * than root or the effective user, or one in a place others may change
+ * (the same rule as OpenSSH's StrictModes), with a message saying how to
+ * fix it. On failure *out is NULL; the reason is in saef_ks_last_error(NULL).
  */
 SAEF_EXPORT SAEF_KS_ERR saef_ks_open(const char *path, unsigned flags, saef_ks **out);
 SAEF_EXPORT void saef_ks_close(saef_ks *ks);

@@ -14,8 +14,7 @@ static void make_all(void)
         confs[v] = fuzz_server_conf(store);
         if (v == FUZZ_SRV_STRICT) {
             FUZZ_CHECK(saef_conf_set(confs[v], "require_psk", "yes", err, sizeof(err)));
-            FUZZ_CHECK(
-                saef_conf_set(confs[v], "refuse", "unknown_psk_identity", err, sizeof(err)));
+            FUZZ_CHECK(saef_conf_set(confs[v], "refuse", "unknown_psk_identity", err, sizeof(err)));
             FUZZ_CHECK(saef_conf_set(confs[v], "kc_half", "yes", err, sizeof(err)));
         }
         saef_ctx *s = saef_new(confs[v]);

@@ -11,9 +11,10 @@ static void test_identity_syntax(void)
 {
     static const char *good[] = {"a@b.c", "dev-1_x.y@sp.example.com", "A@localhost", "._-@a-b.c",
                                  "0@0.0", "x@xn--bcher-kva.example"};
-    static const char *bad[] = {"a",      "@b.c",   "a@",     "a b@c.d",  "a@b..c",  "a@-b.c",
-                                "a@b@c.d", "a@b.c-", "a@b_c.d", "",        "a@b.c.",  "a@.b.c",
-                                "\xc3\xa4@b.c", "a@b\xc3\xa4.c", "a:b@c.d", "a@b/c", "a@b.c "};
+    static const char *bad[] = {"a",      "@b.c",    "a@",           "a b@c.d",       "a@b..c",
+                                "a@-b.c", "a@b@c.d", "a@b.c-",       "a@b_c.d",       "",
+                                "a@b.c.", "a@.b.c",  "\xc3\xa4@b.c", "a@b\xc3\xa4.c", "a:b@c.d",
+                                "a@b/c",  "a@b.c "};
     char longid[140], label[80];
 
     for (size_t i = 0; i < sizeof(good) / sizeof(*good); i++)
@@ -159,7 +160,6 @@ static void test_hex(void)
     CU_ASSERT_EQUAL(saef_hex_decode("0x11", 4, out, sizeof(out)), -1);
     CU_ASSERT_EQUAL(saef_hex_decode("0011223344", 10, out, sizeof(out)), -1);
 }
-
 
 /* Every byte class: 0x21-0x7e pass but '"' and '\\'; space, controls,
    DEL, NUL, '"', '\\' and bytes from 0x80 become \\xNN in lower case. */

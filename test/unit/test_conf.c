@@ -140,8 +140,9 @@ static void test_conf_validates_and_names_the_key(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "'maf_revalidate'"));
     CU_ASSERT(!saef_conf_set(c, "nonsense", "1", err, sizeof(err)));
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "unknown key"));
-    CU_ASSERT(saef_conf_set(c, "maf", "maf.example.com https://127.0.0.1:1, m2.example.com https://10.0.0.1:2",
-                            err, sizeof(err)));
+    CU_ASSERT(saef_conf_set(
+        c, "maf", "maf.example.com https://127.0.0.1:1, m2.example.com https://10.0.0.1:2", err,
+        sizeof(err)));
     CU_ASSERT(saef_conf_maf_url(c, "MAF.example.com", 15, url, sizeof(url)));
     CU_ASSERT_STRING_EQUAL(url, "https://127.0.0.1:1");
     CU_ASSERT(saef_conf_maf_url(c, "m2.example.com", 14, url, sizeof(url)));
@@ -169,8 +170,7 @@ static void test_conf_bad_list_leaves_the_old_value(void)
     CU_ASSERT(!saef_conf_set(c, "sni", "a.example.com, b!", err, sizeof(err)));
     CU_ASSERT_STRING_EQUAL(saef_conf_str(c, SAEF_CONF_SNI), "good.example.com");
     CU_ASSERT(saef_conf_set(c, "maf", "m.example.com https://127.0.0.1:1", err, sizeof(err)));
-    CU_ASSERT(!saef_conf_set(c, "maf", "n.example.com https://127.0.0.1:2, bad", err,
-                             sizeof(err)));
+    CU_ASSERT(!saef_conf_set(c, "maf", "n.example.com https://127.0.0.1:2, bad", err, sizeof(err)));
     CU_ASSERT_STRING_EQUAL(saef_conf_str(c, SAEF_CONF_MAF), "m.example.com https://127.0.0.1:1");
     saef_conf_free(c);
 }
@@ -236,8 +236,10 @@ static int check_file(const char *lines, saef_conf *c, char *err, size_t errlen)
     snprintf(path, sizeof(path), "%s/conf.cnf", dir);
     if ((f = fopen(path, "w")) == NULL)
         return -2;
-    fprintf(f, "openssl_conf = init\n[init]\nproviders.2 = provs\n[provs]\n"
-               "x.other = saef_sect\n[saef_sect]\nx.identity = saef\n%s\n", lines);
+    fprintf(f,
+            "openssl_conf = init\n[init]\nproviders.2 = provs\n[provs]\n"
+            "x.other = saef_sect\n[saef_sect]\nx.identity = saef\n%s\n",
+            lines);
     fclose(f);
     return saef_conf_file_check(path, "saef", NULL, NULL, c, err, errlen);
 }
@@ -248,8 +250,9 @@ static void test_conf_file_names_an_unknown_key(void)
     char err[512];
 
     CU_ASSERT_PTR_NOT_NULL_FATAL(c);
-    CU_ASSERT_EQUAL(check_file("module = /x.so\nactivate = 1\nsoft_load = 0\nrole = server", c,
-                               err, sizeof(err)), 1);
+    CU_ASSERT_EQUAL(check_file("module = /x.so\nactivate = 1\nsoft_load = 0\nrole = server", c, err,
+                               sizeof(err)),
+                    1);
     CU_ASSERT_EQUAL(saef_conf_int(c, SAEF_CONF_ROLE), SAEF_ROLE_SERVER);
     CU_ASSERT_EQUAL(check_file("require-psk = yes", c, err, sizeof(err)), -1);
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "unknown key 'require-psk' in [saef_sect]"));
@@ -259,12 +262,11 @@ static void test_conf_file_names_an_unknown_key(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "bad value for 'tls13'"));
     /* Without conf, values are not looked at. */
     CU_ASSERT_EQUAL(check_file("tls13 = perhaps", NULL, err, sizeof(err)), 1);
-    CU_ASSERT_EQUAL(saef_conf_file_check("/nonexistent.cnf", "saef", NULL, NULL, NULL, err,
-                                         sizeof(err)), 0);
+    CU_ASSERT_EQUAL(
+        saef_conf_file_check("/nonexistent.cnf", "saef", NULL, NULL, NULL, err, sizeof(err)), 0);
     CU_ASSERT_EQUAL(ERR_peek_error(), 0);
     saef_conf_free(c);
 }
-
 
 /* saef-test-conf [WORD]: only the tests whose name holds WORD. */
 int main(int argc, char **argv)

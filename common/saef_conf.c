@@ -1,5 +1,6 @@
 /* saef's configuration table: names, defaults, strict validation. */
 #include "saef_conf.h"
+#include "saef_common.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -13,6 +14,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+/* Opaque to programs (saef_conf.h): only this file knows its layout. */
+struct saef_conf {
+    char val[SAEF_CONF_NKEYS][SAEF_CONF_VALUE_MAX]; /* normalised; "" = unset */
+};
 
 typedef enum { T_PATH, T_TEXT, T_HOSTS, T_BOOL, T_ENUM, T_INT, T_MAF, T_ID, T_TARGETS } conf_type;
 
@@ -46,7 +52,7 @@ static const struct {
     [SAEF_CONF_MAF_RATE] = {"maf_rate", T_INT, "20", NULL, 1, 100000},
     [SAEF_CONF_MAF_SOURCE_RATE] = {"maf_source_rate", T_INT, "5", NULL, 1, 100000},
     [SAEF_CONF_KC_HALF] = {"kc_half", T_BOOL, "no", NULL, 0, 0},
-    [SAEF_CONF_KC_SUID] = {"kc_suid", T_INT, "32", NULL, 0, 99},
+    [SAEF_CONF_KC_SUID] = {"kc_suid", T_INT, SAEF_STR(SAEF_SUID_MAF_SAEF), NULL, 0, 99},
     [SAEF_CONF_TARGETS] = {"targets", T_TARGETS, "", NULL, 0, 0},
 };
 
@@ -55,10 +61,31 @@ const char *saef_conf_name(SAEF_CONF_KEY key)
     return (unsigned)key < SAEF_CONF_NKEYS ? keys[key].name : NULL;
 }
 
-void saef_conf_init(saef_conf *conf)
+saef_conf *saef_conf_new(void)
 {
+    saef_conf *conf = malloc(sizeof(*conf));
+
+    if (conf == NULL)
+        return NULL;
     for (int k = 0; k < SAEF_CONF_NKEYS; k++)
         snprintf(conf->val[k], sizeof(conf->val[k]), "%s", keys[k].def);
+    return conf;
+}
+
+saef_conf *saef_conf_dup(const saef_conf *conf)
+{
+    saef_conf *copy;
+
+    if (conf == NULL)
+        return saef_conf_new();
+    if ((copy = malloc(sizeof(*copy))) != NULL)
+        memcpy(copy, conf, sizeof(*copy));
+    return copy;
+}
+
+void saef_conf_free(saef_conf *conf)
+{
+    free(conf);
 }
 
 static int bad(char *err, size_t errlen, const char *name, const char *value, const char *why)
@@ -120,8 +147,9 @@ static int norm_maf(const char *v, char *out, size_t outlen, const char **why)
         }
         char probe[300];
         snprintf(probe, sizeof(probe), "x@%s", fqdn);
-        if (strlen(fqdn) > SAEF_KS_ID_MAX - 33 || !saef_id_is_conforming(probe, strlen(probe))) {
-            *why = "MAF-FQDN must be a DNS name of at most 95 characters";
+        if (strlen(fqdn) > SAEF_MAF_FQDN_MAX || !saef_id_is_conforming(probe, strlen(probe))) {
+            *why =
+                "MAF-FQDN must be a DNS name of at most " SAEF_STR(SAEF_MAF_FQDN_MAX) " characters";
             return 0;
         }
         if (!maf_url(url)) {
@@ -411,19 +439,28 @@ int saef_conf_from_provider(OSSL_LIB_CTX *libctx, saef_conf *conf)
 {
     OSSL_PARAM params[SAEF_CONF_NKEYS + 1];
     OSSL_PROVIDER *prov;
+    saef_conf *got;
     int ok;
 
     if (!OSSL_PROVIDER_available(libctx, "saef"))
         return 0;
-    /* Already activated by the configuration: this only takes a reference. */
-    if ((prov = OSSL_PROVIDER_load(libctx, "saef")) == NULL)
+    /* Into a copy: a failure halfway leaves conf as it was. */
+    if ((got = saef_conf_dup(conf)) == NULL)
         return -1;
+    /* Already activated by the configuration: this only takes a reference. */
+    if ((prov = OSSL_PROVIDER_load(libctx, "saef")) == NULL) {
+        saef_conf_free(got);
+        return -1;
+    }
     for (int k = 0; k < SAEF_CONF_NKEYS; k++)
-        params[k] = OSSL_PARAM_construct_utf8_string(keys[k].name, conf->val[k],
-                                                     sizeof(conf->val[k]));
+        params[k] =
+            OSSL_PARAM_construct_utf8_string(keys[k].name, got->val[k], sizeof(got->val[k]));
     params[SAEF_CONF_NKEYS] = OSSL_PARAM_construct_end();
     ok = OSSL_PROVIDER_get_params(prov, params);
     OSSL_PROVIDER_unload(prov);
+    if (ok)
+        memcpy(conf, got, sizeof(*conf));
+    saef_conf_free(got);
     return ok ? 1 : -1;
 }
 

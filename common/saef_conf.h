@@ -2,9 +2,23 @@
  * saef_conf.h - saef's configuration: one table of keys, read from the
  * provider's section of openssl.cnf (see saef.cnf(5)).
  *
+ * A saef_conf is opaque: made by saef_conf_new (every key at its default)
+ * or saef_conf_dup, changed only through saef_conf_set, read through the
+ * getters, released with saef_conf_free. Adding a key adds an enum value
+ * at the end and changes no structure a program has compiled in.
+ *
  * Values are validated strictly by saef_conf_set and kept normalised
  * ("yes"/"no", enum names, decimal integers), so the provider can expose
  * them as parameters and every reader sees the same text.
+ *
+ * Errors: functions that can fail return 1 on success and 0 on failure
+ * (NULL for the constructors, on allocation failure), with a message
+ * naming the key in the caller's err buffer where they take one; the
+ * readers of openssl.cnf also say "not there" (0) apart from "wrong" (-1).
+ *
+ * ABI: libsaef-keystore.so, which carries these functions, changes its
+ * SONAME's number whenever an exported function's signature or a public
+ * structure changes, and keeps it when functions or keys are only added.
  */
 #ifndef SAEF_CONF_H
 #define SAEF_CONF_H
@@ -47,20 +61,28 @@ enum { SAEF_REFUSE_WRONG_KEY, SAEF_REFUSE_UNKNOWN_PSK_IDENTITY };
 enum { SAEF_LOG_STDERR, SAEF_LOG_SYSLOG, SAEF_LOG_NONE };
 enum { SAEF_LEVEL_ERROR, SAEF_LEVEL_WARNING, SAEF_LEVEL_INFO, SAEF_LEVEL_DEBUG };
 
+/* The longest value saef_conf_set accepts, NUL included. */
 #define SAEF_CONF_VALUE_MAX 1024
 
-typedef struct {
-    char val[SAEF_CONF_NKEYS][SAEF_CONF_VALUE_MAX]; /* normalised; "" = unset */
-} saef_conf;
+typedef struct saef_conf saef_conf;
 
+/* A configuration with every key at its default; NULL if out of memory. */
+SAEF_EXPORT saef_conf *saef_conf_new(void);
+/* A copy of conf (NULL: of the defaults); NULL if out of memory. */
+SAEF_EXPORT saef_conf *saef_conf_dup(const saef_conf *conf);
+/* Releases conf (NULL is fine). */
+SAEF_EXPORT void saef_conf_free(saef_conf *conf);
 /* The key's name in openssl.cnf and as a provider parameter; NULL if out of range. */
 SAEF_EXPORT const char *saef_conf_name(SAEF_CONF_KEY key);
-/* Fill in the defaults. */
-SAEF_EXPORT void saef_conf_init(saef_conf *conf);
-/* Validate and set one key. 0 and a message naming the key on failure. */
+/*
+ * Validate and set one key by name. 1 on success; 0 and a message naming
+ * the key in err (may be NULL) for an unknown key or a bad value, which
+ * leaves the key's old value whole.
+ */
 SAEF_EXPORT int saef_conf_set(saef_conf *conf, const char *name, const char *value, char *err,
                               size_t errlen);
-/* The normalised value ("" when unset). */
+/* The normalised value ("" when unset or key is out of range). Valid until
+   the key is set again or conf is freed. */
 SAEF_EXPORT const char *saef_conf_str(const saef_conf *conf, SAEF_CONF_KEY key);
 /* Booleans 0/1, enums their index, integers their value. */
 SAEF_EXPORT long saef_conf_int(const saef_conf *conf, SAEF_CONF_KEY key);
@@ -77,7 +99,7 @@ SAEF_EXPORT int saef_conf_target(const saef_conf *conf, const char *where, char 
 /*
  * The configuration OpenSSL loaded: the parameters of the "saef" provider in
  * libctx (NULL = default). 1 if read, 0 if the provider is not loaded
- * (conf keeps its defaults), -1 on error.
+ * (conf unchanged), -1 on error (conf unchanged).
  */
 SAEF_EXPORT int saef_conf_from_provider(OSSL_LIB_CTX *libctx, saef_conf *conf);
 /*

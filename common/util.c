@@ -1,5 +1,5 @@
-/* Identity, hex and time helpers shared by the CLI, the provider and the shim. */
-#include "saef_keystore.h"
+/* Identity, hex, time and path helpers shared by every part (saef_common.h). */
+#include "saef_common.h"
 
 #include <errno.h>
 #include <libgen.h>
@@ -67,20 +67,22 @@ int saef_id_is_conforming(const char *id, size_t id_len)
     return is_fqdn(at + 1, id_len - (size_t)(at - id) - 1);
 }
 
-int saef_id_parse_maf(const char *id, size_t id_len, const char **fqdn, unsigned char kcid[16])
+int saef_id_parse_maf(const char *id, size_t id_len, const char **fqdn,
+                      unsigned char kcid[SAEF_KCID_LEN])
 {
-    unsigned char tmp[16];
+    enum { AT = SAEF_KCID_HEX_LEN };
+    unsigned char tmp[SAEF_KCID_LEN];
 
-    if (id == NULL || id_len < 34 || id_len > SAEF_KS_ID_MAX || id[32] != '@')
+    if (id == NULL || id_len < AT + 2 || id_len > SAEF_KS_ID_MAX || id[AT] != '@')
         return 0;
-    if (saef_hex_decode(id, 32, tmp, sizeof(tmp)) != 16)
+    if (saef_hex_decode(id, AT, tmp, sizeof(tmp)) != SAEF_KCID_LEN)
         return 0;
-    if (!is_fqdn(id + 33, id_len - 33))
+    if (!is_fqdn(id + AT + 1, id_len - AT - 1))
         return 0;
     if (fqdn != NULL)
-        *fqdn = id + 33;
+        *fqdn = id + AT + 1;
     if (kcid != NULL)
-        memcpy(kcid, tmp, 16);
+        memcpy(kcid, tmp, SAEF_KCID_LEN);
     return 1;
 }
 
@@ -265,40 +267,6 @@ void saef_time_format_onem2m(int64_t t, char *buf, size_t len)
     format(t, 1, buf, len);
 }
 
-const char *saef_ks_type_name(SAEF_KS_TYPE type)
-{
-    switch (type) {
-    case SAEF_KS_KPSA: return "kpsa";
-    case SAEF_KS_KM: return "km";
-    case SAEF_KS_KC: return "kc";
-    case SAEF_KS_CREG: return "creg";
-    }
-    return NULL;
-}
-
-SAEF_KS_TYPE saef_ks_type_from_name(const char *name)
-{
-    for (int t = SAEF_KS_KPSA; t <= SAEF_KS_TYPE_LAST; t++)
-        if (name != NULL && strcmp(name, saef_ks_type_name((SAEF_KS_TYPE)t)) == 0)
-            return (SAEF_KS_TYPE)t;
-    return (SAEF_KS_TYPE)0;
-}
-
-const char *saef_ks_strerror(SAEF_KS_ERR err)
-{
-    switch (err) {
-    case SAEF_KS_OK: return "ok";
-    case SAEF_KS_ENOTFOUND: return "not found";
-    case SAEF_KS_EEXISTS: return "already exists";
-    case SAEF_KS_EINVAL: return "invalid argument";
-    case SAEF_KS_EPERM: return "permission problem";
-    case SAEF_KS_ENOSTORE: return "no such store";
-    case SAEF_KS_ECORRUPT: return "store corrupt";
-    case SAEF_KS_EIO: return "store error";
-    }
-    return "unknown error";
-}
-
 static int unsafe(char *err, size_t errlen, const char *what, const char *path, const char *why,
                   const char *fix)
 {
@@ -339,4 +307,53 @@ int saef_path_is_safe(const char *path, long owner, char *err, size_t errlen)
         strcpy(up, real);
         strcpy(real, dirname(up));
     }
+}
+
+int saef_lock_path(const char *store, char *out, size_t outlen)
+{
+    int n = snprintf(out, outlen, "%s" SAEF_LOCK_SUFFIX, store);
+
+    if (n < 0 || (size_t)n >= outlen) {
+        if (outlen > 0)
+            out[0] = '\0';
+        return 0;
+    }
+    return 1;
+}
+
+static int escaped_plain(unsigned char c)
+{
+    return c > 0x20 && c < 0x7f && c != '"' && c != '\\';
+}
+
+const char *saef_escape(const void *in, size_t len, char *out, size_t outlen)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *p = in;
+    size_t need = 0, o = 0, i;
+
+    if (outlen == 0)
+        return out;
+    for (i = 0; i < len; i++)
+        need += escaped_plain(p[i]) ? 1 : 4;
+    /* Cut: room for "..." and the NUL after the last whole byte. */
+    for (i = 0; i < len; i++) {
+        size_t n = escaped_plain(p[i]) ? 1 : 4;
+        if (need >= outlen && o + n + 4 > outlen)
+            break;
+        if (n == 1) {
+            out[o++] = (char)p[i];
+        } else {
+            out[o++] = '\\';
+            out[o++] = 'x';
+            out[o++] = hex[p[i] >> 4];
+            out[o++] = hex[p[i] & 15];
+        }
+    }
+    if (i < len && o + 4 <= outlen) {
+        memcpy(out + o, "...", 3);
+        o += 3;
+    }
+    out[o] = '\0';
+    return out;
 }

@@ -62,7 +62,7 @@ SAEF_FRAMEWORK saef_ssl_framework(const SSL *ssl)
 const char *saef_ssl_own_entity(const SSL *ssl)
 {
     const ctx_data *cd = saef_ssl_cd(ssl);
-    const char *id = cd != NULL ? saef_conf_str(&cd->s->conf, SAEF_CONF_ENTITY_ID) : NULL;
+    const char *id = cd != NULL ? saef_conf_str(cd->s->conf, SAEF_CONF_ENTITY_ID) : NULL;
 
     return id != NULL && *id != '\0' ? id : NULL;
 }

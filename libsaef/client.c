@@ -68,10 +68,10 @@ static const char *client_target(SSL *ssl, const saef_ctx *s, const conn *c, cha
 
     if (c->target[0])
         return c->target;
-    if (sni != NULL && saef_conf_target(&s->conf, sni, idb, len))
+    if (sni != NULL && saef_conf_target(s->conf, sni, idb, len))
         return idb;
-    if (*saef_conf_str(&s->conf, SAEF_CONF_TARGETS) != '\0' &&
-        target_addr(ssl, where, sizeof(where)) && saef_conf_target(&s->conf, where, idb, len))
+    if (*saef_conf_str(s->conf, SAEF_CONF_TARGETS) != '\0' &&
+        target_addr(ssl, where, sizeof(where)) && saef_conf_target(s->conf, where, idb, len))
         return idb;
     return sni;
 }
@@ -159,7 +159,7 @@ int saef_client_key(SSL *ssl, saef_ctx *s, conn *c, saef_ks_record *rec)
         SAEF_DEBUG(s, "target \"%s\": chose %s %s of %zu usable", target ? target : "(only key)",
                    saef_ks_type_name(p.type), id, p.usable);
     }
-    type = p.type != 0 ? p.type : saef_id_type(&s->conf, id, strlen(id));
+    type = p.type != 0 ? p.type : saef_id_type(s->conf, id, strlen(id));
     return saef_client_get(s, c, type, id, rec);
 }
 

@@ -77,15 +77,15 @@ saef_ks *saef_store(saef_ctx *s)
 
     pthread_mutex_lock(&s->lock);
     if (s->ks == NULL) {
-        const char *path = saef_conf_str(&s->conf, SAEF_CONF_STORE);
+        const char *path = saef_conf_str(s->conf, SAEF_CONF_STORE);
         unsigned flags = saef_ctx_int(s, SAEF_CONF_STORE_GROUP_READ) ? SAEF_KS_GROUP_READ : 0;
         /* Writable when MAF keys are cached here; read-only is enough otherwise,
            and what a worker without write access gets. */
-        if (*saef_conf_str(&s->conf, SAEF_CONF_MAF) == '\0' ||
+        if (*saef_conf_str(s->conf, SAEF_CONF_MAF) == '\0' ||
             saef_ks_open(path, flags, &s->ks) != SAEF_KS_OK) {
             if (saef_ks_open(path, flags | SAEF_KS_RDONLY, &s->ks) != SAEF_KS_OK)
                 saef_log(s, SAEF_LEVEL_ERROR, "%s", saef_ks_last_error(NULL));
-            else if (*saef_conf_str(&s->conf, SAEF_CONF_MAF) != '\0')
+            else if (*saef_conf_str(s->conf, SAEF_CONF_MAF) != '\0')
                 saef_log(s, SAEF_LEVEL_WARNING,
                          "key store %s is read-only for this process: keys fetched from a MAF "
                          "are not cached (give it write access to share them)",
@@ -104,9 +104,12 @@ saef_ctx *saef_new(const saef_conf *conf)
     if (s == NULL)
         return NULL;
     s->refs = 1;
-    s->conf = *conf;
+    if ((s->conf = saef_conf_dup(conf)) == NULL) {
+        free(s);
+        return NULL;
+    }
     for (int k = 0; k < SAEF_CONF_NKEYS; k++)
-        s->num[k] = saef_conf_int(conf, (SAEF_CONF_KEY)k);
+        s->num[k] = saef_conf_int(s->conf, (SAEF_CONF_KEY)k);
     pthread_mutex_init(&s->lock, NULL);
     saef_store(s);
     return s;
@@ -114,13 +117,14 @@ saef_ctx *saef_new(const saef_conf *conf)
 
 saef_ctx *saef_new_from_openssl(OSSL_LIB_CTX *libctx)
 {
-    saef_conf conf;
+    saef_conf *conf = saef_conf_new();
+    saef_ctx *s = NULL;
 
-    saef_conf_init(&conf);
-    if (!OPENSSL_init_crypto(OPENSSL_INIT_LOAD_CONFIG, NULL) ||
-        saef_conf_from_provider(libctx, &conf) < 0)
-        return NULL;
-    return saef_new(&conf);
+    if (conf != NULL && OPENSSL_init_crypto(OPENSSL_INIT_LOAD_CONFIG, NULL) &&
+        saef_conf_from_provider(libctx, conf) >= 0)
+        s = saef_new(conf);
+    saef_conf_free(conf);
+    return s;
 }
 
 void saef_free(saef_ctx *s)
@@ -129,7 +133,7 @@ void saef_free(saef_ctx *s)
         return;
     saef_ks_close(s->ks);
     pthread_mutex_destroy(&s->lock);
-    OPENSSL_cleanse(&s->conf, sizeof(s->conf));
+    saef_conf_free(s->conf);
     free(s);
 }
 

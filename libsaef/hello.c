@@ -55,7 +55,7 @@ static int offers_known_psk(SSL *ssl, const ctx_data *cd)
             return 1;
         {
             SAEF_KS_TYPE type =
-                cd->maf ? SAEF_KS_KM : saef_id_type(&s->conf, (const char *)p + 2, idlen);
+                cd->maf ? SAEF_KS_KM : saef_id_type(s->conf, (const char *)p + 2, idlen);
             /* A MAF identity may not be fetched yet: it is ours all the same. */
             if (type == SAEF_KS_KC)
                 return 1;

@@ -24,13 +24,13 @@ SAEF_KS_TYPE saef_id_type(const saef_conf *conf, const char *id, size_t len)
 int saef_bound_here(const saef_ctx *s, const SSL *ssl, const conn *c, const char *self)
 {
     const char *sni = ssl != NULL ? SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name) : NULL;
-    const char *list = saef_conf_str(&s->conf, SAEF_CONF_SNI);
+    const char *list = saef_conf_str(s->conf, SAEF_CONF_SNI);
     size_t n;
 
     /* OpenSSL 3.0 shows no SNI to the TLS 1.3 PSK callback yet. */
     if (sni == NULL && c->sni[0] != '\0')
         sni = c->sni;
-    if (self[0] == '\0' || strcmp(self, saef_conf_str(&s->conf, SAEF_CONF_ENTITY_ID)) == 0)
+    if (self[0] == '\0' || strcmp(self, saef_conf_str(s->conf, SAEF_CONF_ENTITY_ID)) == 0)
         return 1;
     if (sni == NULL || strcasecmp(self, sni) != 0)
         return 0;
@@ -62,7 +62,7 @@ key_result saef_server_key(SSL *ssl, const ctx_data *cd, const unsigned char *id
         why = "malformed identity";
         goto refuse;
     }
-    type = cd->maf ? SAEF_KS_KM : saef_id_type(&s->conf, (const char *)id, id_len);
+    type = cd->maf ? SAEF_KS_KM : saef_id_type(s->conf, (const char *)id, id_len);
     if ((ks = saef_store(s)) == NULL) {
         why = "key store unavailable";
         goto refuse;
@@ -70,12 +70,12 @@ key_result saef_server_key(SSL *ssl, const ctx_data *cd, const unsigned char *id
     if (type == SAEF_KS_KC) {
         unsigned char src[16];
         size_t src_len = ssl != NULL ? saef_peer_source(ssl, src) : saef_addr_source(c->addr, src);
-        if (!saef_maf_key(&s->conf, ks, (const char *)id, id_len, src, src_len, rec, &why))
+        if (!saef_maf_key(s->conf, ks, (const char *)id, id_len, src, src_len, rec, &why))
             goto refuse;
     }
     err = type == SAEF_KS_KC ? SAEF_KS_OK : saef_ks_get(ks, type, id, id_len, rec);
     if (err == SAEF_KS_ENOTFOUND) {
-        SAEF_DEBUG(s, "identity=\"%s\": no %s record", saef_printable(id, id_len, shown, sizeof(shown)),
+        SAEF_DEBUG(s, "identity=\"%s\": no %s record", saef_escape(id, id_len, shown, sizeof(shown)),
                    saef_ks_type_name(type));
         return KEY_UNKNOWN; /* the caller may chain it; it logs the refusal */
     }
@@ -106,16 +106,17 @@ key_result saef_server_key(SSL *ssl, const ctx_data *cd, const unsigned char *id
     if (rec->peer[0] != '\0')
         snprintf(c->peer, sizeof(c->peer), "%s", rec->peer);
     else /* TS-0003 10.4 Credential-ID: type 11 for KmID, 12 for KpsaID / KcID */
-        snprintf(c->peer, sizeof(c->peer), "%s-%s", cd->maf ? "11" : "12", c->identity);
+        snprintf(c->peer, sizeof(c->peer), "%s%s", cd->maf ? SAEF_CREDID_KM : SAEF_CREDID_KPSA,
+                 c->identity);
     c->fw = cd->maf ? SAEF_FW_MAF_CLIENT : type == SAEF_KS_KC ? SAEF_FW_MAF : SAEF_FW_PSK;
     SAEF_DEBUG(s, "identity=\"%s\": %s record for entity \"%s\", self \"%s\", expires %lld",
-               saef_printable(id, id_len, shown, sizeof(shown)), saef_ks_type_name(type), c->peer,
+               saef_escape(id, id_len, shown, sizeof(shown)), saef_ks_type_name(type), c->peer,
                rec->self, (long long)rec->not_after);
     return KEY_OK;
 refuse_rec:
     saef_ks_record_wipe(rec);
 refuse:
-    saef_printable(id, id_len, shown, sizeof(shown));
+    saef_escape(id, id_len, shown, sizeof(shown));
     saef_log(s, SAEF_LEVEL_INFO, "refused identity=\"%s\" reason=\"%s\" peer=%s", shown, why,
              ssl != NULL ? saef_peer_addr(ssl, addr, sizeof(addr)) : c->addr[0] ? c->addr : "-");
     return KEY_REFUSED;
@@ -125,7 +126,7 @@ void saef_log_unknown(SSL *ssl, const saef_ctx *s, const void *id, size_t id_len
 {
     char shown[4 * SAEF_KS_ID_MAX + 8], addr[64];
 
-    saef_printable(id, id_len, shown, sizeof(shown));
+    saef_escape(id, id_len, shown, sizeof(shown));
     saef_log(s, SAEF_LEVEL_INFO, "refused identity=\"%s\" reason=\"unknown identity\" peer=%s",
              shown, saef_peer_addr(ssl, addr, sizeof(addr)));
 }

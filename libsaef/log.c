@@ -85,22 +85,6 @@ char *saef_put_uint(char *p, const char *end, unsigned v)
     return p;
 }
 
-/* Identities come from the network: escape anything unprintable. */
-const char *saef_printable(const void *in, size_t len, char *out, size_t outlen)
-{
-    const unsigned char *p = in;
-    size_t o = 0;
-
-    for (size_t i = 0; i < len && o + 5 < outlen; i++) {
-        if (isgraph(p[i]) && p[i] != '\\' && p[i] != '"')
-            out[o++] = (char)p[i];
-        else
-            o += (size_t)snprintf(out + o, outlen - o, "\\x%02x", p[i]);
-    }
-    out[o] = '\0';
-    return out;
-}
-
 /* The peer's address (4 or 16 bytes into raw) and port; AF_UNSPEC if none. */
 static int peer_raw(const SSL *ssl, unsigned char raw[16], unsigned short *port)
 {
@@ -198,7 +182,7 @@ void saef_log_origin(const SSL *ssl, SAEF_ORIGIN rsc, const char *entity, const 
         return;
     if (from != NULL) {
         shown[0] = '"';
-        saef_printable(from, n, shown + 1, sizeof(shown) - 6);
+        saef_escape(from, n, shown + 1, sizeof(shown) - 6);
         strcat(shown, n < len ? "\"..." : "\"");
     }
     saef_log(cd->s, SAEF_LEVEL_INFO,

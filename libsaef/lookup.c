@@ -55,7 +55,7 @@ int saef_psk_lookup(saef_ctx *s, const char *identity, const char *sni, const ch
         saef_ks_record_wipe(&rec);
         break;
     case KEY_UNKNOWN:
-        saef_printable(identity, len, shown, sizeof(shown));
+        saef_escape(identity, len, shown, sizeof(shown));
         saef_log(s, SAEF_LEVEL_INFO, "refused identity=\"%s\" reason=\"unknown identity\" peer=%s",
                  shown, c->addr[0] ? c->addr : "-");
         break;

@@ -1,6 +1,6 @@
 /* Entity A's checks on what the MAF answers. */
 #include "maf-answer.h"
-#include "saef_keystore.h"
+#include "saef_common.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -30,7 +30,7 @@ int saef_maf_check_registration(const char *body, const saef_maf_reg_request *re
         snprintf(why, whylen, "the MAF's expirationTime %.64s is not in the future", rexp);
         goto out;
     }
-    if (suid != 32 || json_array_size(targets) != 1 || target == NULL ||
+    if (suid != SAEF_SUID_MAF_SAEF || json_array_size(targets) != 1 || target == NULL ||
         strcmp(target, req->target) != 0 || strcmp(admin, req->admin) != 0) {
         snprintf(why, whylen, "the MAF changed the SUID, targetIDs or adminFQDN");
         goto out;

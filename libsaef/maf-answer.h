@@ -1,4 +1,5 @@
-/* Internal to saef-maf (and its fuzz target): the checks on the MAF's answers. */
+/* Internal to saef-maf (and its fuzz target): the checks on the MAF's answers.
+   Errors: 1 if acceptable, 0 if not (with the reason in why where asked). */
 #ifndef SAEF_MAF_ANSWER_H
 #define SAEF_MAF_ANSWER_H
 

@@ -125,9 +125,9 @@ static int prereq_cb(void *arg, char *ip, char *local_ip, int port, int local_po
         snprintf(c->out->err, sizeof(c->out->err), "the MAF did not authenticate with the PSK");
         return CURL_PREREQFUNC_ABORT;
     }
-    if (c->want_ekm &&
-        SSL_export_keying_material(tls->internals, c->out->ekm, sizeof(c->out->ekm),
-                                   SAEF_MAF_EXPORTER, strlen(SAEF_MAF_EXPORTER), NULL, 0, 0) != 1) {
+    if (c->want_ekm && SSL_export_keying_material(tls->internals, c->out->ekm, sizeof(c->out->ekm),
+                                                  SAEF_EXPORTER_LABEL, strlen(SAEF_EXPORTER_LABEL),
+                                                  NULL, 0, 0) != 1) {
         snprintf(c->out->err, sizeof(c->out->err), "key export failed");
         return CURL_PREREQFUNC_ABORT;
     }

@@ -1,19 +1,21 @@
 /* Internal: one request to a MAF over TLS-PSK (https://) or DTLS-PSK
    (coaps://) with KmID/Km (TS-0003 8.8.2.2), used by Entity A (saef-maf)
-   and Entity B's key retrieval. */
+   and Entity B's key retrieval. Errors: 1 / 0, the reason in the reply's
+   err. */
 #ifndef SAEF_MAF_CLIENT_H
 #define SAEF_MAF_CLIENT_H
 
 #include <openssl/ssl.h>
 #include <stddef.h>
 
-#define SAEF_MAF_EXPORTER "EXPORTER-oneM2M-Connection"
+#include "saef_onem2m.h"
+
 #define SAEF_MAF_BODY_MAX 65536
 
 typedef struct {
     long status;            /* HTTP status (CoAP codes mapped); 0 when there was no answer */
     char *body;             /* NUL-terminated, or NULL */
-    unsigned char ekm[48];  /* RFC 5705 export of the connection (want_ekm) */
+    unsigned char ekm[SAEF_EXPORT_LEN]; /* RFC 5705 export of the connection (want_ekm) */
     char err[256];          /* why it failed, when it did */
 } saef_maf_reply;
 

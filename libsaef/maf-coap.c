@@ -237,8 +237,8 @@ int saef_maf_coap_call(const char *method, const char *url, const char *body, co
         snprintf(why, sizeof(why), "the MAF did not authenticate with the PSK");
         goto done;
     }
-    if (want_ekm && SSL_export_keying_material(ssl, out->ekm, sizeof(out->ekm), SAEF_MAF_EXPORTER,
-                                               strlen(SAEF_MAF_EXPORTER), NULL, 0, 0) != 1) {
+    if (want_ekm && SSL_export_keying_material(ssl, out->ekm, sizeof(out->ekm), SAEF_EXPORTER_LABEL,
+                                               strlen(SAEF_EXPORTER_LABEL), NULL, 0, 0) != 1) {
         snprintf(why, sizeof(why), "key export failed");
         goto done;
     }

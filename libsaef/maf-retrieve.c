@@ -257,7 +257,8 @@ static int retrieve(const saef_conf *conf, saef_ks *ks, const char *id, size_t i
 static void canonical(const char *id, size_t len, char *out)
 {
     for (size_t i = 0; i < len; i++)
-        out[i] = (char)(i < 32 ? toupper((unsigned char)id[i]) : tolower((unsigned char)id[i]));
+        out[i] = (char)(i < SAEF_KCID_HEX_LEN ? toupper((unsigned char)id[i])
+                                              : tolower((unsigned char)id[i]));
     out[len] = '\0';
 }
 
@@ -290,6 +291,7 @@ int saef_maf_key(const saef_conf *conf, saef_ks *ks, const char *id, size_t id_l
         *why = "key store error";
         return 0;
     }
-    return retrieve(conf, ks, canon, id_len, canon + 33, id_len - 33,
-                    src_len > 0 ? fnv1a(src, src_len) | 1 : 0, rec, why);
+    return retrieve(conf, ks, canon, id_len, canon + SAEF_KCID_HEX_LEN + 1,
+                    id_len - SAEF_KCID_HEX_LEN - 1, src_len > 0 ? fnv1a(src, src_len) | 1 : 0, rec,
+                    why);
 }

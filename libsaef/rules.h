@@ -15,7 +15,7 @@
 
 struct saef_ctx {
     int refs; /* atomic */
-    saef_conf conf;
+    saef_conf *conf; /* its own copy */
     long num[SAEF_CONF_NKEYS]; /* saef_conf_int of each key, read once */
     pthread_mutex_t lock; /* guards ks while it is opened */
     saef_ks *ks;
@@ -117,8 +117,6 @@ void saef_log_emit(const saef_ctx *s, int level, char *line, size_t n, size_t si
 /* s at p, never past end; the end of what was written. */
 char *saef_put(char *p, const char *end, const char *s);
 char *saef_put_uint(char *p, const char *end, unsigned v);
-/* in (len bytes from the network) with everything unprintable escaped. */
-const char *saef_printable(const void *in, size_t len, char *out, size_t outlen);
 /* "ADDRESS:PORT" of ssl's peer, or "-" (len >= 2). */
 const char *saef_peer_addr(const SSL *ssl, char *buf, size_t len);
 /* ssl's peer for the MAF retrieval budget (IPv4 address or IPv6 /64):

@@ -1,8 +1,15 @@
-/* Internal to libsaef and libsaef-preload.so. */
+/*
+ * Internal to libsaef and libsaef-preload.so.
+ *
+ * Errors, as in saef.h: 1 on success and 0 on failure, NULL for a pointer
+ * that could not be had; where the caller logs the reason, a const char
+ * **why is set to a static message (never a key, never the identity).
+ */
 #ifndef SAEF_INTERNAL_H
 #define SAEF_INTERNAL_H
 
 #include "saef.h"
+#include "saef_common.h"
 
 /* Callbacks a program set on a context where saef's roles are installed:
    saef keeps its own and calls these for identities it does not know. */

@@ -12,6 +12,17 @@
  * Programs that cannot change get the same through libsaef-preload.so
  * (saef-run(1)). Keys come from the saef keystore at every handshake, so a
  * key added, replaced or deleted with saef-key(1) applies at the next one.
+ *
+ * Errors: constructors return NULL on failure; the calls that install or
+ * set something return 1 on success and 0 on failure; the per-connection
+ * getters return NULL / SAEF_FW_NONE when there is nothing (yet);
+ * saef_originator_check answers the oneM2M RSC itself. Why something was
+ * refused goes to saef's log (saef.cnf(5) log), never to the peer.
+ *
+ * ABI: libsaef.so changes its SONAME's number whenever an exported
+ * function's signature or a public structure changes (here or in the
+ * headers it includes: saef_conf.h, saef_keystore.h), and keeps it when
+ * functions are only added. Contexts and configurations are opaque.
  */
 #ifndef SAEF_H
 #define SAEF_H
@@ -32,7 +43,8 @@ typedef enum {
     SAEF_FW_MAF_CLIENT = 3 /* a MAF client (KmID/Km) at the MAF, TS-0003 8.8.2.2 */
 } SAEF_FRAMEWORK;
 
-/* A context for this configuration (copied). NULL on allocation failure. */
+/* A context for this configuration (it keeps a copy: free conf when you like;
+   NULL: the defaults). NULL on allocation failure. */
 SAEF_EXPORT saef_ctx *saef_new(const saef_conf *conf);
 /*
  * A context for the configuration OpenSSL loaded (the saef provider's section

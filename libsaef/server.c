@@ -135,7 +135,7 @@ static int binding_holds(SSL *ssl, const ctx_data *cd, conn *c, const binding *b
     }
     c->fw = SAEF_FW_NONE;
     saef_log(cd->s, SAEF_LEVEL_INFO, "refused resumption identity=\"%s\" reason=\"%s\" peer=%s",
-             saef_printable(b->identity, strlen(b->identity), shown, sizeof(shown)), why,
+             saef_escape(b->identity, strlen(b->identity), shown, sizeof(shown)), why,
              saef_peer_addr(ssl, addr, sizeof(addr)));
     return 0;
 }

@@ -1,5 +1,6 @@
 /* Internal to saef-mafd: the MAF's procedures as CoAP requests over DTLS 1.2
-   PSK (--listen-coaps), beside the HTTPS listener on the same event loop. */
+   PSK (--listen-coaps), beside the HTTPS listener on the same event loop.
+   Errors: 1 / 0, the reason on saef-mafd's log. */
 #ifndef SAEF_MAFD_COAP_H
 #define SAEF_MAFD_COAP_H
 

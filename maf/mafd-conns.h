@@ -1,5 +1,6 @@
 /* Internal to saef-mafd: which connections the MAF keeps, and for how long,
-   so that idle or slow peers cannot use up its descriptors. */
+   so that idle or slow peers cannot use up its descriptors. Errors: 1 / 0,
+   NULL. */
 #ifndef SAEF_MAFD_CONNS_H
 #define SAEF_MAFD_CONNS_H
 

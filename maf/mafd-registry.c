@@ -16,9 +16,6 @@
 #include <strings.h>
 #include <time.h>
 
-#define SUID_SAEF 32
-#define EKM_LABEL "EXPORTER-oneM2M-Connection"
-
 void saef_mafd_log(const char *fmt, ...)
 {
     va_list ap;
@@ -30,21 +27,10 @@ void saef_mafd_log(const char *fmt, ...)
     va_end(ap);
 }
 
-/* Request text for the log: bytes outside printable ASCII (CR, ESC, TAB...)
-   and the backslash as \xNN, so a client cannot forge lines; long text cut. */
+/* Request text for the log, escaped as every identity saef logs is. */
 const char *saef_mafd_escaped(const char *in, char *out, size_t len)
 {
-    size_t o = 0;
-
-    for (; in != NULL && *in != '\0' && o + 8 < len; in++) {
-        unsigned char c = (unsigned char)*in;
-        if (c < 0x20 || c > 0x7e || c == '\\')
-            o += (size_t)snprintf(out + o, len - o, "\\x%02X", c);
-        else
-            out[o++] = (char)c;
-    }
-    snprintf(out + o, len - o, "%s", in != NULL && *in != '\0' ? "..." : "");
-    return in != NULL ? out : "-";
+    return in != NULL ? saef_escape(in, strlen(in), out, len) : "-";
 }
 
 static int error_answer(json_t **answer, int status, const char *fmt, ...)
@@ -387,12 +373,13 @@ static void timestamp(int64_t t, char *buf)
 
 static int get_registration(const saef_mafd *m, const char *rel, saef_ks_record *rec, char *id)
 {
-    unsigned char kcid[16];
+    unsigned char kcid[SAEF_KCID_LEN];
 
-    if (strlen(rel) != 32 || saef_hex_decode(rel, 32, kcid, sizeof(kcid)) != 16)
+    if (strlen(rel) != SAEF_KCID_HEX_LEN ||
+        saef_hex_decode(rel, SAEF_KCID_HEX_LEN, kcid, sizeof(kcid)) != SAEF_KCID_LEN)
         return -1;
-    saef_hex_encode(kcid, 16, id); /* canonical upper case */
-    snprintf(id + 32, SAEF_KS_ID_MAX + 1 - 32, "@%s", m->fqdn);
+    saef_hex_encode(kcid, SAEF_KCID_LEN, id); /* canonical upper case */
+    snprintf(id + SAEF_KCID_HEX_LEN, SAEF_KS_ID_MAX + 1 - SAEF_KCID_HEX_LEN, "@%s", m->fqdn);
     return saef_ks_get(m->ks, SAEF_KS_KC, id, strlen(id), rec) == SAEF_KS_OK;
 }
 
@@ -637,7 +624,7 @@ static int key_registration(const saef_mafd *m, const saef_mafd_request *req, js
     const char *admin = NULL, *expires = NULL, *keyhex = NULL, *target, *why;
     json_t *j, *labels = NULL, *targets = NULL;
     json_int_t suid = -1;
-    unsigned char ekm[48];
+    unsigned char ekm[SAEF_EXPORT_LEN];
     saef_ks_record rec = {0};
     int64_t now = (int64_t)time(NULL), want;
     int status;
@@ -662,9 +649,9 @@ static int key_registration(const saef_mafd *m, const saef_mafd_request *req, js
         status = error_answer(answer, 400, META_TOO_LONG);
         goto out;
     }
-    if (suid != SUID_SAEF) {
-        status = error_answer(answer, 400, "SUID %lld: this MAF registers keys for the SAEF (32)",
-                              (long long)suid);
+    if (suid != SAEF_SUID_MAF_SAEF) {
+        status = error_answer(answer, 400, "SUID %lld: this MAF registers keys for the SAEF (%d)",
+                              (long long)suid, SAEF_SUID_MAF_SAEF);
         goto out;
     }
     /* TS-0003 8.8.2.7: for the SAEF exactly one Absolute CSE-ID or AE-ID. */
@@ -693,19 +680,19 @@ static int key_registration(const saef_mafd *m, const saef_mafd_request *req, js
     /* The MAF's policy caps the lifetime; the answer says what it decided. */
     rec.not_after = capped(want, now, m->max_lifetime);
     if (keyhex == NULL) {
-        /* TS-0003 10.3.1: both ends export 48 bytes; KcID = 0-15, Kc = 16-47. */
+        /* TS-0003 10.3.1: both ends export the same bytes: KcID, then Kc. */
         if (SSL_version(req->ssl) != TLS1_3_VERSION && SSL_get_extms_support(req->ssl) != 1) {
             status =
                 error_answer(answer, 400, "key export needs Extended Master Secret (RFC 7627)");
             goto out;
         }
-        if (SSL_export_keying_material(req->ssl, ekm, sizeof(ekm), EKM_LABEL, strlen(EKM_LABEL),
-                                       NULL, 0, 0) != 1) {
+        if (SSL_export_keying_material(req->ssl, ekm, sizeof(ekm), SAEF_EXPORTER_LABEL,
+                                       strlen(SAEF_EXPORTER_LABEL), NULL, 0, 0) != 1) {
             status = error_answer(answer, 500, "key export failed");
             goto out;
         }
-        memcpy(rec.key, ekm + 16, 32);
-        rec.key_len = 32;
+        memcpy(rec.key, ekm + SAEF_KCID_LEN, SAEF_KC_LEN);
+        rec.key_len = SAEF_KC_LEN;
     } else {
         int n = saef_hex_decode(keyhex, strlen(keyhex), rec.key, sizeof(rec.key)), zero = 0;
         if (n < 16 || n > 64) {
@@ -719,16 +706,16 @@ static int key_registration(const saef_mafd *m, const saef_mafd_request *req, js
             goto out;
         }
         rec.key_len = (size_t)n;
-        if (RAND_bytes(ekm, 16) != 1) {
+        if (RAND_bytes(ekm, SAEF_KCID_LEN) != 1) {
             status = error_answer(answer, 500, "random generator failed");
             goto out;
         }
     }
-    saef_hex_encode(ekm, 16, id);
-    snprintf(id + 32, sizeof(id) - 32, "@%s", m->fqdn);
+    saef_hex_encode(ekm, SAEF_KCID_LEN, id);
+    snprintf(id + SAEF_KCID_HEX_LEN, sizeof(id) - SAEF_KCID_HEX_LEN, "@%s", m->fqdn);
     snprintf(rec.peer, sizeof(rec.peer), "%s", target);
     snprintf(rec.self, sizeof(rec.self), "%s", req->client);
-    rec.suid = SUID_SAEF;
+    rec.suid = SAEF_SUID_MAF_SAEF;
     /* Committed (and synced by LMDB) before the answer: nothing lost on a crash. */
     switch (saef_ks_put(m->ks, SAEF_KS_KC, id, strlen(id), &rec, 0)) {
     case SAEF_KS_OK:
@@ -745,7 +732,7 @@ static int key_registration(const saef_mafd *m, const saef_mafd_request *req, js
     timestamp(rec.not_after, exp);
     *answer = json_pack("{s:s, s:s, s:s, s:s, s:I, s:[s]}", "relativeKeyID", id, "expirationTime",
                         exp, "sourceMAFClientID", req->client, "adminFQDN", admin, "SUID",
-                        (json_int_t)SUID_SAEF, "targetIDs", target);
+                        (json_int_t)SAEF_SUID_MAF_SAEF, "targetIDs", target);
     if (labels != NULL)
         json_object_set(*answer, "labels", labels);
     rate_take(m, req->client);
@@ -918,7 +905,7 @@ int saef_mafd_km_client(const saef_mafd *m, const char *kmid, char id[SAEF_KS_EN
     if (rec.peer[0] != '\0')
         snprintf(id, SAEF_KS_ENTITY_MAX + 1, "%s", rec.peer);
     else
-        snprintf(id, SAEF_KS_ENTITY_MAX + 1, "11-%s", kmid);
+        snprintf(id, SAEF_KS_ENTITY_MAX + 1, SAEF_CREDID_KM "%s", kmid);
     ok = ok && SHA256(rec.key, rec.key_len, digest) != NULL;
     saef_ks_record_wipe(&rec);
     return ok;

@@ -1,12 +1,14 @@
 /* Internal to saef-mafd (and its fuzz target): the MAF's registry procedures
-   (TS-0003 8.8.2.3-8.8.2.10) apart from HTTP. */
+   (TS-0003 8.8.2.3-8.8.2.10) apart from HTTP. Errors: a request's outcome
+   is its HTTP status with an {"error": ...} body; the checks return 1 / 0. */
 #ifndef SAEF_MAFD_REGISTRY_H
 #define SAEF_MAFD_REGISTRY_H
 
 #include <event2/http.h>
 #include <jansson.h>
 #include <openssl/ssl.h>
-#include "saef_keystore.h"
+#include "ks-types.h"
+#include "saef_common.h"
 
 typedef struct {
     saef_ks *ks;           /* the registry, read-write */
@@ -58,8 +60,8 @@ void saef_mafd_purge(const saef_mafd *m);
    at either end), 1 to 63 characters each, 253 in all. 1 if it is. */
 int saef_mafd_dns_name(const char *name);
 
-/* in for a log line, into out: bytes outside printable ASCII and the
-   backslash as \\xNN, so a client cannot forge lines; long text cut; NULL is "-". */
+/* in for a log line, into out, by saef_escape (a client cannot forge
+   lines; long text cut with "..."); NULL is "-". */
 const char *saef_mafd_escaped(const char *in, char *out, size_t len);
 void saef_mafd_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -5,7 +5,7 @@
  */
 #include "maf-answer.h"
 #include "maf-client.h"
-#include "saef_keystore.h"
+#include "saef_common.h"
 
 #include <getopt.h>
 #include <stdarg.h>
@@ -91,9 +91,9 @@ static int load_km(void)
     if (saef_ks_get(o.ks, SAEF_KS_KM, o.kmid, strlen(o.kmid), &o.km) != SAEF_KS_OK)
         return fail(EXIT_NOTFOUND, "%s", saef_ks_last_error(o.ks));
     /* HEX32@MAF-FQDN must fit OpenSSL's 128-byte identity. */
-    if ((at = strchr(o.kmid, '@')) == NULL || at[1] == '\0' || strlen(at + 1) > 95)
-        return fail(EXIT_USAGE, "KmID %s is not relative@MAF-FQDN (MAF-FQDN up to 95 bytes)",
-                    o.kmid);
+    if ((at = strchr(o.kmid, '@')) == NULL || at[1] == '\0' || strlen(at + 1) > SAEF_MAF_FQDN_MAX)
+        return fail(EXIT_USAGE, "KmID %s is not relative@MAF-FQDN (MAF-FQDN up to %d bytes)",
+                    o.kmid, SAEF_MAF_FQDN_MAX);
     snprintf(o.fqdn, sizeof(o.fqdn), "%s", at + 1);
     return 0;
 }
@@ -167,20 +167,20 @@ static int cmd_register(void)
     want_req.self = o.km.self;
     saef_time_format_onem2m(want, exp, sizeof(exp));
     req = json_pack("{s:s, s:s, s:s, s:i, s:[s]}", "MAF-FQDN", o.fqdn, "expirationTime", exp,
-                    "adminFQDN", want_req.admin, "SUID", 32, "targetIDs", o.target);
+                    "adminFQDN", want_req.admin, "SUID", SAEF_SUID_MAF_SAEF, "targetIDs", o.target);
     if ((rc = post_created("keyReg", req, 1, &r)) != 0)
         goto out;
     /* TS-0003 8.3.9.9.5: every returned value checked before the key is used. */
-    saef_hex_encode(r.ekm, 16, hex);
+    saef_hex_encode(r.ekm, SAEF_KCID_LEN, hex);
     if (!saef_maf_check_registration(r.body, &want_req, (int64_t)time(NULL), &got, why,
                                      sizeof(why))) {
         rc = fail(EXIT_MAF, "%s", why);
         goto out;
     }
-    memcpy(kc.key, r.ekm + 16, 32);
-    kc.key_len = 32;
+    memcpy(kc.key, r.ekm + SAEF_KCID_LEN, SAEF_KC_LEN);
+    kc.key_len = SAEF_KC_LEN;
     kc.not_after = got;
-    kc.suid = 32;
+    kc.suid = SAEF_SUID_MAF_SAEF;
     snprintf(kc.peer, sizeof(kc.peer), "%s", o.target);
     snprintf(id, sizeof(id), "%s@%s", hex, o.fqdn);
     if (saef_ks_put(o.ks, SAEF_KS_KC, id, strlen(id), &kc, SAEF_KS_REPLACE) != SAEF_KS_OK) {
@@ -197,14 +197,17 @@ out:
 }
 
 /* KEY-ID is HEX32@MAF-FQDN (or just HEX32). */
-static int key_hex(char hex[33])
+static int key_hex(char hex[SAEF_KCID_HEX_LEN + 1])
 {
-    if (o.maf == NULL || o.key == NULL || strlen(o.key) < 32 ||
-        saef_hex_decode(o.key, 32, (unsigned char[16]){0}, 16) != 16 ||
-        (o.key[32] != '\0' && o.key[32] != '@'))
+    enum { H = SAEF_KCID_HEX_LEN };
+
+    if (o.maf == NULL || o.key == NULL || strlen(o.key) < H ||
+        saef_hex_decode(o.key, H, (unsigned char[SAEF_KCID_LEN]){0}, SAEF_KCID_LEN) !=
+            SAEF_KCID_LEN ||
+        (o.key[H] != '\0' && o.key[H] != '@'))
         return fail(EXIT_USAGE, "needs --maf URL and --key HEX32@MAF-FQDN\n%s", usage);
-    memcpy(hex, o.key, 32);
-    hex[32] = '\0';
+    memcpy(hex, o.key, H);
+    hex[H] = '\0';
     return 0;
 }
 

@@ -318,7 +318,7 @@ int main(int argc, char **argv)
     struct evhttp_bound_socket *bound;
     struct event *tick, *sigint, *sigterm;
     struct timeval purge_every;
-    saef_conf conf;
+    saef_conf *conf;
     saef_ctx *s;
     int c, idx, port, one = 1;
     long *num;
@@ -354,10 +354,12 @@ int main(int argc, char **argv)
             return 2;
     }
     snprintf(probe, sizeof(probe), "x@%s", g.m.fqdn != NULL ? g.m.fqdn : "");
-    if (g.store == NULL || g.m.fqdn == NULL || optind != argc || strlen(g.m.fqdn) > 95 ||
-        !saef_id_is_conforming(probe, strlen(probe))) {
-        fprintf(stderr, "saef-mafd: --store and --fqdn (a DNS name of at most 95 characters) "
-                        "are required\n%s", usage);
+    if (g.store == NULL || g.m.fqdn == NULL || optind != argc ||
+        strlen(g.m.fqdn) > SAEF_MAF_FQDN_MAX || !saef_id_is_conforming(probe, strlen(probe))) {
+        fprintf(stderr,
+                "saef-mafd: --store and --fqdn (a DNS name of at most %d characters) "
+                "are required\n%s",
+                SAEF_MAF_FQDN_MAX, usage);
         return 2;
     }
     if (!parse_listen(g.listen, host, sizeof(host), &port)) {
@@ -385,12 +387,14 @@ int main(int argc, char **argv)
                 g.store, foreign);
         return 3;
     }
-    saef_conf_init(&conf);
-    if (!saef_conf_set(&conf, "store", g.store, err, sizeof(err)) ||
-        (s = saef_new(&conf)) == NULL) {
+    snprintf(err, sizeof(err), "out of memory");
+    if ((conf = saef_conf_new()) == NULL ||
+        !saef_conf_set(conf, "store", g.store, err, sizeof(err)) || (s = saef_new(conf)) == NULL) {
         fprintf(stderr, "saef-mafd: %s\n", err);
+        saef_conf_free(conf);
         return 2;
     }
+    saef_conf_free(conf);
     g.ssl = SSL_CTX_new(TLS_server_method());
     if (g.ssl != NULL)
         SSL_CTX_set_options(g.ssl, SSL_OP_CLEANSE_PLAINTEXT);

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "saef.h"
+#include "saef_common.h"
 #include "topics.h"
 
 #define EXPORT __attribute__((visibility("default")))
@@ -93,25 +94,10 @@ static void grow(void)
     free(old);
 }
 
-/* Client IDs and topics come from the network: escape what is not plain. */
+/* Client IDs and topics come from the network: escaped (saef_escape). */
 static const char *shown(const char *in, char *out, size_t outlen)
 {
-    static const char hex[] = "0123456789abcdef";
-    size_t o = 0;
-
-    for (const unsigned char *p = (const unsigned char *)(in ? in : ""); *p && o + 5 < outlen;
-         p++) {
-        if (*p > 0x20 && *p < 0x7f && *p != '"' && *p != '\\') {
-            out[o++] = (char)*p;
-        } else {
-            out[o++] = '\\';
-            out[o++] = 'x';
-            out[o++] = hex[*p >> 4];
-            out[o++] = hex[*p & 15];
-        }
-    }
-    out[o] = '\0';
-    return out;
+    return saef_escape(in != NULL ? in : "", in != NULL ? strlen(in) : 0, out, outlen);
 }
 
 static const char *address(const struct mosquitto *client)
@@ -264,7 +250,6 @@ static int configure(saef_conf *conf, struct mosquitto_opt *opts, int n)
 {
     char err[256] = "";
 
-    saef_conf_init(conf);
     g.topics = 1;
     for (int i = 0; i < n; i++)
         if (strcmp(opts[i].key, "conf") == 0 &&
@@ -305,15 +290,17 @@ EXPORT int mosquitto_plugin_version(int supported_version_count, const int *supp
 EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
                                  struct mosquitto_opt *options, int option_count)
 {
-    saef_conf conf;
+    saef_conf *conf = saef_conf_new();
 
     (void)userdata;
     g.id = identifier;
-    if (!configure(&conf, options, option_count) || (g.s = saef_new(&conf)) == NULL) {
-        OPENSSL_cleanse(&conf, sizeof(conf));
+    if (conf == NULL)
+        return MOSQ_ERR_NOMEM;
+    if (!configure(conf, options, option_count) || (g.s = saef_new(conf)) == NULL) {
+        saef_conf_free(conf);
         return MOSQ_ERR_INVAL;
     }
-    OPENSSL_cleanse(&conf, sizeof(conf));
+    saef_conf_free(conf);
     g.size = 1024;
     if ((g.tab = calloc(g.size, sizeof(*g.tab))) == NULL)
         return MOSQ_ERR_NOMEM;

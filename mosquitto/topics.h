@@ -1,4 +1,5 @@
-/* The TS-0010 topic rules for an entity bound by a security association. */
+/* The TS-0010 topic rules for an entity bound by a security association.
+   Errors: a verdict, or 1 / 0. */
 #ifndef SAEF_MQ_TOPICS_H
 #define SAEF_MQ_TOPICS_H
 

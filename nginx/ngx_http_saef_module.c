@@ -173,10 +173,8 @@ static saef_ctx *ngx_http_saef_ctx(ngx_conf_t *cf, ngx_http_saef_main_conf_t *mc
     for (ngx_uint_t i = 0; i < mcf->shared.nelts; i++)
         if (sh[i].file.len == file->len && ngx_strncmp(sh[i].file.data, file->data, file->len) == 0)
             return sh[i].saef;
-    /* saef_conf is large: not on nginx's stack */
-    if ((conf = ngx_alloc(sizeof(*conf), cf->log)) == NULL)
+    if ((conf = saef_conf_new()) == NULL)
         return NULL;
-    saef_conf_init(conf);
     if (file->len > 0) {
         path = ngx_pnalloc(cf->pool, file->len + 1);
         if (path == NULL)
@@ -216,8 +214,7 @@ static saef_ctx *ngx_http_saef_ctx(ngx_conf_t *cf, ngx_http_saef_main_conf_t *mc
     sh->file = *file;
     sh->saef = s;
 done:
-    ngx_explicit_memzero(conf, sizeof(*conf));
-    ngx_free(conf);
+    saef_conf_free(conf);
     return s;
 }
 

@@ -66,11 +66,12 @@ static void broken(const char *fmt, ...)
 static int provider_missing(const char *env)
 {
     char *file = CONF_get1_default_config_file(), err[sizeof(g_broken) - 100];
-    saef_conf scratch;
+    saef_conf *scratch = saef_conf_new();
     int rc;
 
-    saef_conf_init(&scratch);
-    rc = saef_conf_file_check(file, "saef", NULL, NULL, &scratch, err, sizeof(err));
+    rc = scratch == NULL
+             ? (snprintf(err, sizeof(err), "out of memory"), -1)
+             : saef_conf_file_check(file, "saef", NULL, NULL, scratch, err, sizeof(err));
     if (rc < 0)
         broken("%s", err);
     else if (rc > 0)
@@ -78,7 +79,7 @@ static int provider_missing(const char *env)
     else if (getenv("SAEF_RUN") != NULL && (env == NULL || *env == '\0'))
         broken("saef-run: %s configures no saef provider and no --role was given (see saef.cnf(5))",
                file != NULL ? file : "the configuration");
-    OPENSSL_cleanse(&scratch, sizeof(scratch));
+    saef_conf_free(scratch);
     OPENSSL_free(file);
     return *g_broken != '\0';
 }
@@ -132,15 +133,18 @@ static void start(saef_conf *conf, int got, const char *env)
    programs that drop privileges must have the store open before. */
 __attribute__((constructor)) static void saef_preload_init(void)
 {
-    saef_conf conf;
+    saef_conf *conf;
     int got = 0;
 
     saef_inside++;
-    saef_conf_init(&conf);
-    if (OPENSSL_init_crypto(OPENSSL_INIT_LOAD_CONFIG, NULL))
-        got = saef_conf_from_provider(NULL, &conf);
-    start(&conf, got, getenv("SAEF_ROLE"));
-    OPENSSL_cleanse(&conf, sizeof(conf));
+    if ((conf = saef_conf_new()) == NULL) {
+        broken("out of memory");
+    } else {
+        if (OPENSSL_init_crypto(OPENSSL_INIT_LOAD_CONFIG, NULL))
+            got = saef_conf_from_provider(NULL, conf);
+        start(conf, got, getenv("SAEF_ROLE"));
+    }
+    saef_conf_free(conf);
     saef_inside--;
 }
 

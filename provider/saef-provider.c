@@ -57,9 +57,9 @@ saef_ks *saef_prov_store(SAEF_PROV_CTX *ctx)
     pthread_mutex_lock(&ctx->lock);
     if (ctx->ks == NULL) {
         unsigned flags = SAEF_KS_RDONLY;
-        if (saef_conf_int(&ctx->conf, SAEF_CONF_STORE_GROUP_READ))
+        if (saef_conf_int(ctx->conf, SAEF_CONF_STORE_GROUP_READ))
             flags |= SAEF_KS_GROUP_READ;
-        err = saef_ks_open(saef_conf_str(&ctx->conf, SAEF_CONF_STORE), flags, &ctx->ks);
+        err = saef_ks_open(saef_conf_str(ctx->conf, SAEF_CONF_STORE), flags, &ctx->ks);
     }
     ks = ctx->ks;
     pthread_mutex_unlock(&ctx->lock);
@@ -128,8 +128,8 @@ static int saef_get_params(void *provctx, OSSL_PARAM params[])
             continue;
         /* Both buffer and pointer requests: the shim passes buffers. */
         if (!(p->data_type == OSSL_PARAM_UTF8_PTR
-                  ? OSSL_PARAM_set_utf8_ptr(p, saef_conf_str(&ctx->conf, k))
-                  : OSSL_PARAM_set_utf8_string(p, saef_conf_str(&ctx->conf, k))))
+                  ? OSSL_PARAM_set_utf8_ptr(p, saef_conf_str(ctx->conf, k))
+                  : OSSL_PARAM_set_utf8_string(p, saef_conf_str(ctx->conf, k))))
             return 0;
     }
     return 1;
@@ -140,6 +140,7 @@ static void saef_teardown(void *provctx)
     SAEF_PROV_CTX *ctx = provctx;
 
     saef_ks_close(ctx->ks);
+    saef_conf_free(ctx->conf);
     pthread_mutex_destroy(&ctx->lock);
     free(ctx);
 }
@@ -220,7 +221,7 @@ static int read_config(SAEF_PROV_CTX *ctx)
         return 0;
     for (int k = 0; k < SAEF_CONF_NKEYS; k++)
         if (values[k] != NULL &&
-            !saef_conf_set(&ctx->conf, saef_conf_name(k), values[k], err, sizeof(err)))
+            !saef_conf_set(ctx->conf, saef_conf_name(k), values[k], err, sizeof(err)))
             return refuse(ctx, "openssl.cnf: ", err);
     return 1;
 }
@@ -251,8 +252,7 @@ int OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
     ctx->core = handle;
     ctx->libctx = (OSSL_LIB_CTX *)core_get_libctx(handle);
     pthread_mutex_init(&ctx->lock, NULL);
-    saef_conf_init(&ctx->conf);
-    if (!read_config(ctx)) {
+    if ((ctx->conf = saef_conf_new()) == NULL || !read_config(ctx)) {
         saef_teardown(ctx);
         return 0;
     }

@@ -86,7 +86,7 @@ static void *store_open(void *provctx, const char *uri)
         return NULL;
     ctx->prov = prov;
     ctx->type = saef_ks_type_from_name(tname);
-    if (ctx->type == 0 || ctx->type == SAEF_KS_CREG) {
+    if (ctx->type == 0) {
         saef_prov_err(prov, SAEF_R_BAD_URI, "%s: unknown key type '%s' (kpsa, km or kc)", uri,
                       tname);
         goto fail;

@@ -2,6 +2,7 @@
 #define _GNU_SOURCE /* getline */
 #include "json-file.h"
 #include "psk-file.h"
+#include "saef_common.h"
 
 #include <errno.h>
 #include <jansson.h>

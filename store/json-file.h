@@ -1,6 +1,8 @@
 /* Internal to saef-key: the lossless export format, one JSON object per
    record and line, with the fields type, identity, key (hex) and, where
-   set, peer, self, expires, created (RFC 3339), suid and meta. */
+   set, peer, self, expires, created (RFC 3339), suid and meta.
+   Errors, as saef-key's (psk-file.h): 0, or non-zero with the message on
+   stderr. */
 #ifndef SAEF_JSON_FILE_H
 #define SAEF_JSON_FILE_H
 

@@ -71,22 +71,6 @@ const char *saef_ks_last_error(const saef_ks *ks)
     return last_err.ks == ks ? last_err.msg : "";
 }
 
-/* Identities may hold any bytes (--any-identity): messages show them escaped. */
-const char *id_text(const void *id, size_t len, char buf[ID_TEXT_MAX])
-{
-    const unsigned char *p = id;
-    size_t o = 0;
-
-    for (size_t i = 0; i < len && i < SAEF_KS_ID_MAX; i++) {
-        if (p[i] >= 0x20 && p[i] < 0x7f && p[i] != '\\')
-            buf[o++] = (char)p[i];
-        else
-            o += (size_t)snprintf(buf + o, 5, "\\x%02x", p[i]);
-    }
-    buf[o] = '\0';
-    return buf;
-}
-
 SAEF_KS_ERR from_mdb(const saef_ks *ks, int rc, const char *what)
 {
     switch (rc) {
@@ -119,7 +103,7 @@ SAEF_KS_ERR from_mdb(const saef_ks *ks, int rc, const char *what)
     case EPERM:
         return fail(ks, SAEF_KS_EPERM,
                     "store %s: %s: permission denied (readers need to read it and write "
-                    "%s-lock; writers need to write both)",
+                    "%s" SAEF_LOCK_SUFFIX "; writers need to write both)",
                     ks->path, what, ks->path);
     }
     return fail(ks, SAEF_KS_EIO, "store %s: %s: %s", ks->path, what, mdb_strerror(rc));
@@ -165,16 +149,19 @@ static SAEF_KS_ERR check_place(const saef_ks *ks)
                     ks->path, why);
     if ((lock = malloc(strlen(ks->path) + 6)) == NULL)
         return fail(ks, SAEF_KS_EIO, "out of memory");
-    sprintf(lock, "%s-lock", ks->path);
+    saef_lock_path(ks->path, lock, strlen(ks->path) + sizeof(SAEF_LOCK_SUFFIX));
     found = stat(lock, &st) == 0;
     free(lock);
     if (found && (st.st_mode & 0002))
-        return fail(ks, SAEF_KS_EPERM, "store %s: its lock file %s-lock is writable by others: "
-                    "chmod o-w %s-lock", ks->path, ks->path, ks->path);
+        return fail(ks, SAEF_KS_EPERM,
+                    "store %s: its lock file %s" SAEF_LOCK_SUFFIX " is writable by others: "
+                    "chmod o-w %s" SAEF_LOCK_SUFFIX,
+                    ks->path, ks->path, ks->path);
     /* Its owner could hold a byte lock on it and stop every reader. */
     if (found && st.st_uid != 0 && st.st_uid != geteuid())
         return fail(ks, SAEF_KS_EPERM,
-                    "store %s: its lock file %s-lock belongs to another user (uid %u): remove "
+                    "store %s: its lock file %s" SAEF_LOCK_SUFFIX
+                    " belongs to another user (uid %u): remove "
                     "it (saef makes it again)",
                     ks->path, ks->path, (unsigned)st.st_uid);
     return SAEF_KS_OK;
@@ -257,7 +244,7 @@ static SAEF_KS_ERR create_store(const saef_ks *ks)
                    "cannot create store %s: %s", ks->path, strerror(errno));
         goto out;
     }
-    snprintf(lock, n + 13, "%s-lock", tmp);
+    saef_lock_path(tmp, lock, n + 13);
     if ((ks->flags & SAEF_KS_GROUP_READ) && fchmod(fd, 0640) != 0)
         err = fail(ks, SAEF_KS_EIO, "cannot create store %s: chmod: %s", ks->path,
                    strerror(errno));
@@ -347,7 +334,7 @@ static void share_lock_file(const saef_ks *ks)
 
     if (lock == NULL)
         return;
-    snprintf(lock, n, "%s-lock", ks->path);
+    saef_lock_path(ks->path, lock, n);
     if (stat(lock, &st) == 0 && st.st_uid == geteuid() && (st.st_mode & 0060) != 0060)
         chmod(lock, (st.st_mode & 0777) | 0060);
     free(lock);

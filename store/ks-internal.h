@@ -106,7 +106,6 @@ int guarded_marker(MDB_txn *txn, MDB_dbi dbi, MDB_val *k);
    generation, and ks's environment in this process (reopened after fork). */
 SAEF_KS_ERR fail(const saef_ks *ks, SAEF_KS_ERR err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-const char *id_text(const void *id, size_t len, char buf[ID_TEXT_MAX]);
 SAEF_KS_ERR from_mdb(const saef_ks *ks, int rc, const char *what);
 void cover_last_page(MDB_env *env);
 int reap_dead_readers(struct ks_env *e);

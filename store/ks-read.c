@@ -55,9 +55,9 @@ SAEF_KS_ERR saef_ks_get(saef_ks *ks, SAEF_KS_TYPE type, const void *id, size_t i
     saef_ks_record_wipe(out);
     if (rc == MDB_NOTFOUND)
         return fail(ks, SAEF_KS_ENOTFOUND, "no %s key %s", saef_ks_type_name(type),
-                    id_text(id, id_len, text));
+                    saef_escape(id, id_len, text, sizeof(text)));
     if (rc != 0)
         return from_mdb(ks, rc, "read");
     return fail(ks, SAEF_KS_ECORRUPT, "store %s: the %s record %s is malformed", ks->path,
-                saef_ks_type_name(type), id_text(id, id_len, text));
+                saef_ks_type_name(type), saef_escape(id, id_len, text, sizeof(text)));
 }

@@ -1,8 +1,10 @@
-/* Internal to libsaef-keystore (and its fuzz target): the stored record format. */
+/* Internal to libsaef-keystore (and its fuzz target): the stored record format.
+   Errors: decode returns 1 / 0; the store's own calls return SAEF_KS_ERR. */
 #ifndef SAEF_KS_RECORD_H
 #define SAEF_KS_RECORD_H
 
-#include "saef_keystore.h"
+#include "ks-types.h"
+#include "saef_common.h"
 
 #define REC_VERSION 1
 #define REC_HDR 28

@@ -62,7 +62,7 @@ static SAEF_KS_ERR walk(saef_ks *ks, SAEF_KS_TYPE type, saef_ks_iter_fn fn, void
             continue;
         if (!ok) {
             err = fail(ks, SAEF_KS_ECORRUPT, "store %s: the %s record %s is malformed",
-                       ks->path, saef_ks_type_name(kb[0]), id_text(kb + 1, id_len, text));
+                       ks->path, saef_ks_type_name(kb[0]), saef_escape(kb + 1, id_len, text, sizeof(text)));
             break;
         }
         memcpy(id, kb + 1, id_len);
@@ -155,7 +155,7 @@ SAEF_KS_ERR saef_ks_iter_peer(saef_ks *ks, SAEF_KS_TYPE type, const char *peer,
             break;
         if (!ok) {
             err = fail(ks, SAEF_KS_ECORRUPT, "store %s: the %s record %s is malformed",
-                       ks->path, saef_ks_type_name(kb[0]), id_text(kb + 1, id_len, text));
+                       ks->path, saef_ks_type_name(kb[0]), saef_escape(kb + 1, id_len, text, sizeof(text)));
             break;
         }
         memcpy(id, kb + 1, id_len);

@@ -283,7 +283,7 @@ SAEF_KS_ERR saef_ks_put(saef_ks *ks, SAEF_KS_TYPE type, const void *id, size_t i
     saef_ks_record_wipe(&r);
     if (err == SAEF_KS_EEXISTS)
         return fail(ks, err, "%s key %s already exists (--replace overwrites it)",
-                    saef_ks_type_name(type), id_text(id, id_len, text));
+                    saef_ks_type_name(type), saef_escape(id, id_len, text, sizeof(text)));
     return err;
 }
 
@@ -298,7 +298,7 @@ SAEF_KS_ERR saef_ks_del(saef_ks *ks, SAEF_KS_TYPE type, const void *id, size_t i
     op_encode(OP_DEL, type, id, id_len, NULL, 0, op);
     err = write_op(ks, op);
     if (err == SAEF_KS_ENOTFOUND)
-        return fail(ks, err, "no %s key %s", saef_ks_type_name(type), id_text(id, id_len, text));
+        return fail(ks, err, "no %s key %s", saef_ks_type_name(type), saef_escape(id, id_len, text, sizeof(text)));
     return err;
 }
 

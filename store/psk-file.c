@@ -1,6 +1,7 @@
 /* The psk file format: "identity:hexkey" lines. */
 #define _GNU_SOURCE /* getline */
 #include "psk-file.h"
+#include "saef_common.h"
 
 #include <errno.h>
 #include <openssl/crypto.h>

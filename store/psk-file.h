@@ -1,5 +1,7 @@
 /* Internal to saef-key (and its fuzz target): the psk file of stunnel,
-   mosquitto and GnuTLS, one "identity:hexkey" line per key. */
+   mosquitto and GnuTLS, one "identity:hexkey" line per key.
+   Errors, as saef-key's: 0, or saef-key's exit status with the message on
+   stderr; the *_problem checks return the message, NULL when all is well. */
 #ifndef SAEF_PSK_FILE_H
 #define SAEF_PSK_FILE_H
 

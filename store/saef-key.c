@@ -1,6 +1,7 @@
 /* saef-key: provision, list, rotate, import and export saef keys. */
 #include "saef_conf.h"
-#include "saef_keystore.h"
+#include "ks-types.h"
+#include "saef_common.h"
 #include "json-file.h"
 #include "psk-file.h"
 
@@ -83,19 +84,20 @@ static int ks_fail(saef_ks *ks, SAEF_KS_ERR err)
 
 static const char *resolve_store(void)
 {
-    static saef_conf conf;
+    static saef_conf *conf;
     const char *env = getenv("SAEF_STORE");
 
     if (store_path != NULL)
         return store_path;
     if (env != NULL && *env != '\0')
         return env;
-    saef_conf_init(&conf);
+    /* Kept to the end: the path returned lives in it. */
+    if (conf == NULL && (conf = saef_conf_new()) == NULL)
+        return "";
     if (OPENSSL_init_crypto(OPENSSL_INIT_LOAD_CONFIG, NULL) &&
-        saef_conf_from_provider(NULL, &conf) == 1 &&
-        saef_conf_int(&conf, SAEF_CONF_STORE_GROUP_READ))
+        saef_conf_from_provider(NULL, conf) == 1 && saef_conf_int(conf, SAEF_CONF_STORE_GROUP_READ))
         group_read = 1;
-    return saef_conf_str(&conf, SAEF_CONF_STORE);
+    return saef_conf_str(conf, SAEF_CONF_STORE);
 }
 
 static int open_store(unsigned flags, saef_ks **ks)
@@ -107,7 +109,7 @@ static int open_store(unsigned flags, saef_ks **ks)
 
 static int parse_type(const char *name, SAEF_KS_TYPE *type)
 {
-    *type = saef_ks_type_from_name(name);
+    *type = strcmp(name, SAEF_KS_CREG_NAME) == 0 ? SAEF_KS_CREG : saef_ks_type_from_name(name);
     if (*type == 0)
         return usage_error("unknown key type '%s' (use kpsa, km, kc or creg)", name);
     return 0;

@@ -37,6 +37,15 @@
  * Secrets: key bytes are copied into the caller's saef_ks_record; the
  * library wipes every buffer of its own that held them. Callers wipe
  * their records with saef_ks_record_wipe().
+ *
+ * Errors: every call that can fail returns a SAEF_KS_ERR (SAEF_KS_OK is 0)
+ * and leaves a message for the calling thread in saef_ks_last_error();
+ * calls that cannot fail return void, the name lookups NULL or 0 for what
+ * they do not know.
+ *
+ * ABI: libsaef-keystore.so changes its SONAME's number whenever an
+ * exported function's signature or a public structure (saef_ks_record, the
+ * enums) changes, and keeps it when functions are only added.
  */
 #ifndef SAEF_KEYSTORE_H
 #define SAEF_KEYSTORE_H
@@ -54,7 +63,7 @@ extern "C" {
 #define SAEF_EXPORT
 #endif
 
-/* OpenSSL's PSK_MAX_IDENTITY_LEN and PSK_MAX_PSK_LEN. */
+/* OpenSSL 1.1's PSK_MAX_IDENTITY_LEN and PSK_MAX_PSK_LEN (3.0 allows more). */
 #define SAEF_KS_ID_MAX 128
 #define SAEF_KS_KEY_MAX 256
 /* Longest AE-ID / CSE-ID / SNI host stored in a record. */
@@ -65,11 +74,10 @@ extern "C" {
 typedef enum {
     SAEF_KS_KPSA = 1, /* pre-provisioned key, identity = KpsaID */
     SAEF_KS_KM = 2,   /* MAF master credential, identity = KmID */
-    SAEF_KS_KC = 3,   /* MAF connection key, identity = HEX(KcID)@MAF-FQDN */
-    SAEF_KS_CREG = 4  /* a MAF's client registration (TS-0003 8.8.2.3), identity =
-                         mafClientRegID; written by saef-mafd, never a PSK */
+    SAEF_KS_KC = 3    /* MAF connection key, identity = HEX(KcID)@MAF-FQDN */
 } SAEF_KS_TYPE;
-#define SAEF_KS_TYPE_LAST SAEF_KS_CREG
+/* (A store may also hold records of a type of saef's own, which saef_ks_iter
+   with type 0 visits too: saef_ks_type_name names it.) */
 
 typedef enum {
     SAEF_KS_OK = 0,
@@ -106,12 +114,13 @@ typedef struct {
 #define SAEF_KS_REPLACE 0x01 /* overwrite an existing record (default: SAEF_KS_EEXISTS) */
 
 /*
- * Open the store at `path`, an absolute path (else SAEF_KS_EINVAL). Refuses (SAEF_KS_EPERM) a store file that is
- * writable by group or others, or readable by others (readable by group
- * only with SAEF_KS_GROUP_READ), a store or lock file that belongs to a
- * user other than root or the effective user, or one in a place others may
- * change (saef_path_is_safe), with a message saying how to fix it.
- * On failure *out is NULL; the reason is in saef_ks_last_error(NULL).
+ * Open the store at `path`, an absolute path (else SAEF_KS_EINVAL).
+ * Refuses (SAEF_KS_EPERM) a store file that is writable by group or
+ * others, or readable by others (readable by group only with
+ * SAEF_KS_GROUP_READ), a store or lock file that belongs to a user other
+ * than root or the effective user, or one in a place others may change
+ * (the same rule as OpenSSH's StrictModes), with a message saying how to
+ * fix it. On failure *out is NULL; the reason is in saef_ks_last_error(NULL).
  */
 SAEF_EXPORT SAEF_KS_ERR saef_ks_open(const char *path, unsigned flags, saef_ks **out);
 SAEF_EXPORT void saef_ks_close(saef_ks *ks);
@@ -189,50 +198,11 @@ SAEF_EXPORT const char *saef_ks_strerror(SAEF_KS_ERR err);
 
 SAEF_EXPORT void saef_ks_record_wipe(saef_ks_record *rec);
 
-/* Type names "kpsa", "km", "kc", "creg" <-> SAEF_KS_TYPE; 0 when unknown. */
+/* Type names "kpsa", "km", "kc" <-> SAEF_KS_TYPE; NULL / 0 when unknown.
+   saef_ks_type_name also names the store's own types ("creg"), which
+   saef_ks_type_from_name does not give out. */
 SAEF_EXPORT const char *saef_ks_type_name(SAEF_KS_TYPE type);
 SAEF_EXPORT SAEF_KS_TYPE saef_ks_type_from_name(const char *name);
-
-/*
- * Helpers shared by the CLI, the provider and the shim.
- */
-
-/* TS-0003 10.5/10.6: "relative@fqdn", relative part [A-Za-z0-9._-]+,
-   fqdn a DNS name; whole thing 1..SAEF_KS_ID_MAX. 1 if conforming. */
-SAEF_EXPORT int saef_id_is_conforming(const char *id, size_t id_len);
-
-/* TS-0003 10.3.5: "HEX32@fqdn". On success returns 1, sets *fqdn to the
-   part after '@' and writes the 16-byte KcID to kcid (if not NULL). */
-SAEF_EXPORT int saef_id_parse_maf(const char *id, size_t id_len, const char **fqdn,
-                                  unsigned char kcid[16]);
-
-/*
- * Time: RFC 3339 ("2026-11-24T12:00:00Z", offsets allowed), oneM2M
- * "YYYYMMDDTHHMMSS" (UTC, optional ",fraction"), and relative
- * "+N[smhdw]" from `now`. Returns 1 and sets *out (Unix seconds) if valid.
- */
-SAEF_EXPORT int saef_time_parse(const char *text, int64_t now, int64_t *out);
-/* Writes RFC 3339 UTC ("2026-11-24T12:00:00Z") into buf (>= 21 bytes). */
-SAEF_EXPORT void saef_time_format(int64_t t, char *buf, size_t len);
-/* oneM2M basic format "20261124T120000" into buf (>= 16 bytes). */
-SAEF_EXPORT void saef_time_format_onem2m(int64_t t, char *buf, size_t len);
-
-/*
- * Files that decide whom saef trusts (the store, openssl.cnf), by OpenSSH's
- * StrictModes rule: the file and every directory above it belong to root,
- * the effective user or `owner` (-1: nobody else), and nobody else may write
- * them; a sticky directory (/tmp) passes, since others cannot rename what is
- * in it. A missing file is judged by its nearest existing directory.
- * 1 if safe; else 0 and a message in err saying what to chmod or chown.
- */
-SAEF_EXPORT int saef_path_is_safe(const char *path, long owner, char *err, size_t errlen);
-
-/* Hex: returns bytes written, or -1 on bad hex / too long. Accepts upper
-   and lower case, no separators. */
-SAEF_EXPORT int saef_hex_decode(const char *hex, size_t hex_len, unsigned char *out,
-                                size_t out_max);
-/* Upper-case hex of len bytes into out (>= 2*len + 1). */
-SAEF_EXPORT void saef_hex_encode(const unsigned char *in, size_t len, char *out);
 
 #ifdef __cplusplus
 }

@@ -3,7 +3,7 @@
 #include "saef.h"
 
 static SSL_CTX *ctxs[FUZZ_NSRV][2];
-static saef_conf confs[FUZZ_NSRV];
+static saef_conf *confs[FUZZ_NSRV];
 
 static void make_all(void)
 {
@@ -11,14 +11,13 @@ static void make_all(void)
     char err[256];
 
     for (int v = 0; v < FUZZ_NSRV; v++) {
-        fuzz_server_conf(&confs[v], store);
+        confs[v] = fuzz_server_conf(store);
         if (v == FUZZ_SRV_STRICT) {
-            FUZZ_CHECK(saef_conf_set(&confs[v], "require_psk", "yes", err, sizeof(err)));
-            FUZZ_CHECK(
-                saef_conf_set(&confs[v], "refuse", "unknown_psk_identity", err, sizeof(err)));
-            FUZZ_CHECK(saef_conf_set(&confs[v], "kc_half", "yes", err, sizeof(err)));
+            FUZZ_CHECK(saef_conf_set(confs[v], "require_psk", "yes", err, sizeof(err)));
+            FUZZ_CHECK(saef_conf_set(confs[v], "refuse", "unknown_psk_identity", err, sizeof(err)));
+            FUZZ_CHECK(saef_conf_set(confs[v], "kc_half", "yes", err, sizeof(err)));
         }
-        saef_ctx *s = saef_new(&confs[v]);
+        saef_ctx *s = saef_new(confs[v]);
         FUZZ_CHECK(s != NULL);
         for (int d = 0; d < 2; d++) {
             SSL_CTX *c = SSL_CTX_new(d ? DTLS_server_method() : TLS_server_method());
@@ -42,5 +41,5 @@ const saef_conf *fuzz_server_config(int variant)
 {
     if (ctxs[0][0] == NULL)
         make_all();
-    return &confs[variant];
+    return confs[variant];
 }

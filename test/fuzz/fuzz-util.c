@@ -105,7 +105,7 @@ const char *fuzz_store_create(void)
     return store;
 }
 
-void fuzz_server_conf(saef_conf *conf, const char *store)
+saef_conf *fuzz_server_conf(const char *store)
 {
     static const char *const set[][2] = {
         {"entity_id", FUZZ_ENTITY_ID},
@@ -118,11 +118,13 @@ void fuzz_server_conf(saef_conf *conf, const char *store)
         {"log_level", "debug"},
     };
     char err[256];
+    saef_conf *conf = saef_conf_new();
 
-    saef_conf_init(conf);
+    FUZZ_CHECK(conf != NULL);
     FUZZ_CHECK(saef_conf_set(conf, "store", store, err, sizeof(err)));
     for (size_t i = 0; i < sizeof(set) / sizeof(set[0]); i++)
         FUZZ_CHECK(saef_conf_set(conf, set[i][0], set[i][1], err, sizeof(err)));
+    return conf;
 }
 
 char *fuzz_strndup(const uint8_t *data, size_t size)

@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "saef_common.h"
 #include "saef_conf.h"
 
 /* The records every store-backed target starts from. */
@@ -39,8 +40,8 @@ const char *fuzz_store_create(void);
 void fuzz_store_reset(saef_ks *ks);
 /* The record's stored form. */
 void fuzz_record_fill(const fuzz_record *r, saef_ks_record *rec);
-/* A configuration for a server on that store (entity_id, the MAF, sni). */
-void fuzz_server_conf(saef_conf *conf, const char *store);
+/* A configuration for a server on that store (entity_id, the MAF, sni); free it. */
+saef_conf *fuzz_server_conf(const char *store);
 /* A NUL-terminated copy (free it). */
 char *fuzz_strndup(const uint8_t *data, size_t size);
 

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
-static saef_conf conf;
+static saef_conf *conf;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -16,7 +16,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc, (void)argv;
-    fuzz_server_conf(&conf, "/nonexistent/keys.db");
+    conf = fuzz_server_conf("/nonexistent/keys.db");
     return 0;
 }
 
@@ -28,7 +28,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char hex[33], *text;
     int conforming = saef_id_is_conforming(id, size);
     int maf = saef_id_parse_maf(id, size, &fqdn, kcid);
-    SAEF_KS_TYPE type = saef_id_type(&conf, id, size);
+    SAEF_KS_TYPE type = saef_id_type(conf, id, size);
 
     if (conforming) {
         FUZZ_CHECK(size >= 3 && size <= SAEF_KS_ID_MAX);

@@ -16,7 +16,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const char *cnf = fuzz_path("openssl.cnf");
-    static saef_conf conf, again;
+    saef_conf *conf, *again;
     OSSL_LIB_CTX *lib;
     char err[512];
     FILE *f;
@@ -34,15 +34,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_CHECK(OSSL_PROVIDER_add_builtin(lib, "saef", OSSL_provider_init));
     if (OSSL_LIB_CTX_load_config(lib, cnf) && OSSL_PROVIDER_available(lib, "saef")) {
         /* Loaded: the parameters give back normalised values, valid as they are. */
-        saef_conf_init(&conf);
-        FUZZ_CHECK(saef_conf_from_provider(lib, &conf) == 1);
+        FUZZ_CHECK((conf = saef_conf_new()) != NULL);
+        FUZZ_CHECK(saef_conf_from_provider(lib, conf) == 1);
         for (int k = 0; k < SAEF_CONF_NKEYS; k++) {
-            const char *v = saef_conf_str(&conf, k);
-            saef_conf_init(&again);
+            const char *v = saef_conf_str(conf, k);
+            FUZZ_CHECK((again = saef_conf_new()) != NULL);
             FUZZ_CHECK(v[0] == '\0' ||
-                       (saef_conf_set(&again, saef_conf_name(k), v, err, sizeof(err)) &&
-                        strcmp(saef_conf_str(&again, k), v) == 0));
+                       (saef_conf_set(again, saef_conf_name(k), v, err, sizeof(err)) &&
+                        strcmp(saef_conf_str(again, k), v) == 0));
+            saef_conf_free(again);
         }
+        saef_conf_free(conf);
     }
     OSSL_LIB_CTX_free(lib);
     ERR_clear_error();

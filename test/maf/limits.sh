@@ -79,7 +79,7 @@ next
 { request GET $'/x\r\e[2Ksaef-mafd:\tforged' ""; answers 1; } | raw a-km@maf.example.com $KA
 sleep 0.3
 check "CR, ESC and TAB in a URI do not reach the log" test "$(grep -c $'[\r\e\t]' "$T/mafd.log")" = 0
-check_grep "  ... they are logged as \\xNN" 'GET /x\\x0D\\x1B\[2Ksaef-mafd:\\x09forged -> 404' "$T/mafd.log"
+check_grep "  ... they are logged as \\xNN" 'GET /x\\x0d\\x1b\[2Ksaef-mafd:\\x09forged -> 404' "$T/mafd.log"
 
 # A revoked client: every request is authorised against the store as it is.
 next

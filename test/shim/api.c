@@ -78,7 +78,7 @@ static int handshake(SSL_CTX *sctx, SSL_CTX *cctx, const char *identity, const c
 
 int main(int argc, char **argv)
 {
-    saef_conf conf;
+    saef_conf *conf = saef_conf_new();
     saef_ctx *s, *c;
     SSL_CTX *sctx, *cctx;
     SSL *srv, *cli;
@@ -86,15 +86,16 @@ int main(int argc, char **argv)
     saef_ks *bks;
     saef_ks_record resume_rec;
 
-    if (argc != 3)
+    if (argc != 3 || conf == NULL)
         return 2;
-    saef_conf_init(&conf);
-    if (!saef_conf_set(&conf, "store", argv[1], err, sizeof(err)) ||
-        !saef_conf_set(&conf, "entity_id", "/sp.example.com/in-cse", err, sizeof(err)) ||
-        (s = saef_new(&conf)) == NULL)
+    if (!saef_conf_set(conf, "store", argv[1], err, sizeof(err)) ||
+        !saef_conf_set(conf, "entity_id", "/sp.example.com/in-cse", err, sizeof(err)) ||
+        (s = saef_new(conf)) == NULL)
         return 2;
-    if (!saef_conf_set(&conf, "store", argv[2], err, sizeof(err)) || (c = saef_new(&conf)) == NULL)
+    /* saef_new keeps its own copy: the same conf serves the client. */
+    if (!saef_conf_set(conf, "store", argv[2], err, sizeof(err)) || (c = saef_new(conf)) == NULL)
         return 2;
+    saef_conf_free(conf);
     if (saef_ks_open(argv[1], 0, &bks) != SAEF_KS_OK ||
         saef_ks_get(bks, SAEF_KS_KPSA, "resume@sp.example.com", 21, &resume_rec) != SAEF_KS_OK)
         return 2;

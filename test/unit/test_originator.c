@@ -185,14 +185,15 @@ static void test_overlong_originator_is_4106(void)
 static void test_connection_without_handshake_is_4107(void)
 {
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
-    saef_conf conf;
+    saef_conf *conf = saef_conf_new();
     char err[256];
     saef_ctx *s;
     SSL *ssl;
 
-    saef_conf_init(&conf);
-    CU_ASSERT(saef_conf_set(&conf, "log", "none", err, sizeof(err)));
-    s = saef_new(&conf);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(conf);
+    CU_ASSERT(saef_conf_set(conf, "log", "none", err, sizeof(err)));
+    s = saef_new(conf);
+    saef_conf_free(conf);
     CU_ASSERT_FATAL(ctx != NULL && s != NULL && saef_ssl_ctx_server(ctx, s));
     ssl = SSL_new(ctx);
     CU_ASSERT_FATAL(ssl != NULL);

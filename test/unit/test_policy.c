@@ -22,29 +22,30 @@ static saef_ctx *server, *client, *lone; /* each on a store of its own */
    configured so that the store is opened writable, as the tests write it. */
 static saef_ctx *make(const char *store, const char *const *kv)
 {
-    saef_conf conf;
+    saef_conf *conf = saef_conf_new();
+    saef_ctx *s = NULL;
     saef_ks *ks;
     char err[256], path[512];
+    int ok;
 
-    saef_conf_init(&conf);
     snprintf(path, sizeof(path), "%s/%s", dir, store);
-    if (saef_ks_open(path, SAEF_KS_CREATE, &ks) != SAEF_KS_OK)
-        return NULL;
-    saef_ks_close(ks);
-    if (!saef_conf_set(&conf, "maf", MAF " https://127.0.0.1:9", err, sizeof(err)))
-        return NULL;
-    if (!saef_conf_set(&conf, "store", path, err, sizeof(err)) ||
-        !saef_conf_set(&conf, "log", getenv("SAEF_TEST_LOG") ? "stderr" : "none", err,
-                       sizeof(err))) {
-        fprintf(stderr, "%s\n", err);
+    if (conf == NULL || saef_ks_open(path, SAEF_KS_CREATE, &ks) != SAEF_KS_OK) {
+        saef_conf_free(conf);
         return NULL;
     }
-    for (; kv != NULL && kv[0] != NULL; kv += 2)
-        if (!saef_conf_set(&conf, kv[0], kv[1], err, sizeof(err))) {
-            fprintf(stderr, "%s\n", err);
-            return NULL;
-        }
-    return saef_new(&conf);
+    saef_ks_close(ks);
+    ok = saef_conf_set(conf, "maf", MAF " https://127.0.0.1:9", err, sizeof(err)) &&
+         saef_conf_set(conf, "store", path, err, sizeof(err)) &&
+         saef_conf_set(conf, "log", getenv("SAEF_TEST_LOG") ? "stderr" : "none", err,
+                       sizeof(err));
+    for (; ok && kv != NULL && kv[0] != NULL; kv += 2)
+        ok = saef_conf_set(conf, kv[0], kv[1], err, sizeof(err));
+    if (ok)
+        s = saef_new(conf);
+    else
+        fprintf(stderr, "%s\n", err);
+    saef_conf_free(conf);
+    return s;
 }
 
 /* A record: key bytes 0x11.., peer, self, not_after (0 = never), suid, created. */
@@ -164,8 +165,8 @@ static void test_unknown_identity_is_unknown(void)
     CU_ASSERT_EQUAL(decide(server, 0, "00112233445566778899AABBCCDDEEFF@other.example.com", NULL,
                            &c, &rec),
                     KEY_UNKNOWN);
-    CU_ASSERT_EQUAL(saef_id_type(&server->conf, KCID, strlen(KCID)), SAEF_KS_KC);
-    CU_ASSERT_EQUAL(saef_id_type(&server->conf, "x@other.example.com", 19), SAEF_KS_KPSA);
+    CU_ASSERT_EQUAL(saef_id_type(server->conf, KCID, strlen(KCID)), SAEF_KS_KC);
+    CU_ASSERT_EQUAL(saef_id_type(server->conf, "x@other.example.com", 19), SAEF_KS_KPSA);
 }
 
 static void test_malformed_identity_is_refused(void)

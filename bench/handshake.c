@@ -59,7 +59,7 @@ static struct {
     double end;                /* monotonic seconds */
 } cfg = {.mode = TLS12, .seconds = 5, .threads = 1};
 
-static long g_started; /* handshakes begun, for -n (atomic) */
+static long g_started;                  /* handshakes begun, for -n (atomic) */
 static __thread SSL_SESSION *t_session; /* -R: what this thread resumes */
 
 struct worker {
@@ -294,18 +294,10 @@ int main(int argc, char **argv)
 
     while ((opt = getopt(argc, argv, "H:p:V:i:k:f:c:t:n:u:C:r:R")) != -1) {
         switch (opt) {
-        case 'H':
-            host = optarg;
-            break;
-        case 'p':
-            port = strtol(optarg, NULL, 10);
-            break;
-        case 'V':
-            mode = optarg;
-            break;
-        case 'i':
-            snprintf(cfg.identity, sizeof(cfg.identity), "%s", optarg);
-            break;
+        case 'H': host = optarg; break;
+        case 'p': port = strtol(optarg, NULL, 10); break;
+        case 'V': mode = optarg; break;
+        case 'i': snprintf(cfg.identity, sizeof(cfg.identity), "%s", optarg); break;
         case 'k':
             if (!hexkey(optarg))
                 return die("-k: not a hex key of 1 to 64 bytes");
@@ -316,30 +308,17 @@ int main(int argc, char **argv)
                 return die("-f: no readable identity:hexkey line in the file");
             have_key = 1;
             break;
-        case 'c':
-            cfg.threads = (int)strtol(optarg, NULL, 10);
-            break;
-        case 't':
-            cfg.seconds = strtod(optarg, NULL);
-            break;
-        case 'n':
-            cfg.count = strtol(optarg, NULL, 10);
-            break;
-        case 'u':
-            cfg.until_ok = strtod(optarg, NULL);
-            break;
-        case 'C':
-            cfg.cipher = optarg;
-            break;
+        case 'c': cfg.threads = (int)strtol(optarg, NULL, 10); break;
+        case 't': cfg.seconds = strtod(optarg, NULL); break;
+        case 'n': cfg.count = strtol(optarg, NULL, 10); break;
+        case 'u': cfg.until_ok = strtod(optarg, NULL); break;
+        case 'C': cfg.cipher = optarg; break;
         case 'r':
             if (!read_request(optarg))
                 return die("-r: cannot read the request file (1 byte to 64 KiB)");
             break;
-        case 'R':
-            resume = 1;
-            break;
-        default:
-            return die("usage: see the comment at the top of bench/handshake.c");
+        case 'R': resume = 1; break;
+        default: return die("usage: see the comment at the top of bench/handshake.c");
         }
     }
     if (strcmp(mode, "tls1.2") == 0)

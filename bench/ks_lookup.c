@@ -215,8 +215,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < nres; i++)
         printf("%9ld %9.2f %8.2f %8.0f | %8.0f | %7.0f %7.0f %7.0f %8.0f | %8.0f %8.0f\n",
                res[i].keys, res[i].import_s, res[i].file_mb, res[i].open_us, res[i].cold_p99,
-               res[i].p50, res[i].p99, res[i].p999, res[i].max, res[i].miss_p50,
-               res[i].miss_p99);
+               res[i].p50, res[i].p99, res[i].p999, res[i].max, res[i].miss_p50, res[i].miss_p99);
     printf("\nkeys,import_s,file_mb,open_us,cold_p99_ns,p50_ns,p99_ns,p999_ns,max_ns,"
            "miss_p50_ns,miss_p99_ns\n");
     for (int i = 0; i < nres; i++)

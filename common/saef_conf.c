@@ -127,8 +127,7 @@ static int norm_hosts(const char *v, char *out, size_t outlen)
 /* A MAF is reached over HTTPS or over CoAP/DTLS (coaps://). */
 static int maf_url(const char *url)
 {
-    return (strncmp(url, "https://", 8) == 0 || strncmp(url, "coaps://", 8) == 0) &&
-           url[8] != '\0';
+    return (strncmp(url, "https://", 8) == 0 || strncmp(url, "coaps://", 8) == 0) && url[8] != '\0';
 }
 
 /* "FQDN URL[, FQDN URL...]"; normalised to "fqdn url,fqdn url". */
@@ -156,8 +155,7 @@ static int norm_maf(const char *v, char *out, size_t outlen, const char **why)
             *why = "the MAF URL must start with https:// or coaps://";
             return 0;
         }
-        used += (size_t)snprintf(out + used, outlen - used, "%s%s %s", used ? "," : "", fqdn,
-                                 url);
+        used += (size_t)snprintf(out + used, outlen - used, "%s%s %s", used ? "," : "", fqdn, url);
         if (used >= outlen) {
             *why = "too long";
             return 0;
@@ -280,8 +278,8 @@ static int norm_targets(const char *v, char *out, size_t outlen, char *ebuf, siz
             }
         }
         if (what != NULL) {
-            snprintf(ebuf, elen, "entry \"%.200s%s%.200s\": %s", e, eq ? "=" : "",
-                     eq ? id : "", what);
+            snprintf(ebuf, elen, "entry \"%.200s%s%.200s\": %s", e, eq ? "=" : "", eq ? id : "",
+                     what);
             *why = ebuf;
             return 0;
         }
@@ -346,8 +344,8 @@ int saef_conf_set(saef_conf *conf, const char *name, const char *value, char *er
         if (!strcasecmp(value, "yes") || !strcasecmp(value, "true") || !strcmp(value, "1") ||
             !strcasecmp(value, "on"))
             value = "yes";
-        else if (!strcasecmp(value, "no") || !strcasecmp(value, "false") ||
-                 !strcmp(value, "0") || !strcasecmp(value, "off"))
+        else if (!strcasecmp(value, "no") || !strcasecmp(value, "false") || !strcmp(value, "0") ||
+                 !strcasecmp(value, "off"))
             value = "no";
         else
             return bad(err, errlen, name, value, "use yes or no");
@@ -394,17 +392,14 @@ long saef_conf_int(const saef_conf *conf, SAEF_CONF_KEY key)
     if ((unsigned)key >= SAEF_CONF_NKEYS)
         return 0;
     switch (keys[key].type) {
-    case T_BOOL:
-        return strcmp(v, "yes") == 0;
+    case T_BOOL: return strcmp(v, "yes") == 0;
     case T_ENUM:
         for (int i = 0; keys[key].choices[i] != NULL; i++)
             if (strcmp(v, keys[key].choices[i]) == 0)
                 return i;
         return 0;
-    case T_INT:
-        return strtol(v, NULL, 10);
-    default:
-        return 0;
+    case T_INT: return strtol(v, NULL, 10);
+    default: return 0;
     }
 }
 

@@ -162,8 +162,8 @@ static int to_time(int y, int mo, int d, int h, int mi, int s, int64_t *out)
 {
     struct tm tm = {0};
 
-    if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h > 23 ||
-        mi > 59 || s > 60)
+    if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 ||
+        s > 60)
         return 0;
     tm.tm_year = y - 1900;
     tm.tm_mon = mo - 1;
@@ -224,8 +224,8 @@ int saef_time_parse(const char *text, int64_t now, int64_t *out)
             p++;
         } else if (*p == '+' || *p == '-') {
             int sign = *p++ == '+' ? 1 : -1, oh, om;
-            if ((oh = digits(&p, 2)) < 0 || *p++ != ':' || (om = digits(&p, 2)) < 0 ||
-                oh > 23 || om > 59)
+            if ((oh = digits(&p, 2)) < 0 || *p++ != ':' || (om = digits(&p, 2)) < 0 || oh > 23 ||
+                om > 59)
                 return 0;
             t -= sign * (oh * 3600 + om * 60);
         } else {
@@ -251,9 +251,8 @@ static void format(int64_t t, int onem2m, char *buf, size_t len)
 
     if (len == 0)
         return;
-    if (gmtime_r(&tt, &tm) == NULL ||
-        (onem2m ? strftime(buf, len, "%Y%m%dT%H%M%S", &tm)
-                : strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm)) == 0)
+    if (gmtime_r(&tt, &tm) == NULL || (onem2m ? strftime(buf, len, "%Y%m%dT%H%M%S", &tm)
+                                              : strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm)) == 0)
         buf[0] = '\0';
 }
 

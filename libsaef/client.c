@@ -60,8 +60,7 @@ static int target_addr(SSL *ssl, char *buf, size_t len)
  * the targets list maps the SNI host name or the peer's address to, else
  * the SNI host name itself (a record's peer may name the host). NULL: none.
  */
-static const char *client_target(SSL *ssl, const saef_ctx *s, const conn *c, char *idb,
-                                 size_t len)
+static const char *client_target(SSL *ssl, const saef_ctx *s, const conn *c, char *idb, size_t len)
 {
     const char *sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
     char where[INET6_ADDRSTRLEN + 8];
@@ -187,7 +186,7 @@ unsigned int saef_psk_client_cb(SSL *ssl, const char *hint, char *identity,
         n = (unsigned int)rec.key_len;
         c->ok = 1;
         saef_bind_session(c, saef_fw_type(c->fw), SSL_get_session(ssl), &rec,
-                     SSL_SESSION_get_timeout(SSL_get_session(ssl)));
+                          SSL_SESSION_get_timeout(SSL_get_session(ssl)));
     }
     saef_ks_record_wipe(&rec);
     return n;
@@ -207,12 +206,13 @@ int saef_use_session_cb(SSL *ssl, const EVP_MD *md, const unsigned char **id, si
     if (md != NULL && !EVP_MD_is_a(md, "SHA256"))
         return 1;
     if (!saef_client_key(ssl, cd->s, c, &rec))
-        return cd->next_use != NULL && !saef_require_psk(cd) ? cd->next_use(ssl, md, id, idlen, sess)
-                                                        : 1;
+        return cd->next_use != NULL && !saef_require_psk(cd)
+                   ? cd->next_use(ssl, md, id, idlen, sess)
+                   : 1;
     *sess = saef_psk_session(ssl, rec.key, rec.key_len);
     /* Offered, not yet used: saef_servername_cb sees whether the server took it. */
-    c->offered = *sess != NULL &&
-                 saef_bind_session(c, saef_fw_type(c->fw), *sess, &rec, SSL_CTX_get_timeout(SSL_get_SSL_CTX(ssl)));
+    c->offered = *sess != NULL && saef_bind_session(c, saef_fw_type(c->fw), *sess, &rec,
+                                                    SSL_CTX_get_timeout(SSL_get_SSL_CTX(ssl)));
     saef_ks_record_wipe(&rec);
     *id = (const unsigned char *)c->identity;
     *idlen = strlen(c->identity);

@@ -4,7 +4,8 @@
 
 #include <string.h>
 
-#define TLS13_SHA256_SUITES "TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_CCM_SHA256"
+#define TLS13_SHA256_SUITES                                                                        \
+    "TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_CCM_SHA256"
 
 /*
  * Could these bytes be a PSK identity (UTF-8 text, no control characters)?
@@ -93,8 +94,8 @@ static void hello_sni(SSL *ssl)
         ((size_t)p[0] << 8 | p[1]) != len - 2 || p[2] != TLSEXT_NAMETYPE_host_name)
         return;
     n = (size_t)p[3] << 8 | p[4];
-    if (n == 0 || n > len - 5 || memchr(p + 5, '\0', n) != NULL || (c = saef_get_conn(ssl)) == NULL ||
-        n >= sizeof(c->sni))
+    if (n == 0 || n > len - 5 || memchr(p + 5, '\0', n) != NULL ||
+        (c = saef_get_conn(ssl)) == NULL || n >= sizeof(c->sni))
         return;
     memcpy(c->sni, p + 5, n);
     c->sni[n] = '\0';

@@ -126,9 +126,7 @@ int saef_chain(SSL_CTX *ctx, SAEF_NEXT which, void (*fn)(void), void *arg)
         cd->next_find = (SSL_psk_find_session_cb_func)fn;
         return cd->server;
     case SAEF_NEXT_PSK_CLIENT: cd->next_client = (SSL_psk_client_cb_func)fn; return cd->client;
-    case SAEF_NEXT_USE_SESSION:
-        cd->next_use = (SSL_psk_use_session_cb_func)fn;
-        return cd->client;
+    case SAEF_NEXT_USE_SESSION: cd->next_use = (SSL_psk_use_session_cb_func)fn; return cd->client;
     case SAEF_NEXT_INFO:
         cd->next_info = (void (*)(const SSL *, int, int))fn;
         saef_note_info(cd);
@@ -137,16 +135,13 @@ int saef_chain(SSL_CTX *ctx, SAEF_NEXT which, void (*fn)(void), void *arg)
         cd->next_hello = (SSL_client_hello_cb_fn)fn;
         cd->next_hello_arg = arg;
         return cd->server;
-    case SAEF_NEXT_SERVERNAME:
-        cd->next_servername = (int (*)(SSL *, int *, void *))fn;
-        return 1;
+    case SAEF_NEXT_SERVERNAME: cd->next_servername = (int (*)(SSL *, int *, void *))fn; return 1;
     case SAEF_NEXT_SERVERNAME_ARG: cd->next_servername_arg = arg; return 1;
     }
     return 0;
 }
 
-int saef_ssl_ctx_set_servername_callback(SSL_CTX *ctx, int (*cb)(SSL *, int *, void *),
-                                         void *arg)
+int saef_ssl_ctx_set_servername_callback(SSL_CTX *ctx, int (*cb)(SSL *, int *, void *), void *arg)
 {
     if (saef_chain(ctx, SAEF_NEXT_SERVERNAME, (void (*)(void))cb, NULL))
         return saef_chain(ctx, SAEF_NEXT_SERVERNAME_ARG, NULL, arg);

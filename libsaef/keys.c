@@ -75,8 +75,8 @@ key_result saef_server_key(SSL *ssl, const ctx_data *cd, const unsigned char *id
     }
     err = type == SAEF_KS_KC ? SAEF_KS_OK : saef_ks_get(ks, type, id, id_len, rec);
     if (err == SAEF_KS_ENOTFOUND) {
-        SAEF_DEBUG(s, "identity=\"%s\": no %s record", saef_escape(id, id_len, shown, sizeof(shown)),
-                   saef_ks_type_name(type));
+        SAEF_DEBUG(s, "identity=\"%s\": no %s record",
+                   saef_escape(id, id_len, shown, sizeof(shown)), saef_ks_type_name(type));
         return KEY_UNKNOWN; /* the caller may chain it; it logs the refusal */
     }
     if (err != SAEF_KS_OK) {
@@ -118,7 +118,9 @@ refuse_rec:
 refuse:
     saef_escape(id, id_len, shown, sizeof(shown));
     saef_log(s, SAEF_LEVEL_INFO, "refused identity=\"%s\" reason=\"%s\" peer=%s", shown, why,
-             ssl != NULL ? saef_peer_addr(ssl, addr, sizeof(addr)) : c->addr[0] ? c->addr : "-");
+             ssl != NULL  ? saef_peer_addr(ssl, addr, sizeof(addr))
+             : c->addr[0] ? c->addr
+                          : "-");
     return KEY_REFUSED;
 }
 

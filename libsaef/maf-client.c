@@ -143,8 +143,7 @@ static int coap_call(const char *method, const char *url, const char *body, cons
 #ifdef SAEF_HAVE_COAP
     return saef_maf_coap_call(method, url, body, kmid, km, km_len, timeout_ms, want_ekm, out);
 #else
-    (void)method, (void)body, (void)kmid, (void)km, (void)km_len, (void)timeout_ms,
-        (void)want_ekm;
+    (void)method, (void)body, (void)kmid, (void)km, (void)km_len, (void)timeout_ms, (void)want_ekm;
     memset(out, 0, sizeof(*out));
     snprintf(out->err, sizeof(out->err), "%.60s: saef was built without libcoap (libcoap3-dev)",
              url);

@@ -13,10 +13,10 @@
 #define SAEF_MAF_BODY_MAX 65536
 
 typedef struct {
-    long status;            /* HTTP status (CoAP codes mapped); 0 when there was no answer */
-    char *body;             /* NUL-terminated, or NULL */
+    long status; /* HTTP status (CoAP codes mapped); 0 when there was no answer */
+    char *body;  /* NUL-terminated, or NULL */
     unsigned char ekm[SAEF_EXPORT_LEN]; /* RFC 5705 export of the connection (want_ekm) */
-    char err[256];          /* why it failed, when it did */
+    char err[256];                      /* why it failed, when it did */
 } saef_maf_reply;
 
 /*

@@ -173,8 +173,7 @@ static coap_pdu_t *request(coap_session_t *session, const char *method, const co
         coap_add_option(pdu, COAP_OPTION_CONTENT_FORMAT,
                         coap_encode_var_safe(fmt, sizeof(fmt), COAP_MEDIATYPE_APPLICATION_JSON),
                         fmt);
-        coap_add_data_large_request(session, pdu, strlen(body), (const uint8_t *)body, NULL,
-                                    NULL);
+        coap_add_data_large_request(session, pdu, strlen(body), (const uint8_t *)body, NULL, NULL);
     }
     return pdu;
 }

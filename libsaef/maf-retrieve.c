@@ -285,11 +285,8 @@ int saef_maf_key(const saef_conf *conf, saef_ks *ks, const char *id, size_t id_l
             return 1;
         saef_ks_record_wipe(rec);
         break;
-    case SAEF_KS_ENOTFOUND:
-        break;
-    default:
-        *why = "key store error";
-        return 0;
+    case SAEF_KS_ENOTFOUND: break;
+    default: *why = "key store error"; return 0;
     }
     return retrieve(conf, ks, canon, id_len, canon + SAEF_KCID_HEX_LEN + 1,
                     id_len - SAEF_KCID_HEX_LEN - 1, src_len > 0 ? fnv1a(src, src_len) | 1 : 0, rec,

@@ -14,10 +14,10 @@
 #include <pthread.h>
 
 struct saef_ctx {
-    int refs; /* atomic */
-    saef_conf *conf; /* its own copy */
+    int refs;                  /* atomic */
+    saef_conf *conf;           /* its own copy */
     long num[SAEF_CONF_NKEYS]; /* saef_conf_int of each key, read once */
-    pthread_mutex_t lock; /* guards ks while it is opened */
+    pthread_mutex_t lock;      /* guards ks while it is opened */
     saef_ks *ks;
 };
 
@@ -46,15 +46,15 @@ typedef struct {
     char peer[SAEF_KS_ENTITY_MAX + 16];
     SAEF_FRAMEWORK fw;
     int ok, resumed;
-    int judged;      /* saef_servername_cb ran */
-    int offered;     /* client: a saef key is in the ClientHello */
-    int bound;       /* origin marks the sessions this handshake made */
-    int ticket_ok;   /* server: saef_ticket_cb found the ticket's key unchanged */
+    int judged;    /* saef_servername_cb ran */
+    int offered;   /* client: a saef key is in the ClientHello */
+    int bound;     /* origin marks the sessions this handshake made */
+    int ticket_ok; /* server: saef_ticket_cb found the ticket's key unchanged */
     int logged;
     unsigned char origin[16];
     char want_identity[SAEF_KS_ID_MAX + 1];
     char target[SAEF_KS_ENTITY_MAX + 1];
-    char sni[256]; /* the ClientHello's host name, for TLS 1.3 PSK callbacks */
+    char sni[256];               /* the ClientHello's host name, for TLS 1.3 PSK callbacks */
     char addr[INET6_ADDRSTRLEN]; /* saef_psk_lookup, which has no SSL: the peer's address */
 } conn;
 
@@ -109,7 +109,7 @@ int saef_log_on(const saef_ctx *s, int level);
 #ifdef SAEF_NO_DEBUG
 #define SAEF_DEBUG(s, ...) ((void)0)
 #else
-#define SAEF_DEBUG(s, ...)                                                                       \
+#define SAEF_DEBUG(s, ...)                                                                         \
     (saef_log_on((s), SAEF_LEVEL_DEBUG) ? saef_log((s), SAEF_LEVEL_DEBUG, __VA_ARGS__) : (void)0)
 #endif
 /* Writes line ("saef: " and n more bytes, size the buffer) as it is. */
@@ -133,8 +133,8 @@ int saef_bound_here(const saef_ctx *s, const SSL *ssl, const conn *c, const char
    filled and c->identity, c->peer, c->fw set; KEY_UNKNOWN (not logged, the
    caller may chain it); KEY_REFUSED (logged with its reason). ssl is NULL
    for saef_psk_lookup: c->sni and c->addr stand for it. */
-key_result saef_server_key(SSL *ssl, const ctx_data *cd, const unsigned char *id,
-                           size_t id_len, saef_ks_record *rec, conn *c);
+key_result saef_server_key(SSL *ssl, const ctx_data *cd, const unsigned char *id, size_t id_len,
+                           saef_ks_record *rec, conn *c);
 /* The refusal line of an unknown identity. */
 void saef_log_unknown(SSL *ssl, const saef_ctx *s, const void *id, size_t id_len);
 /* What a refused client gets into key (max bytes): random bytes (a wrong
@@ -182,8 +182,7 @@ void saef_info_cb(const SSL *ssl, int where, int ret);
 
 /* Entity A's record for id, unexpired, as it is offered; c then describes
    it. 1, or 0 (logged). */
-int saef_client_get(saef_ctx *s, conn *c, SAEF_KS_TYPE type, const char *id,
-                    saef_ks_record *rec);
+int saef_client_get(saef_ctx *s, conn *c, SAEF_KS_TYPE type, const char *id, saef_ks_record *rec);
 /* Entity A's key for ssl (see saef_ssl_set_identity): 1 with rec filled
    and c describing it, or 0. */
 int saef_client_key(SSL *ssl, saef_ctx *s, conn *c, saef_ks_record *rec);

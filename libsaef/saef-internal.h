@@ -53,13 +53,13 @@ int saef_maf_parse_reply(const char *body, int64_t now, saef_ks_record *rec, con
    within maf_timeout (and maf_rate, maf_source_rate for the client's source
    address src: its bytes, none when src_len is 0), cached under the
    canonical identity. 1 with rec filled, or 0 with why set. */
-int saef_maf_key(const saef_conf *conf, saef_ks *ks, const char *id, size_t id_len,
-                 const void *src, size_t src_len, saef_ks_record *rec, const char **why);
+int saef_maf_key(const saef_conf *conf, saef_ks *ks, const char *id, size_t id_len, const void *src,
+                 size_t src_len, saef_ks_record *rec, const char **why);
 
 /* The rule of saef_originator_check for the bound entity and the
    receiving node's own CSE-ID (entity_id; NULL if not configured). */
-SAEF_ORIGIN saef_origin_judge(const char *entity, const char *own_id, const char *from,
-                              size_t len, unsigned flags);
+SAEF_ORIGIN saef_origin_judge(const char *entity, const char *own_id, const char *from, size_t len,
+                              unsigned flags);
 /* entity_id of the saef configuration on ssl's context; NULL if none. */
 const char *saef_ssl_own_entity(const SSL *ssl);
 /* The audit line of a request refused with rsc. */

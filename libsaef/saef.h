@@ -37,9 +37,9 @@ extern "C" {
 typedef struct saef_ctx saef_ctx;
 
 typedef enum {
-    SAEF_FW_NONE = 0, /* no association (yet), or not a saef PSK */
-    SAEF_FW_PSK = 1,  /* pre-provisioned key, TS-0003 8.2.2.1 */
-    SAEF_FW_MAF = 2,  /* MAF-based, TS-0003 8.2.2.3 */
+    SAEF_FW_NONE = 0,      /* no association (yet), or not a saef PSK */
+    SAEF_FW_PSK = 1,       /* pre-provisioned key, TS-0003 8.2.2.1 */
+    SAEF_FW_MAF = 2,       /* MAF-based, TS-0003 8.2.2.3 */
     SAEF_FW_MAF_CLIENT = 3 /* a MAF client (KmID/Km) at the MAF, TS-0003 8.8.2.2 */
 } SAEF_FRAMEWORK;
 
@@ -77,8 +77,8 @@ SAEF_EXPORT int saef_ssl_ctx_client(SSL_CTX *ctx, saef_ctx *s);
  * A program that needs its own sets it here, after installing a role; saef
  * calls it first. SSL_CTX_set_tlsext_servername_callback would replace saef's.
  */
-SAEF_EXPORT int saef_ssl_ctx_set_servername_callback(SSL_CTX *ctx,
-                                                     int (*cb)(SSL *, int *, void *), void *arg);
+SAEF_EXPORT int saef_ssl_ctx_set_servername_callback(SSL_CTX *ctx, int (*cb)(SSL *, int *, void *),
+                                                     void *arg);
 
 /*
  * Entity A's choice of key, per connection: an explicit identity, or the
@@ -112,8 +112,8 @@ SAEF_EXPORT SAEF_FRAMEWORK saef_ssl_framework(const SSL *ssl);
  *    unknown_psk_identity: fail the handshake).
  */
 SAEF_EXPORT int saef_psk_lookup(saef_ctx *s, const char *identity, const char *sni,
-                                const char *peer, unsigned char *key, size_t *key_len,
-                                char *entity, size_t entity_len, SAEF_FRAMEWORK *fw);
+                                const char *peer, unsigned char *key, size_t *key_len, char *entity,
+                                size_t entity_len, SAEF_FRAMEWORK *fw);
 
 /* A line in saef's log (saef.cnf(5) log, log_level; SAEF_LEVEL_*), after
    "saef: ". Never give it a key. */
@@ -148,8 +148,8 @@ SAEF_EXPORT SAEF_ORIGIN saef_originator_check(const SSL *ssl, const char *from, 
                                               unsigned flags);
 
 /* The TS-0003 10.2.2 TLS 1.2 suites saef puts first, OpenSSL names. */
-#define SAEF_PSK_CIPHERS                                                                      \
-    "PSK-AES128-CBC-SHA256:PSK-AES128-CCM8:ECDHE-PSK-AES128-CBC-SHA256:"                    \
+#define SAEF_PSK_CIPHERS                                                                           \
+    "PSK-AES128-CBC-SHA256:PSK-AES128-CCM8:ECDHE-PSK-AES128-CBC-SHA256:"                           \
     "DHE-PSK-AES128-GCM-SHA256:DHE-PSK-AES128-CCM8:PSK-AES128-GCM-SHA256"
 
 #ifdef __cplusplus

@@ -44,7 +44,7 @@ unsigned int saef_psk_server_cb(SSL *ssl, const char *identity, unsigned char *p
             /* TLS 1.2 asks only once a PSK suite was chosen: the key is used. */
             c->ok = 1;
             saef_bind_session(c, saef_fw_type(c->fw), SSL_get_session(ssl), &rec,
-                         SSL_SESSION_get_timeout(SSL_get_session(ssl)));
+                              SSL_SESSION_get_timeout(SSL_get_session(ssl)));
         }
         saef_ks_record_wipe(&rec);
         return n;
@@ -54,8 +54,7 @@ unsigned int saef_psk_server_cb(SSL *ssl, const char *identity, unsigned char *p
             return n;
         saef_log_unknown(ssl, cd->s, identity, len);
         break;
-    case KEY_REFUSED:
-        break;
+    case KEY_REFUSED: break;
     }
     return (unsigned int)saef_refusal_key(cd->s, psk, max_psk_len);
 }
@@ -80,7 +79,8 @@ int saef_find_session_cb(SSL *ssl, const unsigned char *id, size_t id_len, SSL_S
         /* OpenSSL may still pass it over (a suite of another hash, a key
            exchange mode it cannot use): saef_servername_cb judges what was used. */
         if (*sess != NULL)
-            saef_bind_session(c, saef_fw_type(c->fw), *sess, &rec, SSL_CTX_get_timeout(SSL_get_SSL_CTX(ssl)));
+            saef_bind_session(c, saef_fw_type(c->fw), *sess, &rec,
+                              SSL_CTX_get_timeout(SSL_get_SSL_CTX(ssl)));
         saef_ks_record_wipe(&rec);
         return *sess != NULL;
     case KEY_UNKNOWN:
@@ -96,8 +96,7 @@ int saef_find_session_cb(SSL *ssl, const unsigned char *id, size_t id_len, SSL_S
             return 1;
         saef_log_unknown(ssl, cd->s, id, id_len);
         break;
-    case KEY_REFUSED:
-        break;
+    case KEY_REFUSED: break;
     }
     if ((n = saef_refusal_key(cd->s, rnd, sizeof(rnd))) > 0)
         *sess = saef_psk_session(ssl, rnd, n);
@@ -117,7 +116,7 @@ static int binding_holds(SSL *ssl, const ctx_data *cd, conn *c, const binding *b
 
     if (SSL_is_server(ssl)) {
         key_result r = saef_server_key(ssl, cd, (const unsigned char *)b->identity,
-                                  strlen(b->identity), &rec, c);
+                                       strlen(b->identity), &rec, c);
         if (r == KEY_REFUSED) /* logged with its reason */
             return 0;
         if (r == KEY_UNKNOWN)
@@ -267,8 +266,8 @@ int saef_servername_cb(SSL *ssl, int *al, void *arg)
         c->judged = 1;
     if (why == NULL)
         return ret;
-    saef_log(cd->s, SAEF_LEVEL_INFO, "refused %s handshake: %s peer=%s",
-             SSL_get_version(ssl), why, saef_peer_addr(ssl, addr, sizeof(addr)));
+    saef_log(cd->s, SAEF_LEVEL_INFO, "refused %s handshake: %s peer=%s", SSL_get_version(ssl), why,
+             saef_peer_addr(ssl, addr, sizeof(addr)));
     if (c != NULL)
         c->logged = 1;
     *al = SSL_AD_HANDSHAKE_FAILURE;
@@ -301,11 +300,13 @@ void saef_info_cb(const SSL *ssl, int where, int ret)
             p = saef_put(p, end, SSL_is_server((SSL *)ssl) ? "accepted" : "established");
             p = saef_put(saef_put(p, end, " identity=\""), end, c->identity);
             p = saef_put(saef_put(p, end, "\" entity=\""), end, c->peer);
-            p = saef_put(p, end, c->fw == SAEF_FW_MAF          ? "\" framework=maf"
-                            : c->fw == SAEF_FW_MAF_CLIENT ? "\" framework=maf-client"
-                                                          : "\" framework=psk");
+            p = saef_put(p, end,
+                         c->fw == SAEF_FW_MAF          ? "\" framework=maf"
+                         : c->fw == SAEF_FW_MAF_CLIENT ? "\" framework=maf-client"
+                                                       : "\" framework=psk");
             p = saef_put(saef_put(p, end, " protocol="), end, SSL_get_version(ssl));
-            p = saef_put(saef_put(p, end, " cipher="), end, SSL_CIPHER_get_name(SSL_get_current_cipher(ssl)));
+            p = saef_put(saef_put(p, end, " cipher="), end,
+                         SSL_CIPHER_get_name(SSL_get_current_cipher(ssl)));
             p = saef_put(saef_put(p, end, " peer="), end, saef_peer_addr(ssl, addr, sizeof(addr)));
             p = saef_put(p, end, c->resumed ? " session=resumed" : " session=new");
             saef_log_emit(cd->s, SAEF_LEVEL_INFO, line, (size_t)(p - line - 6), sizeof(line));

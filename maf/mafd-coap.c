@@ -23,7 +23,7 @@
 /* What the handshake authenticated, kept with the session's SSL object. */
 typedef struct {
     char kmid[SAEF_KS_ID_MAX + 1];
-    char bound[SAEF_KS_ENTITY_MAX + 1]; /* the MAF Client ID */
+    char bound[SAEF_KS_ENTITY_MAX + 1];     /* the MAF Client ID */
     unsigned char md[SHA256_DIGEST_LENGTH]; /* of the Km the handshake used */
 } coap_client;
 
@@ -37,8 +37,7 @@ static struct {
     coap_bin_const_t psk_out;
 } c = {.idx = -1};
 
-static void free_client(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
-                        void *argp)
+static void free_client(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
 {
     (void)parent, (void)ad, (void)idx, (void)argl, (void)argp;
     OPENSSL_clear_free(ptr, sizeof(coap_client));
@@ -87,8 +86,7 @@ refuse:
         saef_ks_record_wipe(&rec);
     OPENSSL_clear_free(cl, sizeof(*cl));
     saef_mafd_log("coaps %s: handshake refused: KmID %s unknown or expired",
-                  coap_session_str(session),
-                  saef_mafd_escaped(kmid, log_id, sizeof(log_id)));
+                  coap_session_str(session), saef_mafd_escaped(kmid, log_id, sizeof(log_id)));
     return &c.psk_out;
 }
 
@@ -102,8 +100,8 @@ static const char *current_client(SSL *ssl)
     unsigned char md[SHA256_DIGEST_LENGTH];
     int ok;
 
-    ok = cl != NULL && saef_mafd_km_client(c.m, cl->kmid, now, md) &&
-         strcmp(now, cl->bound) == 0 && CRYPTO_memcmp(md, cl->md, sizeof(md)) == 0;
+    ok = cl != NULL && saef_mafd_km_client(c.m, cl->kmid, now, md) && strcmp(now, cl->bound) == 0 &&
+         CRYPTO_memcmp(md, cl->md, sizeof(md)) == 0;
     OPENSSL_cleanse(md, sizeof(md));
     return ok ? cl->bound : NULL;
 }
@@ -130,8 +128,15 @@ static coap_pdu_code_t code_of(int status, coap_pdu_code_t method)
     case 201: return COAP_RESPONSE_CODE_CREATED;
     case 204: return COAP_RESPONSE_CODE_DELETED;
     case 410: return COAP_RESPONSE_CODE_NOT_FOUND;
-    case 400: case 401: case 403: case 404: case 405: case 409: case 413: case 415: case 429:
-        return (coap_pdu_code_t)COAP_RESPONSE_CODE(status);
+    case 400:
+    case 401:
+    case 403:
+    case 404:
+    case 405:
+    case 409:
+    case 413:
+    case 415:
+    case 429: return (coap_pdu_code_t)COAP_RESPONSE_CODE(status);
     default: return COAP_RESPONSE_CODE_INTERNAL_ERROR;
     }
 }
@@ -184,17 +189,19 @@ static void on_request(coap_resource_t *res, coap_session_t *session, const coap
         status = saef_mafd_handle(c.m, &r, &answer);
     coap_pdu_set_code(out, code_of(status, method));
     text = answer != NULL ? json_dumps(answer, JSON_COMPACT) : NULL;
-    saef_mafd_log("COAP %s %s -> %d client=%s", method == COAP_REQUEST_CODE_GET      ? "GET"
-                                                : method == COAP_REQUEST_CODE_POST   ? "POST"
-                                                : method == COAP_REQUEST_CODE_PUT    ? "PUT"
-                                                : method == COAP_REQUEST_CODE_DELETE ? "DELETE"
-                                                                                     : "other",
+    saef_mafd_log("COAP %s %s -> %d client=%s",
+                  method == COAP_REQUEST_CODE_GET      ? "GET"
+                  : method == COAP_REQUEST_CODE_POST   ? "POST"
+                  : method == COAP_REQUEST_CODE_PUT    ? "PUT"
+                  : method == COAP_REQUEST_CODE_DELETE ? "DELETE"
+                                                       : "other",
                   saef_mafd_escaped(path, log_path, sizeof(log_path)), status,
                   saef_mafd_escaped(r.client, log_client, sizeof(log_client)));
     /* RFC 8516: 4.29 says when to retry in Max-Age. */
     if (text != NULL)
         coap_add_data_large_response(res, session, in, out, query, COAP_MEDIATYPE_APPLICATION_JSON,
-                                     status == 429 && (retry = json_object_get(answer, "retryAfter"))
+                                     status == 429 &&
+                                             (retry = json_object_get(answer, "retryAfter"))
                                          ? (int)json_integer_value(retry)
                                          : -1,
                                      0, strlen(text), (const uint8_t *)text, release_text, text);
@@ -253,7 +260,8 @@ int saef_mafd_coap_start(struct event_base *base, const char *host, int port, co
     coap_set_log_handler(log_line);
     coap_set_log_level(LOG_WARNING);
     coap_dtls_set_log_level(LOG_WARNING);
-    if (!coap_dtls_is_supported() || coap_get_tls_library_version()->type != COAP_TLS_LIBRARY_OPENSSL) {
+    if (!coap_dtls_is_supported() ||
+        coap_get_tls_library_version()->type != COAP_TLS_LIBRARY_OPENSSL) {
         fprintf(stderr, "saef-mafd: --listen-coaps needs libcoap's OpenSSL backend\n");
         return 0;
     }

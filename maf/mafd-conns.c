@@ -5,8 +5,8 @@
  * address, and when the table is full a connection that has not yet made a
  * request gives way to the newcomer: the oldest of those from the address
  * with the most connections, so a flood of slow handshakes from a few
- * addresses neither keeps a client out nor cuts its handshake short. Out of descriptors, accepting pauses instead of
- * spinning. Conditions caused by the network are logged at most every 10 s.
+ * addresses neither keeps a client out nor cuts its handshake short. Out of descriptors, accepting
+ * pauses instead of spinning. Conditions caused by the network are logged at most every 10 s.
  */
 #include "mafd-conns.h"
 #include "mafd-registry.h"

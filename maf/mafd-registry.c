@@ -322,7 +322,8 @@ static int over_quota(const saef_mafd *m, const char *client, json_t **answer)
     /* Client registrations are indexed by their client (peer); key
        registrations name it as self, so those are walked. */
     if (saef_ks_iter_peer(m->ks, SAEF_KS_CREG, client, count_live, &c) != SAEF_KS_OK ||
-        (c.by_self = 1, c.n < c.stop && saef_ks_iter(m->ks, SAEF_KS_KC, count_live, &c) != SAEF_KS_OK)) {
+        (c.by_self = 1,
+         c.n < c.stop && saef_ks_iter(m->ks, SAEF_KS_KC, count_live, &c) != SAEF_KS_OK)) {
         saef_mafd_log("%s", saef_ks_last_error(m->ks));
         return error_answer(answer, 500, "registry error");
     }
@@ -462,9 +463,8 @@ static const char *admin_of(const saef_ks_record *rec)
 /* The rest of an update (8.8.2.5, 8.8.2.9): a future expirationTime, capped at
    max, and labels go into rec, which is stored; *answer becomes out (consumed)
    with what changed. */
-static int store_update(const saef_mafd *m, SAEF_KS_TYPE type, const char *id,
-                        saef_ks_record *rec, const char *expires, json_t *labels, long max,
-                        json_t *out, json_t **answer)
+static int store_update(const saef_mafd *m, SAEF_KS_TYPE type, const char *id, saef_ks_record *rec,
+                        const char *expires, json_t *labels, long max, json_t *out, json_t **answer)
 {
     char exp[16];
     int64_t now = (int64_t)time(NULL), want;
@@ -632,8 +632,8 @@ static int key_registration(const saef_mafd *m, const saef_mafd_request *req, js
     if ((j = read_request(m, req, allowed, answer, &status)) == NULL)
         return status;
     if (json_unpack(j, "{s:s, s?o, s:s, s:I, s:o, s?s}", "expirationTime", &expires, "labels",
-                    &labels, "adminFQDN", &admin, "SUID", &suid, "targetIDs", &targets,
-                    "keyValue", &keyhex) != 0) {
+                    &labels, "adminFQDN", &admin, "SUID", &suid, "targetIDs", &targets, "keyValue",
+                    &keyhex) != 0) {
         status = error_answer(answer, 400,
                               "expirationTime, adminFQDN, SUID and targetIDs are mandatory, "
                               "with the types of docs/maf-protocol.md");
@@ -718,8 +718,7 @@ static int key_registration(const saef_mafd *m, const saef_mafd_request *req, js
     rec.suid = SAEF_SUID_MAF_SAEF;
     /* Committed (and synced by LMDB) before the answer: nothing lost on a crash. */
     switch (saef_ks_put(m->ks, SAEF_KS_KC, id, strlen(id), &rec, 0)) {
-    case SAEF_KS_OK:
-        break;
+    case SAEF_KS_OK: break;
     case SAEF_KS_EEXISTS:
         status = error_answer(answer, 409, "this TLS session already registered its key");
         goto out;

@@ -11,18 +11,18 @@
 #include "saef_common.h"
 
 typedef struct {
-    saef_ks *ks;           /* the registry, read-write */
-    const char *fqdn;      /* this MAF's FQDN */
-    long max_lifetime;     /* seconds a key registration may live */
-    long max_reg_lifetime; /* seconds a client registration may live */
-    int require_reg;       /* keys only for registered clients (8.8.2.3) */
-    int port;              /* the MAF's HTTP port, for mafClientCfg */
-    int coap_port;         /* its CoAP (DTLS) port, 0 = none */
+    saef_ks *ks;                /* the registry, read-write */
+    const char *fqdn;           /* this MAF's FQDN */
+    long max_lifetime;          /* seconds a key registration may live */
+    long max_reg_lifetime;      /* seconds a client registration may live */
+    int require_reg;            /* keys only for registered clients (8.8.2.3) */
+    int port;                   /* the MAF's HTTP port, for mafClientCfg */
+    int coap_port;              /* its CoAP (DTLS) port, 0 = none */
     const char *const *targets; /* --targets: the only IDs keys may be for (NULL-ended);
                                    NULL = every MAF client (a km record's peer) */
     int cse_targets_only;       /* --cse-targets-only: targets are Absolute CSE-IDs */
-    long max_regs; /* live key and client registrations per client; 0 = no limit */
-    long reg_rate; /* registrations per client per minute; 0 = no limit */
+    long max_regs;              /* live key and client registrations per client; 0 = no limit */
+    long reg_rate;              /* registrations per client per minute; 0 = no limit */
 } saef_mafd;
 
 typedef struct {

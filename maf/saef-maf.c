@@ -98,16 +98,14 @@ static int load_km(void)
     return 0;
 }
 
-static int call(const char *method, const char *path, json_t *body, int want_ekm,
-                saef_maf_reply *r)
+static int call(const char *method, const char *path, json_t *body, int want_ekm, saef_maf_reply *r)
 {
     char url[1024], *text = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
     int ok;
 
-    snprintf(url, sizeof(url), "%s%s%s", o.maf, o.maf[strlen(o.maf) - 1] == '/' ? "" : "/",
-             path);
-    ok = saef_maf_call(method, url, text, o.kmid, o.km.key, o.km.key_len, o.timeout_ms, want_ekm,
-                       r);
+    snprintf(url, sizeof(url), "%s%s%s", o.maf, o.maf[strlen(o.maf) - 1] == '/' ? "" : "/", path);
+    ok =
+        saef_maf_call(method, url, text, o.kmid, o.km.key, o.km.key_len, o.timeout_ms, want_ekm, r);
     free(text);
     if (!ok)
         return fail(EXIT_MAF, "%s", r->err);
@@ -119,8 +117,8 @@ static int maf_error(const saef_maf_reply *r)
     char msg[256];
 
     saef_maf_answer_error(r->body, msg, sizeof(msg));
-    return fail(r->status == 404 ? EXIT_NOTFOUND : EXIT_MAF, "the MAF answered %ld: %s",
-                r->status, msg);
+    return fail(r->status == 404 ? EXIT_NOTFOUND : EXIT_MAF, "the MAF answered %ld: %s", r->status,
+                msg);
 }
 
 /* POST a registration request (consumed) with the --label list; 0 when the
@@ -360,8 +358,7 @@ int main(int argc, char **argv)
         {"expires", required_argument, NULL, 'e'}, {"admin-fqdn", required_argument, NULL, 'a'},
         {"label", required_argument, NULL, 'L'},   {"key", required_argument, NULL, 'K'},
         {"timeout", required_argument, NULL, 'T'}, {"help", no_argument, NULL, 'h'},
-        {"reg", required_argument, NULL, 'R'},
-        {NULL, 0, NULL, 0},
+        {"reg", required_argument, NULL, 'R'},     {NULL, 0, NULL, 0},
     };
     const char *cmd;
     int c, rc;
@@ -388,8 +385,10 @@ int main(int argc, char **argv)
         }
     }
     if (optind != argc - 1)
-        return fail(EXIT_USAGE, "one command: register, update, deregister, client-register, client-config, "
-                    "client-update or client-deregister\n%s", usage);
+        return fail(EXIT_USAGE,
+                    "one command: register, update, deregister, client-register, client-config, "
+                    "client-update or client-deregister\n%s",
+                    usage);
     if (o.store == NULL || *o.store == '\0')
         return fail(EXIT_USAGE, "no store: give -s STORE or set SAEF_STORE");
     if (o.maf != NULL && !maf_url(o.maf))

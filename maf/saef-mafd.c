@@ -36,12 +36,12 @@ static struct {
     saef_mafd m;
     saef_mafd_limits lim;
     SSL_CTX *ssl;
-} g = {.listen = "127.0.0.1:8443",
-       .max_body = 16384,
-       .purge_every = 60,
-       .lim = {.max = 512, .per_addr = 32, .deadline = 10},
-       .m = {.max_lifetime = 86400, .max_reg_lifetime = 31536000, .max_regs = 1000,
-             .reg_rate = 60}};
+} g = {
+    .listen = "127.0.0.1:8443",
+    .max_body = 16384,
+    .purge_every = 60,
+    .lim = {.max = 512, .per_addr = 32, .deadline = 10},
+    .m = {.max_lifetime = 86400, .max_reg_lifetime = 31536000, .max_regs = 1000, .reg_rate = 60}};
 
 static SSL *req_ssl(struct evhttp_request *req)
 {
@@ -89,8 +89,7 @@ static const char *current_client(SSL *ssl)
     unsigned char md[SHA256_DIGEST_LENGTH];
     int ok;
 
-    ok = bound != NULL && c != NULL &&
-         saef_mafd_km_client(&g.m, saef_ssl_identity(ssl), now, md) &&
+    ok = bound != NULL && c != NULL && saef_mafd_km_client(&g.m, saef_ssl_identity(ssl), now, md) &&
          strcmp(now, bound) == 0 && saef_mafd_conn_same_km(c, md);
     OPENSSL_cleanse(md, sizeof(md));
     return ok ? bound : NULL;
@@ -104,8 +103,11 @@ static void handle(struct evhttp_request *req, void *arg)
     SSL *ssl = req_ssl(req);
     saef_mafd_conn *c = saef_mafd_conn_of(ssl);
     saef_mafd_request r = {evhttp_request_get_command(req),
-                           evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req)), NULL,
-                           evbuffer_get_length(in), ssl, current_client(ssl)};
+                           evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req)),
+                           NULL,
+                           evbuffer_get_length(in),
+                           ssl,
+                           current_client(ssl)};
     char uri[512], client[300], wait[24];
     json_t *answer = NULL, *retry;
     char *text;
@@ -116,7 +118,8 @@ static void handle(struct evhttp_request *req, void *arg)
         saef_mafd_conn_answered(c);
     r.body = (const char *)evbuffer_pullup(in, -1);
     if ((smuggled = ambiguous_length(req)))
-        status = saef_mafd_error(&answer, 400, "one Content-Length, and not with Transfer-Encoding");
+        status =
+            saef_mafd_error(&answer, 400, "one Content-Length, and not with Transfer-Encoding");
     else
         status = saef_mafd_handle(&g.m, &r, &answer);
     /* Not a client (any more), or a request whose end is unclear: nothing
@@ -176,8 +179,10 @@ static const char *const *read_targets(const char *file)
         if (*id == '\0' || *id == '#')
             continue;
         if (!saef_mafd_absolute_id(id)) {
-            fprintf(stderr, "saef-mafd: %s line %zu: '%s' is not an Absolute CSE-ID or AE-ID "
-                            "(//sp/id)\n", file, lineno, id);
+            fprintf(stderr,
+                    "saef-mafd: %s line %zu: '%s' is not an Absolute CSE-ID or AE-ID "
+                    "(//sp/id)\n",
+                    file, lineno, id);
             fclose(f);
             return NULL;
         }
@@ -216,8 +221,8 @@ static int number(const char *opt, const char *text, long min, long max, long *o
     v = strtoll(text, &end, 10);
     if (errno != 0 || end == text || *end != '\0' || *text < '0' || *text > '9' || v < min ||
         v > max) {
-        fprintf(stderr, "saef-mafd: --%s '%s': give a whole number from %ld to %ld\n", opt,
-                text, min, max);
+        fprintf(stderr, "saef-mafd: --%s '%s': give a whole number from %ld to %ld\n", opt, text,
+                min, max);
         return 0;
     }
     *out = (long)v;
@@ -275,8 +280,7 @@ static int start_coaps(struct event_base *base)
 #ifdef SAEF_HAVE_COAP
     saef_mafd_coap_limits lim = {g.lim.max, g.lim.deadline, g.max_body};
 
-    return g.coaps == NULL ||
-           saef_mafd_coap_start(base, g.coaps_host, g.m.coap_port, &g.m, &lim);
+    return g.coaps == NULL || saef_mafd_coap_start(base, g.coaps_host, g.m.coap_port, &g.m, &lim);
 #else
     (void)base;
     return 1;
@@ -294,9 +298,12 @@ static void stop_coaps(void)
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"store", required_argument, NULL, 's'},  {"fqdn", required_argument, NULL, 'f'},
-        {"listen", required_argument, NULL, 'l'}, {"max-lifetime", required_argument, NULL, 'L'},
-        {"max-body", required_argument, NULL, 'B'}, {"help", no_argument, NULL, 'h'},
+        {"store", required_argument, NULL, 's'},
+        {"fqdn", required_argument, NULL, 'f'},
+        {"listen", required_argument, NULL, 'l'},
+        {"max-lifetime", required_argument, NULL, 'L'},
+        {"max-body", required_argument, NULL, 'B'},
+        {"help", no_argument, NULL, 'h'},
         {"max-reg-lifetime", required_argument, NULL, 'R'},
         {"require-client-reg", no_argument, NULL, 'r'},
         {"targets", required_argument, NULL, 't'},

@@ -205,17 +205,10 @@ static int on_acl_check(int event, void *event_data, void *userdata)
         return MOSQ_ERR_PLUGIN_DEFER;
     prove(ed->client, b);
     switch (ed->access) {
-    case MOSQ_ACL_WRITE:
-        access = SAEF_MQ_PUBLISH;
-        break;
-    case MOSQ_ACL_SUBSCRIBE:
-        access = SAEF_MQ_SUBSCRIBE;
-        break;
-    case MOSQ_ACL_READ:
-        access = SAEF_MQ_DELIVER;
-        break;
-    default:
-        return MOSQ_ERR_SUCCESS; /* unsubscribing takes nothing */
+    case MOSQ_ACL_WRITE: access = SAEF_MQ_PUBLISH; break;
+    case MOSQ_ACL_SUBSCRIBE: access = SAEF_MQ_SUBSCRIBE; break;
+    case MOSQ_ACL_READ: access = SAEF_MQ_DELIVER; break;
+    default: return MOSQ_ERR_SUCCESS; /* unsubscribing takes nothing */
     }
     if (!g.topics)
         return MOSQ_ERR_PLUGIN_DEFER;

@@ -12,8 +12,8 @@
 
 typedef struct {
     ngx_flag_t enable;
-    ngx_str_t conf;      /* saef_conf FILE; empty: what OpenSSL loaded */
-    ngx_flag_t check;    /* saef_originator_check */
+    ngx_str_t conf;   /* saef_conf FILE; empty: what OpenSSL loaded */
+    ngx_flag_t check; /* saef_originator_check */
     saef_ctx *saef;
 } ngx_http_saef_srv_conf_t;
 
@@ -42,8 +42,8 @@ static ngx_command_t ngx_http_saef_commands[] = {
     {ngx_string("saef_conf"), NGX_HTTP_SRV_CONF | NGX_CONF_TAKE1, ngx_conf_set_str_slot,
      NGX_HTTP_SRV_CONF_OFFSET, offsetof(ngx_http_saef_srv_conf_t, conf), NULL},
     {ngx_string("saef_originator_check"), NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_CONF_FLAG,
-     ngx_conf_set_flag_slot, NGX_HTTP_SRV_CONF_OFFSET,
-     offsetof(ngx_http_saef_srv_conf_t, check), NULL},
+     ngx_conf_set_flag_slot, NGX_HTTP_SRV_CONF_OFFSET, offsetof(ngx_http_saef_srv_conf_t, check),
+     NULL},
     ngx_null_command};
 
 static ngx_http_module_t ngx_http_saef_module_ctx = {
@@ -57,6 +57,7 @@ static ngx_http_module_t ngx_http_saef_module_ctx = {
     NULL                            /* merge location configuration */
 };
 
+/* clang-format off */
 ngx_module_t ngx_http_saef_module = {
     NGX_MODULE_V1,
     &ngx_http_saef_module_ctx, /* module context */
@@ -64,6 +65,7 @@ ngx_module_t ngx_http_saef_module = {
     NGX_HTTP_MODULE,           /* module type */
     NULL, NULL, NULL, NULL, NULL, NULL, NULL,
     NGX_MODULE_V1_PADDING};
+/* clang-format on */
 
 enum { SAEF_VAR_ENTITY, SAEF_VAR_IDENTITY, SAEF_VAR_FRAMEWORK };
 
@@ -158,8 +160,7 @@ static void ngx_http_saef_cleanup(void *data)
 /* saef's configuration for `file` (empty: the saef provider's section of
    the configuration OpenSSL loaded); NULL with the reason logged when it
    cannot be used, so nginx does not start without saef. */
-static saef_ctx *ngx_http_saef_ctx(ngx_conf_t *cf, ngx_http_saef_main_conf_t *mcf,
-                                   ngx_str_t *file)
+static saef_ctx *ngx_http_saef_ctx(ngx_conf_t *cf, ngx_http_saef_main_conf_t *mcf, ngx_str_t *file)
 {
     ngx_http_saef_shared_t *sh = mcf->shared.elts;
     ngx_pool_cleanup_t *cln;
@@ -183,8 +184,9 @@ static saef_ctx *ngx_http_saef_ctx(ngx_conf_t *cf, ngx_http_saef_main_conf_t *mc
         path[file->len] = '\0';
         rc = saef_conf_file_check(path, "saef", NULL, NULL, conf, err, sizeof(err));
         if (rc <= 0) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "saef: %s", rc < 0 ? err
-                               : "the file configures no saef provider (see saef.cnf(5))");
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "saef: %s",
+                               rc < 0 ? err
+                                      : "the file configures no saef provider (see saef.cnf(5))");
             goto done;
         }
     } else if ((rc = saef_conf_from_provider(NULL, conf)) <= 0) {
@@ -324,7 +326,7 @@ static ngx_int_t ngx_http_saef_handler(ngx_http_request_t *r)
     if (n > 1) {
         /* Which one would the CSE read? Neither is checked: refuse. */
         rsc = ssl != NULL && saef_ssl_peer_entity(ssl) != NULL ? SAEF_ORIGIN_NOT_AUTHENTICATED
-                                                                : SAEF_ORIGIN_NO_ASSOCIATION;
+                                                               : SAEF_ORIGIN_NO_ASSOCIATION;
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "saef: refused request rsc=%d: %ui X-M2M-Origin headers", (int)rsc, n);
     } else {
@@ -359,7 +361,8 @@ static ngx_int_t ngx_http_saef_init(ngx_conf_t *cf)
         if (conf->check && !conf->enable) {
             ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
                           "saef: \"saef_originator_check on\" needs \"saef on\" in server %V "
-                          "(%s:%ui)", &cscf[i]->server_name, cscf[i]->file_name, cscf[i]->line);
+                          "(%s:%ui)",
+                          &cscf[i]->server_name, cscf[i]->file_name, cscf[i]->line);
             return NGX_ERROR;
         }
         checks += conf->check;

@@ -16,7 +16,7 @@
 #include <stdlib.h>
 
 __attribute__((visibility("default"))) locale_t newlocale(int category_mask, const char *locale,
-                                                        locale_t base)
+                                                          locale_t base)
 {
     static locale_t (*real_newlocale)(int, const char *, locale_t);
 

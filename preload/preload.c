@@ -37,9 +37,9 @@ static void *real(const char *name)
     return fn;
 }
 
-#define REAL(name)                                                                            \
-    static __typeof__(name) *real_##name;                                                     \
-    if (real_##name == NULL)                                                                  \
+#define REAL(name)                                                                                 \
+    static __typeof__(name) *real_##name;                                                          \
+    if (real_##name == NULL)                                                                       \
         real_##name = (__typeof__(name) *)real(#name);
 
 /*
@@ -163,9 +163,8 @@ static int refuse_hello(SSL *ssl, int *al, void *arg)
 }
 
 /* A client's ClientHello fails while it is written: nothing is sent. */
-static int refuse_client(SSL *ssl, unsigned ext_type, unsigned context,
-                         const unsigned char **out, size_t *outlen, X509 *x, size_t chainidx,
-                         int *al, void *arg)
+static int refuse_client(SSL *ssl, unsigned ext_type, unsigned context, const unsigned char **out,
+                         size_t *outlen, X509 *x, size_t chainidx, int *al, void *arg)
 {
     (void)ssl, (void)ext_type, (void)context, (void)out, (void)outlen, (void)x, (void)chainidx,
         (void)arg;
@@ -213,8 +212,7 @@ static SSL_CTX *install(SSL_CTX *ctx, const SSL_METHOD *meth)
     return ctx;
 }
 
-SAEF_EXPORT SSL_CTX *SSL_CTX_new_ex(OSSL_LIB_CTX *libctx, const char *propq,
-                                    const SSL_METHOD *meth)
+SAEF_EXPORT SSL_CTX *SSL_CTX_new_ex(OSSL_LIB_CTX *libctx, const char *propq, const SSL_METHOD *meth)
 {
     REAL(SSL_CTX_new_ex);
     return install(real_SSL_CTX_new_ex(libctx, propq, meth), meth);
@@ -256,16 +254,16 @@ SAEF_EXPORT int SSL_CTX_set_ciphersuites(SSL_CTX *ctx, const char *str)
 }
 
 /* The program's own callbacks are chained behind saef's. */
-#define CHAIN(ctx, which, cb, arg)                                                            \
+#define CHAIN(ctx, which, cb, arg)                                                                 \
     (!saef_inside && saef_chain(ctx, which, (void (*)(void))(cb), arg))
 
 /* SSL_CTX_set_*_callback(ctx, cb) with the program's cb chained behind saef's. */
-#define CHAINED_SETTER(name, which, cb_type)                                                  \
-    SAEF_EXPORT void name(SSL_CTX *ctx, cb_type cb)                                           \
-    {                                                                                         \
-        REAL(name);                                                                           \
-        if (!CHAIN(ctx, which, cb, NULL))                                                     \
-            real_##name(ctx, cb);                                                             \
+#define CHAINED_SETTER(name, which, cb_type)                                                       \
+    SAEF_EXPORT void name(SSL_CTX *ctx, cb_type cb)                                                \
+    {                                                                                              \
+        REAL(name);                                                                                \
+        if (!CHAIN(ctx, which, cb, NULL))                                                          \
+            real_##name(ctx, cb);                                                                  \
     }
 
 typedef void (*info_cb_fn)(const SSL *, int, int);
@@ -299,7 +297,8 @@ SAEF_EXPORT long SSL_CTX_callback_ctrl(SSL_CTX *ctx, int cmd, void (*fp)(void))
 SAEF_EXPORT long SSL_CTX_ctrl(SSL_CTX *ctx, int cmd, long larg, void *parg)
 {
     REAL(SSL_CTX_ctrl);
-    if (cmd == SSL_CTRL_SET_TLSEXT_SERVERNAME_ARG && CHAIN(ctx, SAEF_NEXT_SERVERNAME_ARG, NULL, parg))
+    if (cmd == SSL_CTRL_SET_TLSEXT_SERVERNAME_ARG &&
+        CHAIN(ctx, SAEF_NEXT_SERVERNAME_ARG, NULL, parg))
         return 1;
     return real_SSL_CTX_ctrl(ctx, cmd, larg, parg);
 }

@@ -28,12 +28,9 @@ static OSSL_FUNC_provider_query_operation_fn saef_query;
 static OSSL_FUNC_provider_get_reason_strings_fn saef_reason_strings;
 
 static const OSSL_ITEM reasons[] = {
-    {SAEF_R_BAD_CONFIG, "bad saef configuration"},
-    {SAEF_R_BAD_URI, "bad saef URI"},
-    {SAEF_R_NOT_FOUND, "no such saef key"},
-    {SAEF_R_STORE, "saef key store error"},
-    {SAEF_R_EXPIRED, "saef key expired"},
-    {0, NULL},
+    {SAEF_R_BAD_CONFIG, "bad saef configuration"}, {SAEF_R_BAD_URI, "bad saef URI"},
+    {SAEF_R_NOT_FOUND, "no such saef key"},        {SAEF_R_STORE, "saef key store error"},
+    {SAEF_R_EXPIRED, "saef key expired"},          {0, NULL},
 };
 
 void saef_prov_err(const SAEF_PROV_CTX *ctx, int reason, const char *fmt, ...)

@@ -141,8 +141,8 @@ static int store_load(void *loaderctx, OSSL_CALLBACK *object_cb, void *object_cb
         return 0;
     err = saef_ks_get(ks, ctx->type, ctx->id, ctx->id_len, &ctx->rec);
     if (err != SAEF_KS_OK) {
-        saef_prov_err(ctx->prov, err == SAEF_KS_ENOTFOUND ? SAEF_R_NOT_FOUND : SAEF_R_STORE,
-                      "%s", saef_ks_last_error(ks));
+        saef_prov_err(ctx->prov, err == SAEF_KS_ENOTFOUND ? SAEF_R_NOT_FOUND : SAEF_R_STORE, "%s",
+                      saef_ks_last_error(ks));
         return 0;
     }
     if (ctx->rec.not_after != 0 && ctx->rec.not_after <= (int64_t)time(NULL)) {
@@ -154,8 +154,7 @@ static int store_load(void *loaderctx, OSSL_CALLBACK *object_cb, void *object_cb
     params[0] = OSSL_PARAM_construct_int(OSSL_OBJECT_PARAM_TYPE, &object_type);
     params[1] = OSSL_PARAM_construct_utf8_string(OSSL_OBJECT_PARAM_DATA_TYPE, "HMAC", 0);
     /* The reference is the loader context itself; export_object reads it. */
-    params[2] = OSSL_PARAM_construct_octet_string(OSSL_OBJECT_PARAM_REFERENCE, &ctx,
-                                                  sizeof(ctx));
+    params[2] = OSSL_PARAM_construct_octet_string(OSSL_OBJECT_PARAM_REFERENCE, &ctx, sizeof(ctx));
     params[3] = OSSL_PARAM_construct_end();
     return object_cb(params, object_cbarg);
 }
@@ -170,8 +169,8 @@ static int store_export(void *loaderctx, const void *reference, size_t reference
     if (reference_sz != sizeof(ctx) || memcmp(reference, &ctx, sizeof(ctx)) != 0 ||
         ctx->rec.key_len == 0)
         return 0;
-    params[0] = OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PRIV_KEY, ctx->rec.key,
-                                                  ctx->rec.key_len);
+    params[0] =
+        OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PRIV_KEY, ctx->rec.key, ctx->rec.key_len);
     params[1] = OSSL_PARAM_construct_end();
     ok = export_cb(params, export_cbarg);
     saef_ks_record_wipe(&ctx->rec);

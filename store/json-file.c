@@ -63,7 +63,8 @@ static int parse_object(json_t *o, const char *file, long lineno, int any, SAEF_
 
     if (!json_is_object(o))
         return bad(file, lineno, "not a JSON object");
-    json_object_foreach(o, name, v) {
+    json_object_foreach(o, name, v)
+    {
         int known = 0;
         for (const char *const *f = fields; *f != NULL; f++)
             known |= strcmp(name, *f) == 0;

@@ -240,14 +240,13 @@ static SAEF_KS_ERR create_store(const saef_ks *ks)
         goto out;
     snprintf(tmp, n + 8, "%s.XXXXXX", ks->path);
     if ((fd = mkstemp(tmp)) < 0) {
-        err = fail(ks, errno == EACCES ? SAEF_KS_EPERM : SAEF_KS_EIO,
-                   "cannot create store %s: %s", ks->path, strerror(errno));
+        err = fail(ks, errno == EACCES ? SAEF_KS_EPERM : SAEF_KS_EIO, "cannot create store %s: %s",
+                   ks->path, strerror(errno));
         goto out;
     }
     saef_lock_path(tmp, lock, n + 13);
     if ((ks->flags & SAEF_KS_GROUP_READ) && fchmod(fd, 0640) != 0)
-        err = fail(ks, SAEF_KS_EIO, "cannot create store %s: chmod: %s", ks->path,
-                   strerror(errno));
+        err = fail(ks, SAEF_KS_EIO, "cannot create store %s: chmod: %s", ks->path, strerror(errno));
     close(fd);
     if (err == SAEF_KS_OK) {
         if ((rc = lmdb_open(ks, tmp, 0, map, &env)) == 0 &&
@@ -265,8 +264,8 @@ static SAEF_KS_ERR create_store(const saef_ks *ks)
     }
     /* Somebody else made it meanwhile: theirs is as good. */
     if (err == SAEF_KS_OK && link(tmp, ks->path) != 0 && errno != EEXIST)
-        err = fail(ks, errno == EACCES ? SAEF_KS_EPERM : SAEF_KS_EIO,
-                   "cannot create store %s: %s", ks->path, strerror(errno));
+        err = fail(ks, errno == EACCES ? SAEF_KS_EPERM : SAEF_KS_EIO, "cannot create store %s: %s",
+                   ks->path, strerror(errno));
     unlink(tmp);
 out:
     free(tmp);
@@ -471,8 +470,7 @@ static SAEF_KS_ERR env_attach(saef_ks *ks)
         err = fail(ks, SAEF_KS_EIO, "store %s: %s", ks->path, strerror(errno));
     if (err == SAEF_KS_OK && (err = check_mode(ks, &st)) == SAEF_KS_OK &&
         (err = check_size(ks, e->env, &st)) == SAEF_KS_OK &&
-        (err = check_marker(ks, e->env, &e->dbi)) == SAEF_KS_OK &&
-        (rc = index_attach(e)) != 0)
+        (err = check_marker(ks, e->env, &e->dbi)) == SAEF_KS_OK && (rc = index_attach(e)) != 0)
         err = from_mdb(ks, rc, "open the peer index");
     if (err != SAEF_KS_OK) {
         mdb_env_close(e->env);

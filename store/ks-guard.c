@@ -78,9 +78,8 @@ int guarded_get(MDB_txn *txn, MDB_dbi dbi, MDB_val *k, saef_ks_record *rec, int 
 
 /* A cursor step with the key (copy_value: the value) copied into buf when it
    fits (its size in *len), and with rec the value decoded into it (*ok). */
-int guarded_step(MDB_cursor *cur, MDB_cursor_op op, MDB_val *k, int copy_value,
-                        unsigned char *buf, size_t bufsize, size_t *len, saef_ks_record *rec,
-                        int *ok)
+int guarded_step(MDB_cursor *cur, MDB_cursor_op op, MDB_val *k, int copy_value, unsigned char *buf,
+                 size_t bufsize, size_t *len, saef_ks_record *rec, int *ok)
 {
     sigjmp_buf jb;
     MDB_val v, *copy;

@@ -65,8 +65,8 @@ struct ks_env {
     int writable; /* opened without MDB_RDONLY */
     MDB_env *env;
     MDB_dbi dbi;
-    MDB_dbi idx;  /* INDEX_DB, when has_idx */
-    int has_idx;  /* always in a writable environment: every writer keeps it */
+    MDB_dbi idx; /* INDEX_DB, when has_idx */
+    int has_idx; /* always in a writable environment: every writer keeps it */
     /* Held shared by every transaction, exclusively to remap the file. The
        default, reader-preferring kind: a batch or an iter callback takes it
        shared again, which a writer-preferring lock could deadlock. */
@@ -81,7 +81,7 @@ struct saef_ks {
     atomic_uint gen; /* fork generation that e belongs to */
     struct ks_env *e;
     int batch;
-    MDB_txn *wtxn; /* the open batch; holds e->map_lock shared */
+    MDB_txn *wtxn;     /* the open batch; holds e->map_lock shared */
     unsigned char *jr; /* the batch's operations, replayed after the map grows */
     size_t jr_len, jr_cap;
 };
@@ -96,8 +96,8 @@ size_t rec_peer(const MDB_val *v, const unsigned char **peer);
 extern pthread_once_t fault_once;
 void install_fault_guard(void);
 int guarded_get(MDB_txn *txn, MDB_dbi dbi, MDB_val *k, saef_ks_record *rec, int *ok);
-int guarded_step(MDB_cursor *cur, MDB_cursor_op op, MDB_val *k, int copy_value,
-                 unsigned char *buf, size_t bufsize, size_t *len, saef_ks_record *rec, int *ok);
+int guarded_step(MDB_cursor *cur, MDB_cursor_op op, MDB_val *k, int copy_value, unsigned char *buf,
+                 size_t bufsize, size_t *len, saef_ks_record *rec, int *ok);
 int guarded_dbi_open(MDB_txn *txn, const char *name, unsigned flags, MDB_dbi *dbi);
 int guarded_marker(MDB_txn *txn, MDB_dbi dbi, MDB_val *k);
 
@@ -129,8 +129,8 @@ void make_key(SAEF_KS_TYPE type, const void *id, size_t id_len,
 /* ks-write.c: journal operations and applying one; a write of its own
    (fn's changes in one transaction, retried when the map was full, see
    write_txn); the batch journal wiped; ks open for writing in this process. */
-size_t op_encode(int op, SAEF_KS_TYPE type, const void *id, size_t id_len,
-                 const unsigned char *val, size_t val_len, unsigned char *buf);
+size_t op_encode(int op, SAEF_KS_TYPE type, const void *id, size_t id_len, const unsigned char *val,
+                 size_t val_len, unsigned char *buf);
 int op_apply(MDB_txn *txn, const struct ks_env *e, const unsigned char *op);
 /* 0, WRITE_NOTHING, or an LMDB error. */
 typedef int write_fn(MDB_txn *txn, const struct ks_env *e, void *arg);

@@ -111,8 +111,8 @@ void rd_end(struct ks_env *e, MDB_txn *txn)
     mdb_txn_reset(txn);
     for (int i = 0; i < POOL && txn != NULL; i++) {
         MDB_txn *none = NULL;
-        if (atomic_compare_exchange_strong_explicit(&e->pool[i], &none, txn,
-                                                    memory_order_release, memory_order_relaxed))
+        if (atomic_compare_exchange_strong_explicit(&e->pool[i], &none, txn, memory_order_release,
+                                                    memory_order_relaxed))
             txn = NULL;
     }
     if (txn != NULL)

@@ -92,7 +92,8 @@ SAEF_KS_ERR saef_ks_purge(saef_ks *ks, SAEF_KS_TYPE type, int64_t now, size_t vi
     if (ks == NULL)
         return fail(NULL, SAEF_KS_EINVAL, "no store handle");
     if (saef_ks_type_name(type) == NULL)
-        return fail(ks, SAEF_KS_EINVAL, "unknown key type %d (use kpsa, km, kc or creg)", (int)type);
+        return fail(ks, SAEF_KS_EINVAL, "unknown key type %d (use kpsa, km, kc or creg)",
+                    (int)type);
     if (visit == 0 || visit > SAEF_KS_PURGE_MAX)
         return fail(ks, SAEF_KS_EINVAL, "a purge visits 1 to %d records, not %zu",
                     SAEF_KS_PURGE_MAX, visit);

@@ -8,7 +8,8 @@ SAEF_KS_ERR check_id(const saef_ks *ks, SAEF_KS_TYPE type, const void *id, size_
     if (ks == NULL)
         return fail(NULL, SAEF_KS_EINVAL, "no store handle");
     if (saef_ks_type_name(type) == NULL)
-        return fail(ks, SAEF_KS_EINVAL, "unknown key type %d (use kpsa, km, kc or creg)", (int)type);
+        return fail(ks, SAEF_KS_EINVAL, "unknown key type %d (use kpsa, km, kc or creg)",
+                    (int)type);
     if (id == NULL || id_len == 0)
         return fail(ks, SAEF_KS_EINVAL, "empty identity");
     if (id_len > SAEF_KS_ID_MAX)
@@ -18,7 +19,7 @@ SAEF_KS_ERR check_id(const saef_ks *ks, SAEF_KS_TYPE type, const void *id, size_
 }
 
 void make_key(SAEF_KS_TYPE type, const void *id, size_t id_len,
-                     unsigned char buf[1 + SAEF_KS_ID_MAX], MDB_val *k)
+              unsigned char buf[1 + SAEF_KS_ID_MAX], MDB_val *k)
 {
     buf[0] = (unsigned char)type;
     memcpy(buf + 1, id, id_len);

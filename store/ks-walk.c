@@ -25,7 +25,8 @@ static SAEF_KS_ERR walk(saef_ks *ks, SAEF_KS_TYPE type, saef_ks_iter_fn fn, void
     if (ks == NULL)
         return fail(NULL, SAEF_KS_EINVAL, "no store handle");
     if (type != 0 && saef_ks_type_name(type) == NULL)
-        return fail(ks, SAEF_KS_EINVAL, "unknown key type %d (use kpsa, km, kc or creg)", (int)type);
+        return fail(ks, SAEF_KS_EINVAL, "unknown key type %d (use kpsa, km, kc or creg)",
+                    (int)type);
     if ((err = use_env(ks)) != SAEF_KS_OK)
         return err;
     if ((rc = rd_begin(ks->e, &txn)) != 0)
@@ -51,8 +52,10 @@ static SAEF_KS_ERR walk(saef_ks *ks, SAEF_KS_TYPE type, saef_ks_iter_fn fn, void
         if (klen == sizeof(INDEX_DB) - 1 && memcmp(kb, INDEX_DB, klen) == 0)
             break;
         if (klen < 2 || klen > 1 + SAEF_KS_ID_MAX || kb[0] == 0 || kb[0] > SAEF_KS_TYPE_LAST) {
-            err = fail(ks, SAEF_KS_ECORRUPT, "store %s holds a malformed key: restore it from "
-                       "a backup", ks->path);
+            err = fail(ks, SAEF_KS_ECORRUPT,
+                       "store %s holds a malformed key: restore it from "
+                       "a backup",
+                       ks->path);
             break;
         }
         if (type != 0 && kb[0] != type)
@@ -61,8 +64,8 @@ static SAEF_KS_ERR walk(saef_ks *ks, SAEF_KS_TYPE type, saef_ks_iter_fn fn, void
         if (fn == NULL)
             continue;
         if (!ok) {
-            err = fail(ks, SAEF_KS_ECORRUPT, "store %s: the %s record %s is malformed",
-                       ks->path, saef_ks_type_name(kb[0]), saef_escape(kb + 1, id_len, text, sizeof(text)));
+            err = fail(ks, SAEF_KS_ECORRUPT, "store %s: the %s record %s is malformed", ks->path,
+                       saef_ks_type_name(kb[0]), saef_escape(kb + 1, id_len, text, sizeof(text)));
             break;
         }
         memcpy(id, kb + 1, id_len);
@@ -106,8 +109,8 @@ static int peer_only(SAEF_KS_TYPE type, const char *id, size_t id_len, const sae
     return f->fn(type, id, id_len, rec, f->arg);
 }
 
-SAEF_KS_ERR saef_ks_iter_peer(saef_ks *ks, SAEF_KS_TYPE type, const char *peer,
-                              saef_ks_iter_fn fn, void *arg)
+SAEF_KS_ERR saef_ks_iter_peer(saef_ks *ks, SAEF_KS_TYPE type, const char *peer, saef_ks_iter_fn fn,
+                              void *arg)
 {
     unsigned char kb[1 + SAEF_KS_ID_MAX];
     char id[SAEF_KS_ID_MAX + 1], text[ID_TEXT_MAX];
@@ -125,7 +128,8 @@ SAEF_KS_ERR saef_ks_iter_peer(saef_ks *ks, SAEF_KS_TYPE type, const char *peer,
     if (ks == NULL)
         return fail(NULL, SAEF_KS_EINVAL, "no store handle");
     if (type != 0 && saef_ks_type_name(type) == NULL)
-        return fail(ks, SAEF_KS_EINVAL, "unknown key type %d (use kpsa, km, kc or creg)", (int)type);
+        return fail(ks, SAEF_KS_EINVAL, "unknown key type %d (use kpsa, km, kc or creg)",
+                    (int)type);
     if ((err = use_env(ks)) != SAEF_KS_OK)
         return err;
     /* A store no writer of this version has opened yet: walk it. */
@@ -154,8 +158,8 @@ SAEF_KS_ERR saef_ks_iter_peer(saef_ks *ks, SAEF_KS_TYPE type, const char *peer,
         if (rc != 0)
             break;
         if (!ok) {
-            err = fail(ks, SAEF_KS_ECORRUPT, "store %s: the %s record %s is malformed",
-                       ks->path, saef_ks_type_name(kb[0]), saef_escape(kb + 1, id_len, text, sizeof(text)));
+            err = fail(ks, SAEF_KS_ECORRUPT, "store %s: the %s record %s is malformed", ks->path,
+                       saef_ks_type_name(kb[0]), saef_escape(kb + 1, id_len, text, sizeof(text)));
             break;
         }
         memcpy(id, kb + 1, id_len);

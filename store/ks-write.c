@@ -10,8 +10,8 @@
 #include <string.h>
 #include <time.h>
 
-size_t op_encode(int op, SAEF_KS_TYPE type, const void *id, size_t id_len,
-                        const unsigned char *val, size_t val_len, unsigned char *buf)
+size_t op_encode(int op, SAEF_KS_TYPE type, const void *id, size_t id_len, const unsigned char *val,
+                 size_t val_len, unsigned char *buf)
 {
     buf[0] = (unsigned char)op;
     buf[1] = (unsigned char)(id_len + 1);
@@ -298,7 +298,8 @@ SAEF_KS_ERR saef_ks_del(saef_ks *ks, SAEF_KS_TYPE type, const void *id, size_t i
     op_encode(OP_DEL, type, id, id_len, NULL, 0, op);
     err = write_op(ks, op);
     if (err == SAEF_KS_ENOTFOUND)
-        return fail(ks, err, "no %s key %s", saef_ks_type_name(type), saef_escape(id, id_len, text, sizeof(text)));
+        return fail(ks, err, "no %s key %s", saef_ks_type_name(type),
+                    saef_escape(id, id_len, text, sizeof(text)));
     return err;
 }
 

@@ -177,9 +177,23 @@ static int apply_meta(const struct meta *m, saef_ks_record *rec)
     return 0;
 }
 
-enum { O_HEX = 256, O_RANDOM, O_PEER, O_SELF, O_EXPIRES, O_SUID, O_REPLACE, O_ANY, O_REVEAL,
-       O_KEYONLY, O_FORMAT, O_TYPE, O_SHORT };
+enum {
+    O_HEX = 256,
+    O_RANDOM,
+    O_PEER,
+    O_SELF,
+    O_EXPIRES,
+    O_SUID,
+    O_REPLACE,
+    O_ANY,
+    O_REVEAL,
+    O_KEYONLY,
+    O_FORMAT,
+    O_TYPE,
+    O_SHORT
+};
 
+/* clang-format off */
 static const struct option key_opts[] = {
     {"hex", required_argument, NULL, O_HEX},
     {"random", required_argument, NULL, O_RANDOM},
@@ -196,6 +210,7 @@ static const struct option key_opts[] = {
     {"allow-short-key", no_argument, NULL, O_SHORT},
     {NULL, 0, NULL, 0},
 };
+/* clang-format on */
 
 /* Options of one command; `allowed` lists the O_ codes it takes. */
 struct opts {
@@ -324,9 +339,10 @@ static int cmd_init(int argc, char **argv)
     path = resolve_store();
     if (stat(path, &st) == 0) {
         if (st.st_uid != 0 && st.st_uid != geteuid())
-            fprintf(stderr, "saef-key: %s already exists and belongs to another user (uid %u): "
-                    "saef will not use it; remove it, then run init again\n", path,
-                    (unsigned)st.st_uid);
+            fprintf(stderr,
+                    "saef-key: %s already exists and belongs to another user (uid %u): "
+                    "saef will not use it; remove it, then run init again\n",
+                    path, (unsigned)st.st_uid);
         else
             fprintf(stderr, "saef-key: %s already exists; nothing done\n", path);
         return EXIT_USAGE;
@@ -340,8 +356,8 @@ static int cmd_init(int argc, char **argv)
 
 static int cmd_add(int argc, char **argv)
 {
-    static const int allowed[] = {O_HEX, O_RANDOM, O_PEER, O_SELF, O_EXPIRES, O_SUID,
-                                  O_REPLACE, O_ANY, O_SHORT, 0};
+    static const int allowed[] = {O_HEX,  O_RANDOM,  O_PEER, O_SELF,  O_EXPIRES,
+                                  O_SUID, O_REPLACE, O_ANY,  O_SHORT, 0};
     struct opts o;
     saef_ks_record rec = {0};
     SAEF_KS_TYPE type;
@@ -530,8 +546,8 @@ static int import_json_put(SAEF_KS_TYPE type, const char *id, const saef_ks_reco
 
 static int cmd_import(int argc, char **argv)
 {
-    static const int allowed[] = {O_FORMAT, O_TYPE, O_PEER, O_SELF, O_EXPIRES, O_SUID,
-                                  O_REPLACE, O_ANY, O_SHORT, 0};
+    static const int allowed[] = {O_FORMAT, O_TYPE,    O_PEER, O_SELF,  O_EXPIRES,
+                                  O_SUID,   O_REPLACE, O_ANY,  O_SHORT, 0};
     struct opts o;
     struct import_ctx ic = {NULL, SAEF_KS_KPSA, NULL, 0, 0};
     saef_ks_record base = {0};
@@ -608,8 +624,10 @@ static int export_row(SAEF_KS_TYPE type, const char *id, size_t id_len, const sa
     if (ec->all && type == SAEF_KS_CREG)
         return 0;
     if (saef_json_write(ec->out, type, id, id_len, rec) != 0) {
-        fprintf(stderr, "saef-key: a %s identity, peer, self or meta is not UTF-8, which JSON "
-                "cannot carry: export it with --format psk\n", saef_ks_type_name(type));
+        fprintf(stderr,
+                "saef-key: a %s identity, peer, self or meta is not UTF-8, which JSON "
+                "cannot carry: export it with --format psk\n",
+                saef_ks_type_name(type));
         return ec->failed = 1;
     }
     return 0;
@@ -651,8 +669,8 @@ static int export_close(FILE *out, const char *tmp, const char *file, int rc)
         fprintf(stderr, "saef-key: writing the export failed: %s\n", strerror(errno));
     fclose(out);
     if (rc == 0 && ok && rename(tmp, file) != 0) {
-        fprintf(stderr, "saef-key: cannot replace %s: %s (remove it, or export elsewhere)\n",
-                file, strerror(errno));
+        fprintf(stderr, "saef-key: cannot replace %s: %s (remove it, or export elsewhere)\n", file,
+                strerror(errno));
         ok = 0;
     }
     if (rc != 0 || !ok)
@@ -776,8 +794,8 @@ int main(int argc, char **argv)
     static const struct {
         const char *name;
         int (*fn)(int, char **);
-    } cmds[] = {{"init", cmd_init}, {"add", cmd_add},       {"list", cmd_list},
-                {"show", cmd_show}, {"del", cmd_del},       {"import", cmd_import},
+    } cmds[] = {{"init", cmd_init},     {"add", cmd_add},    {"list", cmd_list},
+                {"show", cmd_show},     {"del", cmd_del},    {"import", cmd_import},
                 {"export", cmd_export}, {"purge", cmd_purge}};
     int c;
 

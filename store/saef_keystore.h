@@ -95,20 +95,21 @@ typedef struct saef_ks saef_ks;
 /* A record. Strings are NUL-terminated; "" means absent. */
 typedef struct {
     unsigned char key[SAEF_KS_KEY_MAX];
-    size_t key_len;                      /* 1..SAEF_KS_KEY_MAX */
-    char peer[SAEF_KS_ENTITY_MAX + 1];   /* peer entity: IdA on a server, IdB on a client */
-    char self[SAEF_KS_ENTITY_MAX + 1];   /* local entity / SNI authority the key belongs to */
-    int64_t not_after;                   /* Unix seconds; 0 = never expires */
-    int64_t created;                     /* Unix seconds; set by put when 0 */
-    int32_t suid;                        /* oneM2M SUID; 0 = none */
-    char meta[SAEF_KS_META_MAX + 1];     /* free-form text, "" = none */
+    size_t key_len;                    /* 1..SAEF_KS_KEY_MAX */
+    char peer[SAEF_KS_ENTITY_MAX + 1]; /* peer entity: IdA on a server, IdB on a client */
+    char self[SAEF_KS_ENTITY_MAX + 1]; /* local entity / SNI authority the key belongs to */
+    int64_t not_after;                 /* Unix seconds; 0 = never expires */
+    int64_t created;                   /* Unix seconds; set by put when 0 */
+    int32_t suid;                      /* oneM2M SUID; 0 = none */
+    char meta[SAEF_KS_META_MAX + 1];   /* free-form text, "" = none */
 } saef_ks_record;
 
 /* saef_ks_open flags */
-#define SAEF_KS_RDONLY 0x01     /* no writes through this handle */
-#define SAEF_KS_CREATE 0x02     /* create the store if missing (owner-only 0600) */
-#define SAEF_KS_GROUP_READ 0x04 /* create group-readable (0640, lock file 0660), and
-                                   accept a group-readable store on open */
+#define SAEF_KS_RDONLY 0x01 /* no writes through this handle */
+#define SAEF_KS_CREATE 0x02 /* create the store if missing (owner-only 0600) */
+/* SAEF_KS_GROUP_READ: create group-readable (0640, lock file 0660), and
+   accept a group-readable store on open */
+#define SAEF_KS_GROUP_READ 0x04
 
 /* saef_ks_put flags */
 #define SAEF_KS_REPLACE 0x01 /* overwrite an existing record (default: SAEF_KS_EEXISTS) */
@@ -127,15 +128,13 @@ SAEF_EXPORT void saef_ks_close(saef_ks *ks);
 
 /* Look up (type, identity). Not-after is NOT checked here: callers decide.
    On any failure *out is wiped (all zero). */
-SAEF_EXPORT SAEF_KS_ERR saef_ks_get(saef_ks *ks, SAEF_KS_TYPE type, const void *id,
-                                    size_t id_len, saef_ks_record *out);
+SAEF_EXPORT SAEF_KS_ERR saef_ks_get(saef_ks *ks, SAEF_KS_TYPE type, const void *id, size_t id_len,
+                                    saef_ks_record *out);
 
 /* Store a record. id_len 1..SAEF_KS_ID_MAX, key_len 1..SAEF_KS_KEY_MAX. */
-SAEF_EXPORT SAEF_KS_ERR saef_ks_put(saef_ks *ks, SAEF_KS_TYPE type, const void *id,
-                                    size_t id_len, const saef_ks_record *rec,
-                                    unsigned flags);
-SAEF_EXPORT SAEF_KS_ERR saef_ks_del(saef_ks *ks, SAEF_KS_TYPE type, const void *id,
-                                    size_t id_len);
+SAEF_EXPORT SAEF_KS_ERR saef_ks_put(saef_ks *ks, SAEF_KS_TYPE type, const void *id, size_t id_len,
+                                    const saef_ks_record *rec, unsigned flags);
+SAEF_EXPORT SAEF_KS_ERR saef_ks_del(saef_ks *ks, SAEF_KS_TYPE type, const void *id, size_t id_len);
 
 /*
  * Batch writes: between write_begin and write_commit, put/del go into one
@@ -155,8 +154,7 @@ SAEF_EXPORT void saef_ks_write_abort(saef_ks *ks);
  */
 typedef int (*saef_ks_iter_fn)(SAEF_KS_TYPE type, const char *id, size_t id_len,
                                const saef_ks_record *rec, void *arg);
-SAEF_EXPORT SAEF_KS_ERR saef_ks_iter(saef_ks *ks, SAEF_KS_TYPE type, saef_ks_iter_fn fn,
-                                     void *arg);
+SAEF_EXPORT SAEF_KS_ERR saef_ks_iter(saef_ks *ks, SAEF_KS_TYPE type, saef_ks_iter_fn fn, void *arg);
 
 /*
  * Like saef_ks_iter, but only the records whose peer is exactly `peer`

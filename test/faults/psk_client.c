@@ -156,10 +156,9 @@ static int cmp_double(const void *a, const void *b)
 
 static int usage(void)
 {
-    fprintf(stderr,
-            "usage: saef-test-psk-client [-v 1.2|1.3|both] [-n COUNT] [-t SECONDS] "
-            "[-s STOPFILE] [-w MS] [-o RESULTS] [-m [-c]] [-b ADDRESS] [-r REQUEST] "
-            "HOST:PORT IDENTITY HEXKEY\n");
+    fprintf(stderr, "usage: saef-test-psk-client [-v 1.2|1.3|both] [-n COUNT] [-t SECONDS] "
+                    "[-s STOPFILE] [-w MS] [-o RESULTS] [-m [-c]] [-b ADDRESS] [-r REQUEST] "
+                    "HOST:PORT IDENTITY HEXKEY\n");
     return 2;
 }
 
@@ -178,39 +177,20 @@ int main(int argc, char **argv)
 
     while ((c = getopt(argc, argv, "v:n:t:s:w:o:mcb:r:")) != -1) {
         switch (c) {
-        case 'v':
-            versions = optarg;
-            break;
-        case 'n':
-            count = atol(optarg);
-            break;
-        case 't':
-            secs = atol(optarg), count = 0;
-            break;
-        case 's':
-            stop = optarg, count = 0;
-            break;
-        case 'w':
-            wait_ms = atol(optarg);
-            break;
-        case 'o':
-            results = optarg;
-            break;
-        case 'm':
-            make_up = 1;
-            break;
-        case 'c':
-            random_case = 1;
-            break;
-        case 'b':
-            bind_to = optarg;
-            break;
+        case 'v': versions = optarg; break;
+        case 'n': count = atol(optarg); break;
+        case 't': secs = atol(optarg), count = 0; break;
+        case 's': stop = optarg, count = 0; break;
+        case 'w': wait_ms = atol(optarg); break;
+        case 'o': results = optarg; break;
+        case 'm': make_up = 1; break;
+        case 'c': random_case = 1; break;
+        case 'b': bind_to = optarg; break;
         case 'r':
             request = unescape(optarg);
             want_answer = 1;
             break;
-        default:
-            return usage();
+        default: return usage();
         }
     }
     if (argc - optind != 3 || lat == NULL ||

@@ -155,9 +155,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         else
             FUZZ_CHECK(changed_by_source(&req));
         break;
-    case 201:
-        FUZZ_CHECK(json_is_string(json_object_get(answer, "relativeKeyID")));
-        break;
+    case 201: FUZZ_CHECK(json_is_string(json_object_get(answer, "relativeKeyID"))); break;
     case 204:
         FUZZ_CHECK(req.method == EVHTTP_REQ_DELETE && answer == NULL && changed_by_source(&req));
         break;

@@ -9,14 +9,14 @@
 
 static int fails;
 
-#define CHECK(cond, what)                                                                     \
-    do {                                                                                      \
-        if (cond) {                                                                           \
-            printf("ok   - %s\n", what);                                                      \
-        } else {                                                                              \
-            printf("FAIL - %s\n", what);                                                      \
-            fails++;                                                                          \
-        }                                                                                     \
+#define CHECK(cond, what)                                                                          \
+    do {                                                                                           \
+        if (cond) {                                                                                \
+            printf("ok   - %s\n", what);                                                           \
+        } else {                                                                                   \
+            printf("FAIL - %s\n", what);                                                           \
+            fails++;                                                                               \
+        }                                                                                          \
     } while (0)
 
 /* A program's own servername callback, set through saef. */

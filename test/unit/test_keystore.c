@@ -316,7 +316,8 @@ static void test_unsafe_permissions_refused(void)
         {0666, 0, SAEF_KS_EPERM, "is writable by others (mode 0666): chmod 600 "},
         {0620, 0, SAEF_KS_EPERM, "is writable by its group (mode 0620)"},
         {0660, 0, SAEF_KS_EPERM, "is writable by its group (mode 0660)"},
-        {0660, SAEF_KS_GROUP_READ, SAEF_KS_EPERM, "is writable by its group (mode 0660): chmod 640"},
+        {0660, SAEF_KS_GROUP_READ, SAEF_KS_EPERM,
+         "is writable by its group (mode 0660): chmod 640"},
         {0640, 0, SAEF_KS_EPERM, "store_group_read"},
         {0604, SAEF_KS_GROUP_READ, SAEF_KS_EPERM, "readable by others"},
         {0644, SAEF_KS_GROUP_READ, SAEF_KS_EPERM, "readable by others"},
@@ -660,8 +661,8 @@ static void test_errors_never_contain_key_bytes(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(saef_ks_last_error(ks), "a@b.c"));
     CU_ASSERT_PTR_NULL(strstr(saef_ks_last_error(ks), "DEADBEEF"));
     CU_ASSERT_PTR_NULL(strstr(saef_ks_last_error(ks), "deadbeef"));
-    CU_ASSERT_PTR_NULL(memmem(saef_ks_last_error(ks), strlen(saef_ks_last_error(ks)),
-                              "\xde\xad\xbe\xef", 4));
+    CU_ASSERT_PTR_NULL(
+        memmem(saef_ks_last_error(ks), strlen(saef_ks_last_error(ks)), "\xde\xad\xbe\xef", 4));
     saef_ks_close(ks);
 }
 
@@ -779,9 +780,9 @@ static void test_store_opens_after_a_large_delete(void)
         CU_ASSERT_EQUAL(saef_ks_put(ks, SAEF_KS_KC, id, strlen(id), &r, 0), SAEF_KS_OK);
     }
     CU_ASSERT_EQUAL(saef_ks_write_commit(ks), SAEF_KS_OK);
-    CU_ASSERT_EQUAL(saef_ks_purge(ks, SAEF_KS_KC, (int64_t)time(NULL), SAEF_KS_PURGE_MAX, NULL,
-                                  &removed),
-                    SAEF_KS_OK);
+    CU_ASSERT_EQUAL(
+        saef_ks_purge(ks, SAEF_KS_KC, (int64_t)time(NULL), SAEF_KS_PURGE_MAX, NULL, &removed),
+        SAEF_KS_OK);
     CU_ASSERT_EQUAL(removed, 600);
     saef_ks_close(ks);
     ks = NULL;
@@ -879,7 +880,8 @@ static long raw_index(const char *p, int drop)
 static void test_peer_index_follows_every_write(void)
 {
     saef_ks *ks = fresh();
-    saef_ks_record x = rec_with("01", "/id-x"), y = rec_with("02", "/id-y"), none = rec_with("03", "");
+    saef_ks_record x = rec_with("01", "/id-x"), y = rec_with("02", "/id-y"),
+                   none = rec_with("03", "");
     char seen[256];
     size_t n;
     int calls = 0;
@@ -1047,7 +1049,8 @@ static void test_forked_reader_sees_committed_write_without_reopen(void)
         int ok = saef_ks_open(p, SAEF_KS_RDONLY, &rd) == SAEF_KS_OK &&
                  saef_ks_get(rd, SAEF_KS_KPSA, "a@b.c", 5, &out) == SAEF_KS_ENOTFOUND;
         send_byte(ready[1]);
-        ok = ok && wait_byte(go[0]) && saef_ks_get(rd, SAEF_KS_KPSA, "a@b.c", 5, &out) == SAEF_KS_OK;
+        ok =
+            ok && wait_byte(go[0]) && saef_ks_get(rd, SAEF_KS_KPSA, "a@b.c", 5, &out) == SAEF_KS_OK;
         _exit(ok ? 0 : 1);
     }
     CU_ASSERT(wait_byte(ready[0]));

@@ -10,9 +10,9 @@
 #include "mafd-registry.h"
 
 #define FQDN "maf.example.com"
-#define A "//sp.example.com/C-a" /* a source client */
+#define A "//sp.example.com/C-a"  /* a source client */
 #define B "//sp.example.com/id-b" /* a target CSE */
-#define C "//sp.example.com/C-c" /* a third client */
+#define C "//sp.example.com/C-c"  /* a third client */
 
 static char dir[] = "/tmp/saef-test-mafd-XXXXXX";
 static saef_mafd maf = {.fqdn = FQDN, .max_lifetime = 86400, .max_reg_lifetime = 86400};
@@ -53,8 +53,8 @@ static int teardown(void)
 }
 
 /* method path as client with body; the status; *out the answer (may be NULL). */
-static int call(enum evhttp_cmd_type method, const char *path, const char *client,
-                const char *body, json_t **out)
+static int call(enum evhttp_cmd_type method, const char *path, const char *client, const char *body,
+                json_t **out)
 {
     saef_mafd_request req = {method, path, body, body ? strlen(body) : 0, NULL, client};
     json_t *answer = NULL;
@@ -139,9 +139,8 @@ static void test_only_the_source_updates_and_deletes(void)
     CU_ASSERT_EQUAL(retrieve(B, rel), 200); /* still there, unchanged */
     CU_ASSERT_EQUAL(call(EVHTTP_REQ_PUT, path, A, body, NULL), 200);
     /* re-targeting to an ID that is no client of this MAF */
-    CU_ASSERT_EQUAL(call(EVHTTP_REQ_PUT, path, A, "{\"targetIDs\":[\"//sp.example.com/id-x\"]}",
-                         NULL),
-                    403);
+    CU_ASSERT_EQUAL(
+        call(EVHTTP_REQ_PUT, path, A, "{\"targetIDs\":[\"//sp.example.com/id-x\"]}", NULL), 403);
     CU_ASSERT_EQUAL(retrieve(B, rel), 200);
     CU_ASSERT_EQUAL(call(EVHTTP_REQ_DELETE, path, A, NULL, NULL), 204);
     CU_ASSERT_EQUAL(retrieve(B, rel), 404);
@@ -176,9 +175,9 @@ static void test_require_reg_for_registration_and_retrieval(void)
     CU_ASSERT_EQUAL_FATAL(register_key(A, B, rel), 201);
     maf.require_reg = 1;
     CU_ASSERT_EQUAL(register_key(A, B, NULL), 403); /* A not registered for admin.example.com */
-    CU_ASSERT_EQUAL(retrieve(B, rel), 403);           /* nor B */
-    snprintf(body, sizeof(body),
-             "{\"expirationTime\":\"%s\",\"adminFQDN\":\"admin.example.com\"}", future());
+    CU_ASSERT_EQUAL(retrieve(B, rel), 403);         /* nor B */
+    snprintf(body, sizeof(body), "{\"expirationTime\":\"%s\",\"adminFQDN\":\"admin.example.com\"}",
+             future());
     CU_ASSERT_EQUAL(call(EVHTTP_REQ_POST, "/clientReg", A, body, &answer), 201);
     json_decref(answer);
     CU_ASSERT_EQUAL(register_key(A, B, NULL), 201);
@@ -193,8 +192,8 @@ static void test_only_the_registered_client_uses_its_registration(void)
     char body[256], path[64];
     json_t *answer;
 
-    snprintf(body, sizeof(body),
-             "{\"expirationTime\":\"%s\",\"adminFQDN\":\"other.example.com\"}", future());
+    snprintf(body, sizeof(body), "{\"expirationTime\":\"%s\",\"adminFQDN\":\"other.example.com\"}",
+             future());
     CU_ASSERT_EQUAL_FATAL(call(EVHTTP_REQ_POST, "/clientReg", C, body, &answer), 201);
     snprintf(path, sizeof(path), "/clientReg/%s",
              json_string_value(json_object_get(answer, "mafClientRegID")));
@@ -205,9 +204,8 @@ static void test_only_the_registered_client_uses_its_registration(void)
     CU_ASSERT_EQUAL(call(EVHTTP_REQ_GET, path, C, NULL, NULL), 200);
     CU_ASSERT_EQUAL(call(EVHTTP_REQ_DELETE, path, C, NULL, NULL), 204);
     CU_ASSERT_EQUAL(call(EVHTTP_REQ_GET, path, C, NULL, NULL), 404);
-    CU_ASSERT_EQUAL(call(EVHTTP_REQ_GET, "/clientReg/0123456789abcdef0123456789abcdef", C, NULL,
-                         NULL),
-                    404);
+    CU_ASSERT_EQUAL(
+        call(EVHTTP_REQ_GET, "/clientReg/0123456789abcdef0123456789abcdef", C, NULL, NULL), 404);
 }
 
 static void test_registration_quota_is_403(void)

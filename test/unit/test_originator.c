@@ -26,8 +26,9 @@ static void test_no_association_is_4107(void)
 
 static void test_cse_bound_passes_others_originators(void)
 {
-    static const char *const from[] = {"Cvictim", "CAdmin", "/id-mn", "/id-in/Cother",
-                                       "//sp.example.com/id-asn/Cx", "Sdev", "C", "S", ""};
+    static const char *const from[] = {
+        "Cvictim", "CAdmin", "/id-mn", "/id-in/Cother", "//sp.example.com/id-asn/Cx", "Sdev",
+        "C",       "S",      ""};
 
     for (size_t i = 0; i < sizeof(from) / sizeof(*from); i++) {
         CU_ASSERT_EQUAL(judge("/id-mn", "/id-in", from[i], 0), OK);
@@ -64,12 +65,18 @@ static void test_own_ae_id_in_every_form(void)
 
 static void test_other_originators_are_4106(void)
 {
-    static const char *const from[] = {
-        "Cvictim", "CAdmin", "/id-mn", "//sp.example.com/id-mn", "/id-in/Cvictim",
-        "Csaef1x", "csaef1", "Csaef",
-        "/id-mn/Csaef1",                  /* the same stem at another Registrar */
-        "//other.example.com/id-in/Csaef1", /* in another SP */
-        "Ssaef1", "12-dev1@sp.example.com"};
+    static const char *const from[] = {"Cvictim",
+                                       "CAdmin",
+                                       "/id-mn",
+                                       "//sp.example.com/id-mn",
+                                       "/id-in/Cvictim",
+                                       "Csaef1x",
+                                       "csaef1",
+                                       "Csaef",
+                                       "/id-mn/Csaef1", /* the same stem at another Registrar */
+                                       "//other.example.com/id-in/Csaef1", /* in another SP */
+                                       "Ssaef1",
+                                       "12-dev1@sp.example.com"};
 
     for (size_t i = 0; i < sizeof(from) / sizeof(*from); i++) {
         CU_ASSERT_EQUAL(judge("/id-in/Csaef1", "//sp.example.com/id-in", from[i], 0), NOT_AUTH);
@@ -133,10 +140,21 @@ static void test_binding_forms(void)
 
 static void test_malformed_originators_are_4106(void)
 {
-    static const char *const from[] = {"/", "//", "///", "//sp.example.com", "//sp.example.com/",
-                                       "/id-in/", "/id-in//Csaef1", "Csaef1/", "/id-in/Csaef1/x",
-                                       "//sp.example.com/id-in/Csaef1/", "Csaef1 ", " Csaef1",
-                                       "Csaef1\r\nX-M2M-Origin: CAdmin", "Csaef1\t", "Csaef1\x7f"};
+    static const char *const from[] = {"/",
+                                       "//",
+                                       "///",
+                                       "//sp.example.com",
+                                       "//sp.example.com/",
+                                       "/id-in/",
+                                       "/id-in//Csaef1",
+                                       "Csaef1/",
+                                       "/id-in/Csaef1/x",
+                                       "//sp.example.com/id-in/Csaef1/",
+                                       "Csaef1 ",
+                                       " Csaef1",
+                                       "Csaef1\r\nX-M2M-Origin: CAdmin",
+                                       "Csaef1\t",
+                                       "Csaef1\x7f"};
 
     for (size_t i = 0; i < sizeof(from) / sizeof(*from); i++)
         CU_ASSERT_EQUAL(judge("/id-in/Csaef1", "/id-in", from[i], 0), NOT_AUTH);
@@ -148,7 +166,7 @@ static void test_bad_bytes_are_4106_for_every_binding(void)
         const char *s;
         size_t len;
     } bad[] = {
-        {"Csaef1\0x", 8},         /* NUL */
+        {"Csaef1\0x", 8}, /* NUL */
         {"\0", 1},
         {"Csaef1\xff", 7},        /* never UTF-8 */
         {"C\xc0\xaf", 3},         /* overlong '/' */
@@ -157,7 +175,7 @@ static void test_bad_bytes_are_4106_for_every_binding(void)
         {"C\xf4\x90\x80\x80", 5}, /* beyond U+10FFFF */
         {"C\xc3", 2},             /* cut short */
         {"C\xe2\x82", 3},
-        {"C\x80", 2},             /* continuation byte first */
+        {"C\x80", 2}, /* continuation byte first */
     };
     static const char *const entity[] = {"/id-in/Csaef1", "/id-mn", "12-dev1@sp.example.com"};
 

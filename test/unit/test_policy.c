@@ -36,8 +36,7 @@ static saef_ctx *make(const char *store, const char *const *kv)
     saef_ks_close(ks);
     ok = saef_conf_set(conf, "maf", MAF " https://127.0.0.1:9", err, sizeof(err)) &&
          saef_conf_set(conf, "store", path, err, sizeof(err)) &&
-         saef_conf_set(conf, "log", getenv("SAEF_TEST_LOG") ? "stderr" : "none", err,
-                       sizeof(err));
+         saef_conf_set(conf, "log", getenv("SAEF_TEST_LOG") ? "stderr" : "none", err, sizeof(err));
     for (; ok && kv != NULL && kv[0] != NULL; kv += 2)
         ok = saef_conf_set(conf, kv[0], kv[1], err, sizeof(err));
     if (ok)
@@ -84,9 +83,9 @@ static key_result decide(saef_ctx *s, int maf, const char *id, const char *sni, 
 }
 
 static const char *const server_conf[] = {"entity_id", "/id-in",
-                                           "sni",       "cse.example.com, alias.example.com",
-                                           "maf",       MAF " https://127.0.0.1:9",
-                                           NULL};
+                                          "sni",       "cse.example.com, alias.example.com",
+                                          "maf",       MAF " https://127.0.0.1:9",
+                                          NULL};
 
 static int setup(void)
 {
@@ -162,9 +161,9 @@ static void test_unknown_identity_is_unknown(void)
 
     CU_ASSERT_EQUAL(decide(server, 0, "nobody", NULL, &c, &rec), KEY_UNKNOWN);
     /* A MAF that is not configured: only a kpsa of that name would do. */
-    CU_ASSERT_EQUAL(decide(server, 0, "00112233445566778899AABBCCDDEEFF@other.example.com", NULL,
-                           &c, &rec),
-                    KEY_UNKNOWN);
+    CU_ASSERT_EQUAL(
+        decide(server, 0, "00112233445566778899AABBCCDDEEFF@other.example.com", NULL, &c, &rec),
+        KEY_UNKNOWN);
     CU_ASSERT_EQUAL(saef_id_type(server->conf, KCID, strlen(KCID)), SAEF_KS_KC);
     CU_ASSERT_EQUAL(saef_id_type(server->conf, "x@other.example.com", 19), SAEF_KS_KPSA);
 }
@@ -213,8 +212,8 @@ static void test_record_bound_elsewhere_is_refused(void)
 /* kc records as a retrieval leaves them: fresh (within maf_revalidate), no meta. */
 static void test_kc_rules(void)
 {
-    static const char *const half[] = {"maf", MAF " https://127.0.0.1:9", "kc_half", "yes",
-                                       "kc_suid", "0", NULL};
+    static const char *const half[] = {
+        "maf", MAF " https://127.0.0.1:9", "kc_half", "yes", "kc_suid", "0", NULL};
     int64_t now = (int64_t)time(NULL);
     saef_ks_record rec;
     saef_ctx *h;
@@ -226,9 +225,9 @@ static void test_kc_rules(void)
     CU_ASSERT_EQUAL(c.fw, SAEF_FW_MAF);
     CU_ASSERT_STRING_EQUAL(c.peer, "/id-in/Ca");
     /* the MAF-FQDN in any case names the same cached copy */
-    CU_ASSERT_EQUAL(decide(server, 0, "00112233445566778899aabbccddeeff@MAF.example.com", NULL, &c,
-                           &rec),
-                    KEY_OK);
+    CU_ASSERT_EQUAL(
+        decide(server, 0, "00112233445566778899aabbccddeeff@MAF.example.com", NULL, &c, &rec),
+        KEY_OK);
     /* wrong SUID (kc_suid = 32) */
     put(server, SAEF_KS_KC, KCID, "/id-in/Ca", "", now + 3600, 12, now);
     CU_ASSERT_EQUAL(decide(server, 0, KCID, NULL, &c, &rec), KEY_REFUSED);
@@ -290,19 +289,17 @@ static void test_refused_client_gets_a_random_key(void)
     CU_ASSERT_EQUAL(saef_refusal_key(server, b, sizeof(b)), 32);
     CU_ASSERT(memcmp(a, b, 32) != 0);
     /* saef_psk_lookup: refused (expired) and unknown both answer a wrong key */
-    CU_ASSERT_EQUAL(saef_psk_lookup(server, "old", NULL, "192.0.2.1", a, &n, entity,
-                                    sizeof(entity), &fw),
-                    0);
+    CU_ASSERT_EQUAL(
+        saef_psk_lookup(server, "old", NULL, "192.0.2.1", a, &n, entity, sizeof(entity), &fw), 0);
     CU_ASSERT_EQUAL(n, 32);
     n = sizeof(a);
-    CU_ASSERT_EQUAL(saef_psk_lookup(server, "nobody", NULL, NULL, a, &n, entity, sizeof(entity),
-                                    &fw),
-                    0);
+    CU_ASSERT_EQUAL(
+        saef_psk_lookup(server, "nobody", NULL, NULL, a, &n, entity, sizeof(entity), &fw), 0);
     CU_ASSERT_EQUAL(n, 32);
     n = sizeof(a);
-    CU_ASSERT_EQUAL(saef_psk_lookup(server, "dev1", NULL, "2001:db8::1", a, &n, entity,
-                                    sizeof(entity), &fw),
-                    1);
+    CU_ASSERT_EQUAL(
+        saef_psk_lookup(server, "dev1", NULL, "2001:db8::1", a, &n, entity, sizeof(entity), &fw),
+        1);
     CU_ASSERT_EQUAL(n, 32);
     CU_ASSERT_STRING_EQUAL(entity, "/id-in/Cdev1");
     CU_ASSERT_EQUAL(fw, SAEF_FW_PSK);

@@ -1,5 +1,5 @@
 /* The TS-0010 topic rules of saef-mosquitto.so, without a broker. */
-#include <CUnit/Basic.h>
+#include "unit.h"
 #include <string.h>
 
 #include "topics.h"
@@ -93,23 +93,15 @@ static void test_entity_that_cannot_be_a_topic_level(void)
     CU_ASSERT_FALSE(saef_mq_entity_init(&e, "C#"));
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
-    CU_pSuite s;
-    unsigned fails;
+    static const CU_TestInfo tests[] = {
+        SAEF_TEST(test_ae_publishes_requests_as_originator_responses_as_receiver),
+        SAEF_TEST(test_subscriptions_only_to_own_requests_and_responses),
+        SAEF_TEST(test_cse_acts_for_the_aes_it_serves),
+        SAEF_TEST(test_entity_that_cannot_be_a_topic_level),
+        CU_TEST_INFO_NULL,
+    };
 
-    if (CU_initialize_registry() != CUE_SUCCESS)
-        return 1;
-    s = CU_add_suite("mosquitto_topics", NULL, NULL);
-    CU_add_test(s, "ae publishes requests as originator, responses as receiver",
-                test_ae_publishes_requests_as_originator_responses_as_receiver);
-    CU_add_test(s, "subscriptions only to own requests and responses",
-                test_subscriptions_only_to_own_requests_and_responses);
-    CU_add_test(s, "cse acts for the aes it serves", test_cse_acts_for_the_aes_it_serves);
-    CU_add_test(s, "entity that cannot be a topic level", test_entity_that_cannot_be_a_topic_level);
-    CU_basic_set_mode(CU_BRM_VERBOSE);
-    CU_basic_run_tests();
-    fails = CU_get_number_of_failures();
-    CU_cleanup_registry();
-    return fails != 0;
+    return saef_unit_run("mosquitto_topics", tests, NULL, NULL, argc, argv);
 }

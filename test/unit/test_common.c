@@ -1,7 +1,7 @@
 /* CUnit tests of the shared helpers (common/util.c, saef_common.h). */
+#include "unit.h"
 #include "saef_common.h"
 
-#include <CUnit/Basic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -224,32 +224,17 @@ static void test_lock_path(void)
 /* saef-test-common [WORD]: only the tests whose name holds WORD. */
 int main(int argc, char **argv)
 {
-    static const struct {
-        const char *name;
-        CU_TestFunc fn;
-    } tests[] = {
-#define T(f) {#f, f}
-        T(test_identity_syntax),
-        T(test_maf_identity_parsing),
-        T(test_time_parsing),
-        T(test_time_format_round_trip),
-        T(test_hex),
-        T(test_escape_every_byte_class),
-        T(test_escape_cuts_whole_bytes),
-        T(test_lock_path),
+    static const CU_TestInfo tests[] = {
+        SAEF_TEST(test_identity_syntax),
+        SAEF_TEST(test_maf_identity_parsing),
+        SAEF_TEST(test_time_parsing),
+        SAEF_TEST(test_time_format_round_trip),
+        SAEF_TEST(test_hex),
+        SAEF_TEST(test_escape_every_byte_class),
+        SAEF_TEST(test_escape_cuts_whole_bytes),
+        SAEF_TEST(test_lock_path),
+        CU_TEST_INFO_NULL,
     };
-    CU_pSuite suite;
-    unsigned failed;
 
-    if (CU_initialize_registry() != CUE_SUCCESS)
-        return 2;
-    suite = CU_add_suite("common", NULL, NULL);
-    for (size_t i = 0; i < sizeof(tests) / sizeof(*tests); i++)
-        if (argc < 2 || strstr(tests[i].name, argv[1]) != NULL)
-            CU_add_test(suite, tests[i].name, tests[i].fn);
-    CU_basic_set_mode(CU_BRM_VERBOSE);
-    CU_basic_run_tests();
-    failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
-    CU_cleanup_registry();
-    return failed != 0;
+    return saef_unit_run("common", tests, NULL, NULL, argc, argv);
 }

@@ -1,7 +1,7 @@
 /* CUnit tests of the configuration table (common/saef_conf.c, saef_conf.h). */
+#include "unit.h"
 #include "saef_conf.h"
 
-#include <CUnit/Basic.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <stdio.h>
@@ -269,38 +269,29 @@ static void test_conf_file_names_an_unknown_key(void)
 }
 
 /* saef-test-conf [WORD]: only the tests whose name holds WORD. */
+static int make_dir(void)
+{
+    return saef_unit_mkdir(dir);
+}
+
+static int remove_dir(void)
+{
+    return saef_unit_rmdir(dir);
+}
+
 int main(int argc, char **argv)
 {
-    static const struct {
-        const char *name;
-        CU_TestFunc fn;
-    } tests[] = {
-#define T(f) {#f, f}
-        T(test_conf_new_holds_the_defaults),
-        T(test_conf_dup_is_independent),
-        T(test_conf_set_bad_value_leaves_the_old_one),
-        T(test_conf_from_provider_without_provider_changes_nothing),
-        T(test_conf_validates_and_names_the_key),
-        T(test_conf_bad_list_leaves_the_old_value),
-        T(test_conf_targets_parsed_strictly),
-        T(test_conf_file_names_an_unknown_key),
+    static const CU_TestInfo tests[] = {
+        SAEF_TEST(test_conf_new_holds_the_defaults),
+        SAEF_TEST(test_conf_dup_is_independent),
+        SAEF_TEST(test_conf_set_bad_value_leaves_the_old_one),
+        SAEF_TEST(test_conf_from_provider_without_provider_changes_nothing),
+        SAEF_TEST(test_conf_validates_and_names_the_key),
+        SAEF_TEST(test_conf_bad_list_leaves_the_old_value),
+        SAEF_TEST(test_conf_targets_parsed_strictly),
+        SAEF_TEST(test_conf_file_names_an_unknown_key),
+        CU_TEST_INFO_NULL,
     };
-    CU_pSuite suite;
-    unsigned failed;
-    char cmd[64];
 
-    if (mkdtemp(dir) == NULL || CU_initialize_registry() != CUE_SUCCESS)
-        return 2;
-    suite = CU_add_suite("conf", NULL, NULL);
-    for (size_t i = 0; i < sizeof(tests) / sizeof(*tests); i++)
-        if (argc < 2 || strstr(tests[i].name, argv[1]) != NULL)
-            CU_add_test(suite, tests[i].name, tests[i].fn);
-    CU_basic_set_mode(CU_BRM_VERBOSE);
-    CU_basic_run_tests();
-    failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
-    CU_cleanup_registry();
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    if (system(cmd) != 0)
-        return 2;
-    return failed != 0;
+    return saef_unit_run("conf", tests, make_dir, remove_dir, argc, argv);
 }

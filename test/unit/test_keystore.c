@@ -1,9 +1,9 @@
 /* CUnit tests of libsaef-keystore: records, errors, concurrency, type names. */
 #define _GNU_SOURCE /* memmem */
+#include "unit.h"
 #include "saef_common.h"
 #include "saef_keystore.h"
 
-#include <CUnit/Basic.h>
 #include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
@@ -1418,70 +1418,61 @@ static void test_type_names(void)
 }
 
 /* saef-test-keystore [WORD]: only the tests whose name holds WORD. */
+static int make_dir(void)
+{
+    return saef_unit_mkdir(dir);
+}
+
+static int remove_dir(void)
+{
+    return saef_unit_rmdir(dir);
+}
+
 int main(int argc, char **argv)
 {
-    static const struct {
-        const char *name;
-        CU_TestFunc fn;
-    } tests[] = {
-#define T(f) {#f, f}
-        T(test_round_trip_keeps_every_field),
-        T(test_created_defaults_to_now),
-        T(test_expired_record_is_returned_with_its_expiry),
-        T(test_record_wipe_clears_key),
-        T(test_failed_get_leaves_an_empty_record),
-        T(test_missing_store_is_enostore),
-        T(test_bad_arguments_to_open_refused),
-        T(test_created_owner_only_and_group_read),
-        T(test_create_leaves_no_temporary_file),
-        T(test_unsafe_permissions_refused),
-        T(test_group_member_reads_but_cannot_write),
-        T(test_corrupt_empty_and_truncated_files_refused),
-        T(test_corrupt_page_header_fails_reads_without_a_fault),
-        T(test_faults_outside_reads_keep_their_default),
-        T(test_foreign_lmdb_file_and_malformed_record_refused),
-        T(test_identity_and_key_limits),
-        T(test_record_fields_that_do_not_fit_refused),
-        T(test_duplicate_replace_and_delete),
-        T(test_errors_never_contain_key_bytes),
-        T(test_identity_bytes_escaped_in_messages),
-        T(test_last_error_belongs_to_its_handle),
-        T(test_iteration_order_filter_and_count),
-        T(test_purge_removes_expired_records_in_bounded_steps),
-        T(test_store_opens_after_a_large_delete),
-        T(test_peer_index_follows_every_write),
-        T(test_store_without_index_is_indexed_or_walked),
-        T(test_batch_abort_keeps_nothing_commit_keeps_all),
-        T(test_reader_sees_committed_write_without_reopen),
-        T(test_forked_reader_sees_committed_write_without_reopen),
-        T(test_fork_child_reopens_and_parent_keeps_working),
-        T(test_fork_child_does_not_inherit_a_batch),
-        T(test_handles_on_one_store_share_one_environment),
-        T(test_map_grows_for_single_puts_and_batches),
-        T(test_reader_adopts_map_grown_by_another_process),
-        T(test_bad_map_size_variable_refused),
-        T(test_slots_of_killed_readers_are_reclaimed),
-        T(test_reader_killed_in_a_read_does_not_grow_the_store),
-        T(test_failed_remap_fails_lookups_without_crashing),
-        T(test_threads_read_while_the_map_grows),
-        T(test_type_names),
+    static const CU_TestInfo tests[] = {
+        SAEF_TEST(test_round_trip_keeps_every_field),
+        SAEF_TEST(test_created_defaults_to_now),
+        SAEF_TEST(test_expired_record_is_returned_with_its_expiry),
+        SAEF_TEST(test_record_wipe_clears_key),
+        SAEF_TEST(test_failed_get_leaves_an_empty_record),
+        SAEF_TEST(test_missing_store_is_enostore),
+        SAEF_TEST(test_bad_arguments_to_open_refused),
+        SAEF_TEST(test_created_owner_only_and_group_read),
+        SAEF_TEST(test_create_leaves_no_temporary_file),
+        SAEF_TEST(test_unsafe_permissions_refused),
+        SAEF_TEST(test_group_member_reads_but_cannot_write),
+        SAEF_TEST(test_corrupt_empty_and_truncated_files_refused),
+        SAEF_TEST(test_corrupt_page_header_fails_reads_without_a_fault),
+        SAEF_TEST(test_faults_outside_reads_keep_their_default),
+        SAEF_TEST(test_foreign_lmdb_file_and_malformed_record_refused),
+        SAEF_TEST(test_identity_and_key_limits),
+        SAEF_TEST(test_record_fields_that_do_not_fit_refused),
+        SAEF_TEST(test_duplicate_replace_and_delete),
+        SAEF_TEST(test_errors_never_contain_key_bytes),
+        SAEF_TEST(test_identity_bytes_escaped_in_messages),
+        SAEF_TEST(test_last_error_belongs_to_its_handle),
+        SAEF_TEST(test_iteration_order_filter_and_count),
+        SAEF_TEST(test_purge_removes_expired_records_in_bounded_steps),
+        SAEF_TEST(test_store_opens_after_a_large_delete),
+        SAEF_TEST(test_peer_index_follows_every_write),
+        SAEF_TEST(test_store_without_index_is_indexed_or_walked),
+        SAEF_TEST(test_batch_abort_keeps_nothing_commit_keeps_all),
+        SAEF_TEST(test_reader_sees_committed_write_without_reopen),
+        SAEF_TEST(test_forked_reader_sees_committed_write_without_reopen),
+        SAEF_TEST(test_fork_child_reopens_and_parent_keeps_working),
+        SAEF_TEST(test_fork_child_does_not_inherit_a_batch),
+        SAEF_TEST(test_handles_on_one_store_share_one_environment),
+        SAEF_TEST(test_map_grows_for_single_puts_and_batches),
+        SAEF_TEST(test_reader_adopts_map_grown_by_another_process),
+        SAEF_TEST(test_bad_map_size_variable_refused),
+        SAEF_TEST(test_slots_of_killed_readers_are_reclaimed),
+        SAEF_TEST(test_reader_killed_in_a_read_does_not_grow_the_store),
+        SAEF_TEST(test_failed_remap_fails_lookups_without_crashing),
+        SAEF_TEST(test_threads_read_while_the_map_grows),
+        SAEF_TEST(test_type_names),
+        CU_TEST_INFO_NULL,
     };
-    CU_pSuite suite;
-    unsigned failed;
-    char cmd[64];
 
-    if (mkdtemp(dir) == NULL || CU_initialize_registry() != CUE_SUCCESS)
-        return 2;
-    suite = CU_add_suite("keystore", NULL, NULL);
-    for (size_t i = 0; i < sizeof(tests) / sizeof(*tests); i++)
-        if (argc < 2 || strstr(tests[i].name, argv[1]) != NULL)
-            CU_add_test(suite, tests[i].name, tests[i].fn);
-    CU_basic_set_mode(CU_BRM_VERBOSE);
-    CU_basic_run_tests();
-    failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
-    CU_cleanup_registry();
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    if (system(cmd) != 0)
-        return 2;
-    return failed != 0;
+    return saef_unit_run("keystore", tests, make_dir, remove_dir, argc, argv);
 }

@@ -1,11 +1,11 @@
 /* The MAF's request authorisation (maf/mafd-registry.c): who may read,
    update and delete which registration, every 401/403/404 of
    saef_mafd_handle, driven without sockets as fuzz_mafd_request does. */
+#include "unit.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <CUnit/Basic.h>
 
 #include "mafd-registry.h"
 
@@ -32,7 +32,7 @@ static int setup(void)
 {
     char path[64];
 
-    if (mkdtemp(dir) == NULL)
+    if (saef_unit_mkdir(dir) != 0)
         return 1;
     snprintf(path, sizeof(path), "%s/registry", dir);
     if (saef_ks_open(path, SAEF_KS_CREATE, &maf.ks) != SAEF_KS_OK)
@@ -45,11 +45,8 @@ static int setup(void)
 
 static int teardown(void)
 {
-    char cmd[128];
-
     saef_ks_close(maf.ks);
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    return system(cmd) != 0;
+    return saef_unit_rmdir(dir);
 }
 
 /* method path as client with body; the status; *out the answer (may be NULL). */
@@ -217,34 +214,19 @@ static void test_registration_quota_is_403(void)
     maf.max_regs = 0;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
-    static const struct {
-        const char *name;
-        CU_TestFunc fn;
-    } tests[] = {
-#define T(f) {#f, f}
-        T(test_unauthenticated_is_401),
-        T(test_unknown_resource_is_404),
-        T(test_only_the_target_retrieves),
-        T(test_only_the_source_updates_and_deletes),
-        T(test_key_only_for_known_targets),
-        T(test_require_reg_for_registration_and_retrieval),
-        T(test_only_the_registered_client_uses_its_registration),
-        T(test_registration_quota_is_403),
-#undef T
+    static const CU_TestInfo tests[] = {
+        SAEF_TEST(test_unauthenticated_is_401),
+        SAEF_TEST(test_unknown_resource_is_404),
+        SAEF_TEST(test_only_the_target_retrieves),
+        SAEF_TEST(test_only_the_source_updates_and_deletes),
+        SAEF_TEST(test_key_only_for_known_targets),
+        SAEF_TEST(test_require_reg_for_registration_and_retrieval),
+        SAEF_TEST(test_only_the_registered_client_uses_its_registration),
+        SAEF_TEST(test_registration_quota_is_403),
+        CU_TEST_INFO_NULL,
     };
-    CU_pSuite suite;
-    unsigned failed;
 
-    if (CU_initialize_registry() != CUE_SUCCESS)
-        return 1;
-    suite = CU_add_suite("mafd_registry", setup, teardown);
-    for (size_t i = 0; i < sizeof(tests) / sizeof(*tests); i++)
-        CU_add_test(suite, tests[i].name, tests[i].fn);
-    CU_basic_set_mode(CU_BRM_VERBOSE);
-    CU_basic_run_tests();
-    failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
-    CU_cleanup_registry();
-    return failed != 0;
+    return saef_unit_run("mafd_registry", tests, setup, teardown, argc, argv);
 }

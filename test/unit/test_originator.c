@@ -1,7 +1,7 @@
 /* The originator check (TS-0003 7.2.1, libsaef/originator.c): each ID form of
    TS-0001 table 7.2-1 against each kind of binding, and bad originators. */
+#include "unit.h"
 #include <string.h>
-#include <CUnit/Basic.h>
 
 #include "saef-internal.h"
 
@@ -222,37 +222,22 @@ static void test_connection_without_handshake_is_4107(void)
     saef_free(s);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
-    static const struct {
-        const char *name;
-        CU_TestFunc fn;
-    } tests[] = {
-#define T(f) {#f, f}
-        T(test_no_association_is_4107),
-        T(test_cse_bound_passes_others_originators),
-        T(test_own_ae_id_in_every_form),
-        T(test_other_originators_are_4106),
-        T(test_first_registration_forms),
-        T(test_credential_bound_cannot_claim_an_ae_id),
-        T(test_binding_forms),
-        T(test_malformed_originators_are_4106),
-        T(test_bad_bytes_are_4106_for_every_binding),
-        T(test_overlong_originator_is_4106),
-        T(test_connection_without_handshake_is_4107),
-#undef T
+    static const CU_TestInfo tests[] = {
+        SAEF_TEST(test_no_association_is_4107),
+        SAEF_TEST(test_cse_bound_passes_others_originators),
+        SAEF_TEST(test_own_ae_id_in_every_form),
+        SAEF_TEST(test_other_originators_are_4106),
+        SAEF_TEST(test_first_registration_forms),
+        SAEF_TEST(test_credential_bound_cannot_claim_an_ae_id),
+        SAEF_TEST(test_binding_forms),
+        SAEF_TEST(test_malformed_originators_are_4106),
+        SAEF_TEST(test_bad_bytes_are_4106_for_every_binding),
+        SAEF_TEST(test_overlong_originator_is_4106),
+        SAEF_TEST(test_connection_without_handshake_is_4107),
+        CU_TEST_INFO_NULL,
     };
-    CU_pSuite suite;
-    unsigned failed;
 
-    if (CU_initialize_registry() != CUE_SUCCESS)
-        return 1;
-    suite = CU_add_suite("originator", NULL, NULL);
-    for (size_t i = 0; i < sizeof(tests) / sizeof(*tests); i++)
-        CU_add_test(suite, tests[i].name, tests[i].fn);
-    CU_basic_set_mode(CU_BRM_VERBOSE);
-    CU_basic_run_tests();
-    failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
-    CU_cleanup_registry();
-    return failed != 0;
+    return saef_unit_run("originator", tests, NULL, NULL, argc, argv);
 }

@@ -3,12 +3,12 @@
    record to this server, Entity A's choice of key, and the cipher lists
    saef puts back after a program changed them. Internal entry points
    through libsaef/rules.h; no handshake, no network. */
+#include "unit.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include <CUnit/Basic.h>
 
 #include "rules.h"
 
@@ -92,7 +92,7 @@ static int setup(void)
     static const char *const client_conf[] = {"targets", "mapped.example.com=/id-mapped", NULL};
     int64_t now = (int64_t)time(NULL);
 
-    if (mkdtemp(dir) == NULL || (server = make("server", server_conf)) == NULL ||
+    if (saef_unit_mkdir(dir) != 0 || (server = make("server", server_conf)) == NULL ||
         (client = make("client", client_conf)) == NULL || (lone = make("lone", NULL)) == NULL ||
         saef_store(server) == NULL || saef_store(client) == NULL || saef_store(lone) == NULL)
         return 1;
@@ -123,13 +123,10 @@ static int setup(void)
 
 static int teardown(void)
 {
-    char cmd[128];
-
     saef_free(server);
     saef_free(client);
     saef_free(lone);
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    return system(cmd) != 0;
+    return saef_unit_rmdir(dir);
 }
 
 /* ---- Entity B: the key decision ------------------------------------------- */
@@ -509,43 +506,28 @@ static void test_log_level_debug_still_loads(void)
     saef_free(s);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
-    static const struct {
-        const char *name;
-        CU_TestFunc fn;
-    } tests[] = {
-#define T(f) {#f, f}
-        T(test_known_kpsa_binds_its_peer),
-        T(test_kpsa_without_peer_binds_credential_id_12),
-        T(test_unknown_identity_is_unknown),
-        T(test_malformed_identity_is_refused),
-        T(test_expired_kpsa_is_refused),
-        T(test_record_bound_elsewhere_is_refused),
-        T(test_kc_rules),
-        T(test_maf_server_takes_km_records),
-        T(test_refused_client_gets_a_random_key),
-        T(test_bound_here),
-        T(test_client_key_choice),
-        T(test_client_newest_kpsa_wins),
-        T(test_set_target_and_identity_limits),
-        T(test_reapply_ciphers_puts_psk_suites_first),
-        T(test_new_from_openssl_without_provider),
-        T(test_log_level_debug_still_loads),
-#undef T
+    static const CU_TestInfo tests[] = {
+        SAEF_TEST(test_known_kpsa_binds_its_peer),
+        SAEF_TEST(test_kpsa_without_peer_binds_credential_id_12),
+        SAEF_TEST(test_unknown_identity_is_unknown),
+        SAEF_TEST(test_malformed_identity_is_refused),
+        SAEF_TEST(test_expired_kpsa_is_refused),
+        SAEF_TEST(test_record_bound_elsewhere_is_refused),
+        SAEF_TEST(test_kc_rules),
+        SAEF_TEST(test_maf_server_takes_km_records),
+        SAEF_TEST(test_refused_client_gets_a_random_key),
+        SAEF_TEST(test_bound_here),
+        SAEF_TEST(test_client_key_choice),
+        SAEF_TEST(test_client_newest_kpsa_wins),
+        SAEF_TEST(test_set_target_and_identity_limits),
+        SAEF_TEST(test_reapply_ciphers_puts_psk_suites_first),
+        SAEF_TEST(test_new_from_openssl_without_provider),
+        SAEF_TEST(test_log_level_debug_still_loads),
+        CU_TEST_INFO_NULL,
     };
-    CU_pSuite suite;
-    unsigned failed;
 
     setenv("OPENSSL_CONF", "/dev/null", 1); /* the defaults, whatever the host has */
-    if (CU_initialize_registry() != CUE_SUCCESS)
-        return 1;
-    suite = CU_add_suite("policy", setup, teardown);
-    for (size_t i = 0; i < sizeof(tests) / sizeof(*tests); i++)
-        CU_add_test(suite, tests[i].name, tests[i].fn);
-    CU_basic_set_mode(CU_BRM_VERBOSE);
-    CU_basic_run_tests();
-    failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
-    CU_cleanup_registry();
-    return failed != 0;
+    return saef_unit_run("policy", tests, setup, teardown, argc, argv);
 }

@@ -97,17 +97,16 @@ saef_ks *saef_store(saef_ctx *s)
     return ks;
 }
 
-saef_ctx *saef_new(const saef_conf *conf)
+saef_ctx *saef_new_adopt(saef_conf *conf)
 {
-    saef_ctx *s = calloc(1, sizeof(*s));
+    saef_ctx *s = conf != NULL ? calloc(1, sizeof(*s)) : NULL;
 
-    if (s == NULL)
-        return NULL;
-    s->refs = 1;
-    if ((s->conf = saef_conf_dup(conf)) == NULL) {
-        free(s);
+    if (s == NULL) {
+        saef_conf_free(conf);
         return NULL;
     }
+    s->refs = 1;
+    s->conf = conf;
     for (int k = 0; k < SAEF_CONF_NKEYS; k++)
         s->num[k] = saef_conf_int(s->conf, (SAEF_CONF_KEY)k);
     pthread_mutex_init(&s->lock, NULL);
@@ -115,16 +114,20 @@ saef_ctx *saef_new(const saef_conf *conf)
     return s;
 }
 
+saef_ctx *saef_new(const saef_conf *conf)
+{
+    return saef_new_adopt(saef_conf_dup(conf));
+}
+
 saef_ctx *saef_new_from_openssl(OSSL_LIB_CTX *libctx)
 {
     saef_conf *conf = saef_conf_new();
-    saef_ctx *s = NULL;
 
     if (conf != NULL && OPENSSL_init_crypto(OPENSSL_INIT_LOAD_CONFIG, NULL) &&
         saef_conf_from_provider(libctx, conf) >= 0)
-        s = saef_new(conf);
+        return saef_new_adopt(conf);
     saef_conf_free(conf);
-    return s;
+    return NULL;
 }
 
 void saef_free(saef_ctx *s)

@@ -29,6 +29,9 @@ int saef_chain(SSL_CTX *ctx, SAEF_NEXT which, void (*fn)(void), void *arg);
 /* After the program changed ctx's cipher lists: PSK suites first again. */
 void saef_reapply_ciphers(SSL_CTX *ctx);
 int saef_is_installed(const SSL_CTX *ctx);
+/* saef_new keeping conf itself (freed with the context, or now if NULL is
+   returned): the preload and saef_new_from_openssl leave no copy behind. */
+saef_ctx *saef_new_adopt(saef_conf *conf);
 /* A TLS 1.3 external PSK session (SHA-256) for key, with ssl's id context
    (libsaef/psk-session.c: below both the rules and the MAF client). */
 SSL_SESSION *saef_psk_session(SSL *ssl, const unsigned char *key, size_t len);

@@ -102,31 +102,29 @@ static int store_opens(const saef_conf *conf)
 }
 
 /* g_role and g_saef from the configuration (got: saef_conf_from_provider's
-   answer) and SAEF_ROLE, or the reason in g_broken. */
-static void start(saef_conf *conf, int got, const char *env)
+   answer) and SAEF_ROLE, or the reason in g_broken. 1 when g_saef took
+   conf (it is then freed with it). */
+static int start(saef_conf *conf, int got, const char *env)
 {
     char err[256];
 
     if (env != NULL && strcmp(env, "off") == 0)
-        return; /* saef-run --role off: asked to run without saef */
+        return 0; /* saef-run --role off: asked to run without saef */
     if (got < 0) {
         broken("cannot read the saef provider's configuration");
-        return;
+        return 0;
     }
     if (got == 0 && provider_missing(env))
-        return;
+        return 0;
     if (env != NULL && *env != '\0' && !saef_conf_set(conf, "role", env, err, sizeof(err))) {
         broken("SAEF_ROLE: %s", err);
-        return;
+        return 0;
     }
-    if ((g_role = saef_conf_int(conf, SAEF_CONF_ROLE)) == SAEF_ROLE_OFF)
-        return;
-    if ((g_saef = saef_new(conf)) == NULL) {
+    if ((g_role = saef_conf_int(conf, SAEF_CONF_ROLE)) == SAEF_ROLE_OFF || !store_opens(conf))
+        return 0;
+    if ((g_saef = saef_new_adopt(conf)) == NULL)
         broken("out of memory");
-    } else if (!store_opens(conf)) {
-        saef_free(g_saef);
-        g_saef = NULL;
-    }
+    return 1;
 }
 
 /* Read when the library loads: nginx workers lose the environment, and
@@ -142,9 +140,9 @@ __attribute__((constructor)) static void saef_preload_init(void)
     } else {
         if (OPENSSL_init_crypto(OPENSSL_INIT_LOAD_CONFIG, NULL))
             got = saef_conf_from_provider(NULL, conf);
-        start(conf, got, getenv("SAEF_ROLE"));
+        if (!start(conf, got, getenv("SAEF_ROLE")))
+            saef_conf_free(conf);
     }
-    saef_conf_free(conf);
     saef_inside--;
 }
 

@@ -60,8 +60,11 @@ void install_fault_guard(void)
         sigaction(fault_sigs[i], &sa, &prev_action[i]);
 }
 
-/* mdb_get and, when rec, the record decoded into it (*ok). */
-int guarded_get(MDB_txn *txn, MDB_dbi dbi, MDB_val *k, saef_ks_record *rec, int *ok)
+/* mdb_get and, inside the guard (the value lies in the map), with rec the
+   record decoded into it (*ok), with want the value compared with it
+   (MDB_NOTFOUND when it differs). */
+static int get(MDB_txn *txn, MDB_dbi dbi, MDB_val *k, saef_ks_record *rec, int *ok,
+               const char *want)
 {
     sigjmp_buf jb;
     MDB_val v;
@@ -72,8 +75,16 @@ int guarded_get(MDB_txn *txn, MDB_dbi dbi, MDB_val *k, saef_ks_record *rec, int 
     fault_jump = &jb;
     rc = mdb_get(txn, dbi, k, &v);
     *ok = rc == 0 && rec != NULL && saef_ks_rec_decode(v.mv_data, v.mv_size, rec);
+    if (rc == 0 && want != NULL &&
+        (v.mv_size != strlen(want) || memcmp(v.mv_data, want, v.mv_size) != 0))
+        rc = MDB_NOTFOUND;
     fault_jump = NULL;
     return rc;
+}
+
+int guarded_get(MDB_txn *txn, MDB_dbi dbi, MDB_val *k, saef_ks_record *rec, int *ok)
+{
+    return get(txn, dbi, k, rec, ok, NULL);
 }
 
 /* A cursor step with the key (copy_value: the value) copied into buf when it
@@ -115,17 +126,7 @@ int guarded_dbi_open(MDB_txn *txn, const char *name, unsigned flags, MDB_dbi *db
 /* 0 if the marker is there, MDB_NOTFOUND if not, or the read's error. */
 int guarded_marker(MDB_txn *txn, MDB_dbi dbi, MDB_val *k)
 {
-    sigjmp_buf jb;
-    MDB_val v;
-    int rc;
+    int ok;
 
-    if (sigsetjmp(jb, 0) != 0)
-        return READ_FAULT;
-    fault_jump = &jb;
-    rc = mdb_get(txn, dbi, k, &v);
-    if (rc == 0 &&
-        (v.mv_size != sizeof(MARKER_VAL) - 1 || memcmp(v.mv_data, MARKER_VAL, v.mv_size)))
-        rc = MDB_NOTFOUND;
-    fault_jump = NULL;
-    return rc;
+    return get(txn, dbi, k, NULL, &ok, MARKER_VAL);
 }

@@ -84,6 +84,16 @@ int saef_bind_session(conn *c, SAEF_KS_TYPE type, SSL_SESSION *sess, const saef_
     return c->bound;
 }
 
+unsigned int saef_use_key(SSL *ssl, conn *c, const saef_ks_record *rec, unsigned char *psk)
+{
+    SSL_SESSION *sess = SSL_get_session(ssl);
+
+    memcpy(psk, rec->key, rec->key_len);
+    c->ok = 1;
+    saef_bind_session(c, saef_fw_type(c->fw), sess, rec, SSL_SESSION_get_timeout(sess));
+    return (unsigned int)rec->key_len;
+}
+
 int saef_read_binding(const SSL_SESSION *sess, binding *b)
 {
     const unsigned char *p;

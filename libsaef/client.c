@@ -182,11 +182,7 @@ unsigned int saef_psk_client_cb(SSL *ssl, const char *hint, char *identity,
                    : 0;
     if (strlen(c->identity) < max_identity_len && rec.key_len <= max_psk_len) {
         strcpy(identity, c->identity);
-        memcpy(psk, rec.key, rec.key_len);
-        n = (unsigned int)rec.key_len;
-        c->ok = 1;
-        saef_bind_session(c, saef_fw_type(c->fw), SSL_get_session(ssl), &rec,
-                          SSL_SESSION_get_timeout(SSL_get_session(ssl)));
+        n = saef_use_key(ssl, c, &rec, psk);
     }
     saef_ks_record_wipe(&rec);
     return n;

@@ -38,14 +38,8 @@ unsigned int saef_psk_server_cb(SSL *ssl, const char *identity, unsigned char *p
                    : 0;
     switch (saef_server_key(ssl, cd, (const unsigned char *)identity, len, &rec, c)) {
     case KEY_OK:
-        if (rec.key_len <= max_psk_len) {
-            memcpy(psk, rec.key, rec.key_len);
-            n = (unsigned int)rec.key_len;
-            /* TLS 1.2 asks only once a PSK suite was chosen: the key is used. */
-            c->ok = 1;
-            saef_bind_session(c, saef_fw_type(c->fw), SSL_get_session(ssl), &rec,
-                              SSL_SESSION_get_timeout(SSL_get_session(ssl)));
-        }
+        if (rec.key_len <= max_psk_len)
+            n = saef_use_key(ssl, c, &rec, psk);
         saef_ks_record_wipe(&rec);
         return n;
     case KEY_UNKNOWN:

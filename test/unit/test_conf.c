@@ -269,16 +269,6 @@ static void test_conf_file_names_an_unknown_key(void)
 }
 
 /* saef-test-conf [WORD]: only the tests whose name holds WORD. */
-static int make_dir(void)
-{
-    return saef_unit_mkdir(dir);
-}
-
-static int remove_dir(void)
-{
-    return saef_unit_rmdir(dir);
-}
-
 int main(int argc, char **argv)
 {
     static const CU_TestInfo tests[] = {
@@ -293,5 +283,5 @@ int main(int argc, char **argv)
         CU_TEST_INFO_NULL,
     };
 
-    return saef_unit_run("conf", tests, make_dir, remove_dir, argc, argv);
+    return saef_unit_run_in(dir, "conf", tests, argc, argv);
 }

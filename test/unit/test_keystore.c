@@ -1418,16 +1418,6 @@ static void test_type_names(void)
 }
 
 /* saef-test-keystore [WORD]: only the tests whose name holds WORD. */
-static int make_dir(void)
-{
-    return saef_unit_mkdir(dir);
-}
-
-static int remove_dir(void)
-{
-    return saef_unit_rmdir(dir);
-}
-
 int main(int argc, char **argv)
 {
     static const CU_TestInfo tests[] = {
@@ -1474,5 +1464,5 @@ int main(int argc, char **argv)
         CU_TEST_INFO_NULL,
     };
 
-    return saef_unit_run("keystore", tests, make_dir, remove_dir, argc, argv);
+    return saef_unit_run_in(dir, "keystore", tests, argc, argv);
 }

@@ -49,3 +49,22 @@ int saef_unit_rmdir(const char *dir)
 {
     return nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
+
+static char *scratch;
+
+static int make_scratch(void)
+{
+    return saef_unit_mkdir(scratch);
+}
+
+static int remove_scratch(void)
+{
+    return saef_unit_rmdir(scratch);
+}
+
+int saef_unit_run_in(char *template, const char *name, const CU_TestInfo *tests, int argc,
+                     char **argv)
+{
+    scratch = template;
+    return saef_unit_run(name, tests, make_scratch, remove_scratch, argc, argv);
+}

@@ -19,8 +19,12 @@
 int saef_unit_run(const char *name, const CU_TestInfo *tests, CU_InitializeFunc init,
                   CU_CleanupFunc clean, int argc, char **argv);
 
-/* A scratch directory: template as for mkdtemp; 0 on success (CUnit's
-   init convention). saef_unit_rmdir removes it and all it holds. */
+/* saef_unit_run with a scratch directory: made from template (as for
+   mkdtemp) before the tests, removed with all it holds after them. */
+int saef_unit_run_in(char *template, const char *name, const CU_TestInfo *tests, int argc,
+                     char **argv);
+
+/* The same for a suite's own init and clean: 0 on success. */
 int saef_unit_mkdir(char *template);
 int saef_unit_rmdir(const char *dir);
 

@@ -64,11 +64,6 @@ conn *saef_find_conn(const SSL *ssl)
     return SSL_get_ex_data(ssl, ssl_idx);
 }
 
-long saef_ctx_int(const saef_ctx *s, SAEF_CONF_KEY key)
-{
-    return s->num[key];
-}
-
 /* Opened at once, so a program that drops privileges later keeps access;
    retried at the next handshake if it failed. */
 saef_ks *saef_store(saef_ctx *s)

@@ -13,12 +13,6 @@
 #include <unistd.h>
 
 /* Callers that format costly arguments (saef_peer_addr) ask first. */
-int saef_log_on(const saef_ctx *s, int level)
-{
-    return saef_ctx_int(s, SAEF_CONF_LOG) != SAEF_LOG_NONE &&
-           level <= saef_ctx_int(s, SAEF_CONF_LOG_LEVEL);
-}
-
 /* line holds "saef: " and n more bytes; one write per line, so the lines of
    several processes never mix. */
 void saef_log_emit(const saef_ctx *s, int level, char *line, size_t n, size_t size)
@@ -62,16 +56,6 @@ void saef_log(const saef_ctx *s, int level, const char *fmt, ...)
 
 /* Appends s at p, never past end: the audit line is built without printf,
    which cost more than the rest of saef's share of a handshake. */
-char *saef_put(char *p, const char *end, const char *s)
-{
-    size_t n = strlen(s);
-
-    if (n > (size_t)(end - p))
-        n = (size_t)(end - p);
-    memcpy(p, s, n);
-    return p + n;
-}
-
 char *saef_put_uint(char *p, const char *end, unsigned v)
 {
     char digits[12];

@@ -12,6 +12,7 @@
 
 #include <netinet/in.h>
 #include <pthread.h>
+#include <string.h>
 
 struct saef_ctx {
     int refs;                  /* atomic */
@@ -84,8 +85,12 @@ ctx_data *saef_ssl_cd(const SSL *ssl);
 conn *saef_get_conn(SSL *ssl);
 /* ssl's connection data if a callback made it, else NULL (never allocates). */
 conn *saef_find_conn(const SSL *ssl);
-/* The configuration's value of key, read once in saef_new. */
-long saef_ctx_int(const saef_ctx *s, SAEF_CONF_KEY key);
+/* The configuration's value of key, read once in saef_new. Inline, as the
+   few helpers below that every handshake calls several times. */
+static inline long saef_ctx_int(const saef_ctx *s, SAEF_CONF_KEY key)
+{
+    return s->num[key];
+}
 /* The key store, opened on first use (and again after a failure); NULL if
    it cannot be opened (logged). */
 saef_ks *saef_store(saef_ctx *s);
@@ -99,7 +104,11 @@ void saef_log(const saef_ctx *s, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Whether a line at level would be written (for callers that format costly
    arguments). */
-int saef_log_on(const saef_ctx *s, int level);
+static inline int saef_log_on(const saef_ctx *s, int level)
+{
+    return saef_ctx_int(s, SAEF_CONF_LOG) != SAEF_LOG_NONE &&
+           level <= saef_ctx_int(s, SAEF_CONF_LOG_LEVEL);
+}
 /*
  * A trace line at log_level = debug: how a key was chosen or refused, step
  * by step (never a key). Its arguments are evaluated only when debug lines
@@ -114,8 +123,17 @@ int saef_log_on(const saef_ctx *s, int level);
 #endif
 /* Writes line ("saef: " and n more bytes, size the buffer) as it is. */
 void saef_log_emit(const saef_ctx *s, int level, char *line, size_t n, size_t size);
-/* s at p, never past end; the end of what was written. */
-char *saef_put(char *p, const char *end, const char *s);
+/* s at p, never past end; the end of what was written. (Inline: the audit
+   line puts literals, whose length the compiler then knows.) */
+static inline char *saef_put(char *p, const char *end, const char *s)
+{
+    size_t n = strlen(s);
+
+    if (n > (size_t)(end - p))
+        n = (size_t)(end - p);
+    memcpy(p, s, n);
+    return p + n;
+}
 char *saef_put_uint(char *p, const char *end, unsigned v);
 /* "ADDRESS:PORT" of ssl's peer, or "-" (len >= 2). */
 const char *saef_peer_addr(const SSL *ssl, char *buf, size_t len);
@@ -151,6 +169,10 @@ int saef_key_digest(const saef_ks_record *rec, unsigned char out[16]);
    key's expiry; c->origin marks it as this handshake's. 1 on success. */
 int saef_bind_session(conn *c, SAEF_KS_TYPE type, SSL_SESSION *sess, const saef_ks_record *rec,
                       long lifetime);
+/* A TLS 1.2 PSK callback hands rec's key to OpenSSL: into psk (room
+   checked by the caller), c marked as using it (TLS 1.2 asks only once a
+   PSK suite was chosen) and ssl's session bound to it. The key's length. */
+unsigned int saef_use_key(SSL *ssl, conn *c, const saef_ks_record *rec, unsigned char *psk);
 /* The binding sess carries: 1, or 0 if it has none (or a malformed one). */
 int saef_read_binding(const SSL_SESSION *sess, binding *b);
 

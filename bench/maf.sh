@@ -6,6 +6,8 @@
 #     MAF derives Kc from each connection), as saef-maf does; the same as a
 #     CoAP POST over a new DTLS 1.2 session each (--listen-coaps), when
 #     saef-mafd has CoAP
+#   the same over TLS 1.2 on a registry that already holds 100,000 other
+#     registrations (--quick: 2,000; BENCH_REG_FILL), against the first one
 #   first handshake with a new Kc (B fetches it from saef-mafd) against the
 #     next one (cached in B's store): p50 latency of single handshakes
 #   cached MAF handshakes / pre-provisioned ones, same server, alternating
@@ -69,6 +71,41 @@ for r in $(seq "$ROUNDS"); do
             field hs_per_s)"
     done >>"$OUT/maf-raw.csv"
 done
+
+# Registrations per second on a registry that already holds REG_FILL key
+# registrations of 100 other clients, against the first one (which holds
+# only what was registered above): the quota and target checks go through
+# the store's indexes, so the registry's size should not show.
+REG_FILL=${BENCH_REG_FILL:-100000}
+[ "$QUICK" = 1 ] && REG_FILL=${BENCH_REG_FILL:-2000}
+F="$T/maf-full.db"
+saef-key -s "$F" init >/dev/null
+saef-key -s "$F" add km a-km@maf.example.com --hex $KA --peer $IDA
+saef-key -s "$F" add km b-km@maf.example.com --hex $KB --peer $IDB
+python3 - "$REG_FILL" "$IDB" "$exp" >"$T/fill.json" <<'PY'
+import json, sys
+n, idb, exp = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+expires = "%s-%s-%sT%s:%s:%sZ" % (exp[:4], exp[4:6], exp[6:8], exp[9:11], exp[11:13], exp[13:15])
+for i in range(n):
+    print(json.dumps({"type": "kc", "identity": "%032X@maf.example.com" % i, "key": "00" * 32,
+                      "peer": idb, "self": "//sp.example.com/C-fill%d" % (i % 100),
+                      "expires": expires, "suid": 32,
+                      "meta": json.dumps({"adminFQDN": "sp.example.com"})}))
+PY
+saef-key -s "$F" import --format json "$T/fill.json" >/dev/null
+FPORT=$(free_port)
+saef_bg "$T/mafd-full.log" saef-mafd --store "$F" --fqdn maf.example.com \
+    --listen "127.0.0.1:$FPORT" --max-reg-rate 1000000 --max-registrations 1000000
+FULL_PID=$SAEF_LAST_PID
+wait_port "$FPORT"
+echo "registry_fill,1,tls1.2,$REG_FILL" >>"$OUT/maf-raw.csv"
+for r in $(seq "$ROUNDS"); do
+    for p in "first:$MPORT" "full:$FPORT"; do
+        echo "registrations_per_s_${p%%:*},$r,tls1.2,$(hs "${p#*:}" tls1.2 \
+            -i a-km@maf.example.com -k $KA -r "$T/keyreg.http" -t "$SECS" | field hs_per_s)"
+    done >>"$OUT/maf-raw.csv"
+done
+kill "$FULL_PID"
 
 # The same comparison in instructions (deterministic): a B that serves N.
 # Not in --quick: four more valgrind runs.

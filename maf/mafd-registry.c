@@ -204,7 +204,7 @@ static const char *unknown_target(const saef_mafd *m, const char *target)
         return "it is not in this MAF's list of targets (--targets)";
     }
     /* A km record's peer is a MAF client's authenticated ID. */
-    if (saef_ks_iter(m->ks, SAEF_KS_KM, has_peer, &p) != SAEF_KS_OK) {
+    if (saef_ks_iter_peer(m->ks, SAEF_KS_KM, target, has_peer, &p) != SAEF_KS_OK) {
         saef_mafd_log("%s", saef_ks_last_error(m->ks));
         return "the registry could not be read";
     }
@@ -319,11 +319,11 @@ static int over_quota(const saef_mafd *m, const char *client, json_t **answer)
     }
     if (m->max_regs <= 0)
         return 0;
-    /* Client registrations are indexed by their client (peer); key
-       registrations name it as self, so those are walked. */
+    /* Client registrations name their client as peer, key registrations as
+       self: both through an index, never a walk of the registry. */
     if (saef_ks_iter_peer(m->ks, SAEF_KS_CREG, client, count_live, &c) != SAEF_KS_OK ||
-        (c.by_self = 1,
-         c.n < c.stop && saef_ks_iter(m->ks, SAEF_KS_KC, count_live, &c) != SAEF_KS_OK)) {
+        (c.by_self = 1, c.n < c.stop && saef_ks_iter_self(m->ks, SAEF_KS_KC, client, count_live,
+                                                          &c) != SAEF_KS_OK)) {
         saef_mafd_log("%s", saef_ks_last_error(m->ks));
         return error_answer(answer, 500, "registry error");
     }

@@ -209,7 +209,7 @@ static int lmdb_open(const saef_ks *ks, const char *file, unsigned eflags, size_
         return rc;
     if ((rc = mdb_env_set_mapsize(*env, map)) != 0 ||
         (rc = mdb_env_set_maxreaders(*env, MAX_READERS)) != 0 ||
-        (rc = mdb_env_set_maxdbs(*env, 1)) != 0 ||
+        (rc = mdb_env_set_maxdbs(*env, NINDEX)) != 0 ||
         (rc = mdb_env_open(*env, file, MDB_NOSUBDIR | MDB_NOTLS | eflags, lock_mode)) != 0) {
         mdb_env_close(*env);
         *env = NULL;
@@ -352,12 +352,14 @@ int reap_dead_readers(struct ks_env *e)
     return mdb_reader_check(e->env, &dead) == 0 && dead > 0;
 }
 
-/* Index entries for every record: a store made before the index. */
-static int index_fill(MDB_txn *txn, const struct ks_env *e)
+const char *const index_db[NINDEX] = {"\xffpeer", "\xffself"};
+
+/* Entries of index i for every record: a store made before the index. */
+static int index_fill(MDB_txn *txn, const struct ks_env *e, int i)
 {
     unsigned char first = SAEF_KS_KPSA;
-    const unsigned char *peer;
-    MDB_val k = {1, &first}, v, pk;
+    const unsigned char *f;
+    MDB_val k = {1, &first}, v, ik;
     MDB_cursor *cur;
     int rc;
 
@@ -367,19 +369,19 @@ static int index_fill(MDB_txn *txn, const struct ks_env *e)
          rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         if (((const unsigned char *)k.mv_data)[0] > SAEF_KS_TYPE_LAST)
             break;
-        if ((pk.mv_size = rec_peer(&v, &peer)) == 0)
+        if ((ik.mv_size = rec_field(&v, i, &f)) == 0)
             continue;
-        pk.mv_data = (void *)peer;
-        if ((rc = mdb_put(txn, e->idx, &pk, &k, MDB_NODUPDATA)) != 0 && rc != MDB_KEYEXIST)
+        ik.mv_data = (void *)f;
+        if ((rc = mdb_put(txn, e->idx[i], &ik, &k, MDB_NODUPDATA)) != 0 && rc != MDB_KEYEXIST)
             break;
     }
     mdb_cursor_close(cur);
     return rc == MDB_NOTFOUND || rc == MDB_KEYEXIST ? 0 : rc;
 }
 
-/* Opens INDEX_DB; a writable environment builds it when it is missing (the
+/* Opens index i; a writable environment builds it when it is missing (the
    map may have to grow for it: nothing else uses the environment yet). */
-static int index_attach(struct ks_env *e)
+static int index_attach(struct ks_env *e, int i)
 {
     MDB_txn *txn;
     MDB_envinfo info;
@@ -387,9 +389,9 @@ static int index_attach(struct ks_env *e)
 
     if ((rc = mdb_txn_begin(e->env, NULL, MDB_RDONLY, &txn)) != 0)
         return rc;
-    if ((rc = guarded_dbi_open(txn, INDEX_DB, MDB_DUPSORT, &e->idx)) == 0) {
+    if ((rc = guarded_dbi_open(txn, index_db[i], MDB_DUPSORT, &e->idx[i])) == 0) {
         if ((rc = mdb_txn_commit(txn)) == 0)
-            e->has_idx = 1;
+            e->has_idx[i] = 1;
         return rc;
     }
     mdb_txn_abort(txn);
@@ -398,8 +400,8 @@ static int index_attach(struct ks_env *e)
     do {
         if ((rc = mdb_txn_begin(e->env, NULL, 0, &txn)) != 0)
             return rc;
-        if ((rc = mdb_dbi_open(txn, INDEX_DB, MDB_DUPSORT | MDB_CREATE, &e->idx)) == 0 &&
-            (rc = index_fill(txn, e)) == 0) {
+        if ((rc = mdb_dbi_open(txn, index_db[i], MDB_DUPSORT | MDB_CREATE, &e->idx[i])) == 0 &&
+            (rc = index_fill(txn, e, i)) == 0) {
             if ((rc = mdb_txn_commit(txn)) == 0)
                 cover_last_page(e->env);
         } else {
@@ -408,7 +410,7 @@ static int index_attach(struct ks_env *e)
     } while (rc == MDB_MAP_FULL && mdb_env_info(e->env, &info) == 0 &&
              info.me_mapsize <= SIZE_MAX / 2 &&
              mdb_env_set_mapsize(e->env, info.me_mapsize * 2) == 0);
-    e->has_idx = rc == 0;
+    e->has_idx[i] = rc == 0;
     return rc;
 }
 
@@ -470,8 +472,9 @@ static SAEF_KS_ERR env_attach(saef_ks *ks)
         err = fail(ks, SAEF_KS_EIO, "store %s: %s", ks->path, strerror(errno));
     if (err == SAEF_KS_OK && (err = check_mode(ks, &st)) == SAEF_KS_OK &&
         (err = check_size(ks, e->env, &st)) == SAEF_KS_OK &&
-        (err = check_marker(ks, e->env, &e->dbi)) == SAEF_KS_OK && (rc = index_attach(e)) != 0)
-        err = from_mdb(ks, rc, "open the peer index");
+        (err = check_marker(ks, e->env, &e->dbi)) == SAEF_KS_OK &&
+        ((rc = index_attach(e, INDEX_PEER)) != 0 || (rc = index_attach(e, INDEX_SELF)) != 0))
+        err = from_mdb(ks, rc, "open the indexes");
     if (err != SAEF_KS_OK) {
         mdb_env_close(e->env);
         free(e);

@@ -20,14 +20,16 @@
  * Layout: the unnamed LMDB database holds the records. Key = 1 type byte +
  * identity bytes; type 0 holds only the marker below (saef_ks_count relies
  * on it). Value = a versioned record, little-endian, see saef_ks_rec_encode().
- * The named database INDEX_DB (its name sorts after every record) maps each
- * non-empty peer to the keys of its records, so a client finds the keys for
- * one IdB without a walk; every write keeps it, and the first writable open
- * builds it for a store made before it existed.
+ * Two named databases (their names sort after every record) index the
+ * records: INDEX_PEER maps each non-empty peer to the keys of its records,
+ * so a client finds the keys for one IdB without a walk; INDEX_SELF does the
+ * same for self, so a MAF counts one client's registrations. Every write
+ * keeps both, and the first writable open builds one a store lacks.
  */
 #define MARKER_KEY "\0saef-store"
 #define MARKER_VAL "saef keystore v1"
-#define INDEX_DB "\xffpeer"
+enum { INDEX_PEER, INDEX_SELF, NINDEX };
+extern const char *const index_db[NINDEX]; /* "\xffpeer", "\xffself" */
 /* Virtual size: the file grows only as records are written, and the map
    doubles when a write finds it full. SAEF_KS_MAP_SIZE sets another start. */
 #define MAP_SIZE ((size_t)1 << 30)
@@ -65,8 +67,8 @@ struct ks_env {
     int writable; /* opened without MDB_RDONLY */
     MDB_env *env;
     MDB_dbi dbi;
-    MDB_dbi idx; /* INDEX_DB, when has_idx */
-    int has_idx; /* always in a writable environment: every writer keeps it */
+    MDB_dbi idx[NINDEX]; /* index_db[i], when has_idx[i] */
+    int has_idx[NINDEX]; /* always in a writable environment: every writer keeps them */
     /* Held shared by every transaction, exclusively to remap the file. The
        default, reader-preferring kind: a batch or an iter callback takes it
        shared again, which a writer-preferring lock could deadlock. */
@@ -86,10 +88,11 @@ struct saef_ks {
     size_t jr_len, jr_cap;
 };
 
-/* ks-record.c: little-endian fields, and the peer of an encoded record. */
+/* ks-record.c: little-endian fields, and the field an index (INDEX_PEER:
+   peer, INDEX_SELF: self) holds of an encoded record. */
 void put_le(unsigned char *p, uint64_t v, int n);
 uint64_t get_le(const unsigned char *p, int n);
-size_t rec_peer(const MDB_val *v, const unsigned char **peer);
+size_t rec_field(const MDB_val *v, int index, const unsigned char **out);
 
 /* ks-guard.c: reads of the map that fail with READ_FAULT instead of a
    SIGBUS or SIGSEGV; the handlers go in once, with fault_once. */

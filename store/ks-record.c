@@ -86,9 +86,9 @@ void saef_ks_record_wipe(saef_ks_record *rec)
     }
 }
 
-/* The peer of an encoded record, without touching its key bytes; 0 if
-   none or the record is malformed. */
-size_t rec_peer(const MDB_val *v, const unsigned char **peer)
+/* The peer (INDEX_PEER) or self (INDEX_SELF) of an encoded record, without
+   touching its key bytes; its length, 0 if none or the record is malformed. */
+size_t rec_field(const MDB_val *v, int index, const unsigned char **out)
 {
     const unsigned char *b = v->mv_data;
     size_t key_len;
@@ -96,8 +96,8 @@ size_t rec_peer(const MDB_val *v, const unsigned char **peer)
     if (v->mv_size < REC_HDR || b[0] != REC_VERSION)
         return 0;
     key_len = get_le(b + 2, 2);
-    if (REC_HDR + key_len + b[24] > v->mv_size)
+    if (REC_HDR + key_len + b[24] + b[25] > v->mv_size)
         return 0;
-    *peer = b + REC_HDR + key_len;
-    return b[24];
+    *out = b + REC_HDR + key_len + (index == INDEX_SELF ? b[24] : 0);
+    return index == INDEX_SELF ? b[25] : b[24];
 }

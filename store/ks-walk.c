@@ -41,6 +41,15 @@ static SAEF_KS_ERR walk_close(saef_ks *ks, SAEF_KS_ERR err, int rc, MDB_txn *txn
     return err;
 }
 
+/* The name of one of the indexes (a key of the unnamed database). */
+static int index_name(const unsigned char *kb, size_t klen)
+{
+    for (int i = 0; i < NINDEX; i++)
+        if (klen == strlen(index_db[i]) && memcmp(kb, index_db[i], klen) == 0)
+            return 1;
+    return 0;
+}
+
 /* A record key: a known type byte and an identity of 1..SAEF_KS_ID_MAX. */
 static int key_ok(const unsigned char *kb, size_t klen)
 {
@@ -84,19 +93,21 @@ static SAEF_KS_ERR walk(saef_ks *ks, SAEF_KS_TYPE type, saef_ks_iter_fn fn, void
         (err = walk_open(ks, ks->e->dbi, &txn, &cur)) != SAEF_KS_OK)
         return err;
     *count = 0;
-    /* Every record but the marker and the index, without a walk. */
+    /* Every record but the marker and the indexes, without a walk. */
     if (fn == NULL && type == 0 && (rc = mdb_stat(txn, ks->e->dbi, &st)) == 0) {
-        MDB_val name = {sizeof(INDEX_DB) - 1, INDEX_DB};
         *count = st.ms_entries > 0 ? st.ms_entries - 1 : 0;
-        if (*count > 0 && (rc = guarded_get(txn, ks->e->dbi, &name, NULL, &ok)) == 0)
-            (*count)--;
+        for (int i = 0; i < NINDEX && rc != READ_FAULT; i++) {
+            MDB_val name = {strlen(index_db[i]), (void *)index_db[i]};
+            if (*count > 0 && (rc = guarded_get(txn, ks->e->dbi, &name, NULL, &ok)) == 0)
+                (*count)--;
+        }
         return walk_close(ks, rc == READ_FAULT ? from_mdb(ks, rc, "count") : SAEF_KS_OK, 0, txn,
                           cur);
     }
     for (rc = guarded_step(cur, MDB_SET_RANGE, &k, 0, kb, sizeof(kb), &klen, fn ? &r : NULL, &ok);
          rc == 0;
          rc = guarded_step(cur, MDB_NEXT, &k, 0, kb, sizeof(kb), &klen, fn ? &r : NULL, &ok)) {
-        if (klen == sizeof(INDEX_DB) - 1 && memcmp(kb, INDEX_DB, klen) == 0)
+        if (index_name(kb, klen)) /* they sort after every record */
             break;
         if (!key_ok(kb, klen)) {
             err = fail(ks, SAEF_KS_ECORRUPT,
@@ -124,27 +135,30 @@ SAEF_KS_ERR saef_ks_iter(saef_ks *ks, SAEF_KS_TYPE type, saef_ks_iter_fn fn, voi
 }
 
 typedef struct {
-    const char *peer;
+    int index;
+    const char *value;
     SAEF_KS_TYPE type;
     saef_ks_iter_fn fn;
     void *arg;
-} peer_filter;
+} field_filter;
 
-static int peer_only(SAEF_KS_TYPE type, const char *id, size_t id_len, const saef_ks_record *rec,
-                     void *arg)
+static int field_only(SAEF_KS_TYPE type, const char *id, size_t id_len, const saef_ks_record *rec,
+                      void *arg)
 {
-    peer_filter *f = arg;
+    field_filter *f = arg;
 
-    if ((f->type != 0 && type != f->type) || strcmp(rec->peer, f->peer) != 0)
+    if ((f->type != 0 && type != f->type) ||
+        strcmp(f->index == INDEX_SELF ? rec->self : rec->peer, f->value) != 0)
         return 0;
     return f->fn(type, id, id_len, rec, f->arg);
 }
 
-SAEF_KS_ERR saef_ks_iter_peer(saef_ks *ks, SAEF_KS_TYPE type, const char *peer, saef_ks_iter_fn fn,
-                              void *arg)
+/* The records whose peer or self (index) is value, through that index. */
+static SAEF_KS_ERR iter_index(saef_ks *ks, int index, SAEF_KS_TYPE type, const char *value,
+                              saef_ks_iter_fn fn, void *arg)
 {
     unsigned char kb[1 + SAEF_KS_ID_MAX];
-    MDB_val pk, k;
+    MDB_val ik, k;
     MDB_cursor *cur;
     MDB_txn *txn;
     saef_ks_record r;
@@ -152,24 +166,24 @@ SAEF_KS_ERR saef_ks_iter_peer(saef_ks *ks, SAEF_KS_TYPE type, const char *peer, 
     size_t klen = 0;
     int rc, stop = 0, ok;
 
-    if (fn == NULL || peer == NULL || *peer == '\0' || strlen(peer) > SAEF_KS_ENTITY_MAX)
-        return fail(ks, SAEF_KS_EINVAL, "no callback, or no peer of 1 to %d bytes",
-                    SAEF_KS_ENTITY_MAX);
+    if (fn == NULL || value == NULL || *value == '\0' || strlen(value) > SAEF_KS_ENTITY_MAX)
+        return fail(ks, SAEF_KS_EINVAL, "no callback, or no %s of 1 to %d bytes",
+                    index == INDEX_SELF ? "self" : "peer", SAEF_KS_ENTITY_MAX);
     if ((err = walk_check(ks, type)) != SAEF_KS_OK)
         return err;
     /* A store no writer of this version has opened yet: walk it. */
-    if (!ks->e->has_idx) {
-        peer_filter f = {peer, type, fn, arg};
-        return saef_ks_iter(ks, type, peer_only, &f);
+    if (!ks->e->has_idx[index]) {
+        field_filter f = {index, value, type, fn, arg};
+        return saef_ks_iter(ks, type, field_only, &f);
     }
-    if ((err = walk_open(ks, ks->e->idx, &txn, &cur)) != SAEF_KS_OK)
+    if ((err = walk_open(ks, ks->e->idx[index], &txn, &cur)) != SAEF_KS_OK)
         return err;
-    pk = (MDB_val){strlen(peer), (void *)peer};
-    for (rc = guarded_step(cur, MDB_SET, &pk, 1, kb, sizeof(kb), &klen, NULL, &ok); rc == 0;
-         rc = guarded_step(cur, MDB_NEXT_DUP, &pk, 1, kb, sizeof(kb), &klen, NULL, &ok)) {
+    ik = (MDB_val){strlen(value), (void *)value};
+    for (rc = guarded_step(cur, MDB_SET, &ik, 1, kb, sizeof(kb), &klen, NULL, &ok); rc == 0;
+         rc = guarded_step(cur, MDB_NEXT_DUP, &ik, 1, kb, sizeof(kb), &klen, NULL, &ok)) {
         if (!key_ok(kb, klen) || (type != 0 && kb[0] != type))
             continue;
-        /* An entry without its record: the index is kept in the same
+        /* An entry without its record: the indexes are kept in the same
            transaction as the records, so only a foreign writer leaves one. */
         k = (MDB_val){klen, kb};
         if ((rc = guarded_get(txn, ks->e->dbi, &k, &r, &ok)) == MDB_NOTFOUND)
@@ -178,6 +192,18 @@ SAEF_KS_ERR saef_ks_iter_peer(saef_ks *ks, SAEF_KS_TYPE type, const char *peer, 
             break;
     }
     return walk_close(ks, err, rc, txn, cur);
+}
+
+SAEF_KS_ERR saef_ks_iter_peer(saef_ks *ks, SAEF_KS_TYPE type, const char *peer, saef_ks_iter_fn fn,
+                              void *arg)
+{
+    return iter_index(ks, INDEX_PEER, type, peer, fn, arg);
+}
+
+SAEF_KS_ERR saef_ks_iter_self(saef_ks *ks, SAEF_KS_TYPE type, const char *self, saef_ks_iter_fn fn,
+                              void *arg)
+{
+    return iter_index(ks, INDEX_SELF, type, self, fn, arg);
 }
 
 SAEF_KS_ERR saef_ks_count(saef_ks *ks, SAEF_KS_TYPE type, size_t *count)

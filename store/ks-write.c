@@ -1,7 +1,7 @@
 /*
  * Writes: put and delete, each in a transaction of its own or in a batch,
  * and the batch's journal, replayed when the map grows under it. Every
- * write keeps the peer index.
+ * write keeps the indexes.
  */
 #include "ks-internal.h"
 
@@ -28,40 +28,42 @@ static size_t op_size(const unsigned char *op)
     return OP_HDR + op[1] + get_le(op + 2, 2);
 }
 
-/* The record, then its peer index entry (moved when the peer changed). */
+/* The record, then its index entries (moved when the peer or self changed). */
 int op_apply(MDB_txn *txn, const struct ks_env *e, const unsigned char *op)
 {
     MDB_val k = {op[1], (void *)(op + OP_HDR)};
-    MDB_val v = {get_le(op + 2, 2), (void *)(op + OP_HDR + op[1])}, old, pk;
-    unsigned char old_peer[SAEF_KS_ENTITY_MAX];
-    const unsigned char *peer;
-    size_t old_len = 0, new_len = 0;
+    MDB_val v = {get_le(op + 2, 2), (void *)(op + OP_HDR + op[1])}, old, ik;
+    unsigned char was[NINDEX][SAEF_KS_ENTITY_MAX];
+    size_t was_len[NINDEX] = {0}, len;
+    const unsigned char *f = NULL;
     int rc;
 
-    if (e->has_idx && (rc = mdb_get(txn, e->dbi, &k, &old)) == 0 &&
-        (old_len = rec_peer(&old, &peer)) > 0)
-        memcpy(old_peer, peer, old_len); /* the map may move under a write */
+    if ((e->has_idx[INDEX_PEER] || e->has_idx[INDEX_SELF]) && mdb_get(txn, e->dbi, &k, &old) == 0)
+        for (int i = 0; i < NINDEX; i++)
+            if ((was_len[i] = rec_field(&old, i, &f)) > 0)
+                memcpy(was[i], f, was_len[i]); /* the map may move under a write */
     if (op[0] == OP_DEL)
         rc = mdb_del(txn, e->dbi, &k, NULL);
     else
         rc = mdb_put(txn, e->dbi, &k, &v, op[0] == OP_ADD ? MDB_NOOVERWRITE : 0);
-    if (rc != 0 || !e->has_idx)
-        return rc;
-    if (op[0] != OP_DEL)
-        new_len = rec_peer(&v, &peer);
-    if (new_len == old_len && (old_len == 0 || memcmp(old_peer, peer, old_len) == 0))
-        return 0;
-    if (old_len > 0) {
-        pk = (MDB_val){old_len, old_peer};
-        if ((rc = mdb_del(txn, e->idx, &pk, &k)) != 0 && rc != MDB_NOTFOUND)
-            return rc;
+    for (int i = 0; rc == 0 && i < NINDEX; i++) {
+        if (!e->has_idx[i])
+            continue;
+        len = op[0] != OP_DEL ? rec_field(&v, i, &f) : 0;
+        if (len == was_len[i] && (len == 0 || memcmp(was[i], f, len) == 0))
+            continue;
+        if (was_len[i] > 0) {
+            ik = (MDB_val){was_len[i], was[i]};
+            if ((rc = mdb_del(txn, e->idx[i], &ik, &k)) == MDB_NOTFOUND)
+                rc = 0;
+        }
+        if (rc == 0 && len > 0) {
+            ik = (MDB_val){len, (void *)f};
+            if ((rc = mdb_put(txn, e->idx[i], &ik, &k, MDB_NODUPDATA)) == MDB_KEYEXIST)
+                rc = 0;
+        }
     }
-    if (new_len > 0) {
-        pk = (MDB_val){new_len, (void *)peer};
-        if ((rc = mdb_put(txn, e->idx, &pk, &k, MDB_NODUPDATA)) != 0 && rc != MDB_KEYEXIST)
-            return rc;
-    }
-    return 0;
+    return rc;
 }
 
 static SAEF_KS_ERR full(const saef_ks *ks, size_t seen)

@@ -164,6 +164,10 @@ SAEF_EXPORT SAEF_KS_ERR saef_ks_iter(saef_ks *ks, SAEF_KS_TYPE type, saef_ks_ite
  */
 SAEF_EXPORT SAEF_KS_ERR saef_ks_iter_peer(saef_ks *ks, SAEF_KS_TYPE type, const char *peer,
                                           saef_ks_iter_fn fn, void *arg);
+/* The same for the records whose self is `self` (a MAF: the registrations
+   one client made), through the self index. */
+SAEF_EXPORT SAEF_KS_ERR saef_ks_iter_self(saef_ks *ks, SAEF_KS_TYPE type, const char *self,
+                                          saef_ks_iter_fn fn, void *arg);
 
 /* Number of records of a type (0 = all). */
 SAEF_EXPORT SAEF_KS_ERR saef_ks_count(saef_ks *ks, SAEF_KS_TYPE type, size_t *count);

@@ -755,6 +755,20 @@ static void peers_of(saef_ks *ks, SAEF_KS_TYPE type, const char *peer, char seen
     CU_ASSERT_EQUAL(saef_ks_iter_peer(ks, type, peer, collect, seen), SAEF_KS_OK);
 }
 
+static void selves_of(saef_ks *ks, SAEF_KS_TYPE type, const char *self, char seen[256])
+{
+    seen[0] = '\0';
+    CU_ASSERT_EQUAL(saef_ks_iter_self(ks, type, self, collect, seen), SAEF_KS_OK);
+}
+
+static saef_ks_record rec_self(const char *hex, const char *peer, const char *self)
+{
+    saef_ks_record r = rec_with(hex, peer);
+
+    snprintf(r.self, sizeof(r.self), "%s", self);
+    return r;
+}
+
 static saef_ks_record expiring(int64_t not_after, const char *peer)
 {
     saef_ks_record r = rec_with("0102030405060708090A0B0C0D0E0F10", peer);
@@ -854,9 +868,10 @@ static void test_purge_removes_expired_records_in_bounded_steps(void)
     saef_ks_close(ks);
 }
 
-/* Entries in the peer index (-1: none), dropping it if asked, as a store
-   made before it was: no saef handle may be open on p meanwhile. */
-static long raw_index(const char *p, int drop)
+/* Entries in the index db ("\xffpeer" or "\xffself"; -1: none), dropping it
+   if asked, as a store made before it was: no saef handle may be open on p
+   meanwhile. */
+static long raw_index_db(const char *p, const char *db, int drop)
 {
     MDB_env *env;
     MDB_txn *txn;
@@ -864,10 +879,10 @@ static long raw_index(const char *p, int drop)
     MDB_stat st;
     long n = -1;
 
-    CU_ASSERT_FATAL(mdb_env_create(&env) == 0 && mdb_env_set_maxdbs(env, 1) == 0);
+    CU_ASSERT_FATAL(mdb_env_create(&env) == 0 && mdb_env_set_maxdbs(env, 2) == 0);
     CU_ASSERT_FATAL(mdb_env_open(env, p, MDB_NOSUBDIR, 0600) == 0);
     CU_ASSERT_FATAL(mdb_txn_begin(env, NULL, 0, &txn) == 0);
-    if (mdb_dbi_open(txn, "\xffpeer", MDB_DUPSORT, &dbi) == 0 && mdb_stat(txn, dbi, &st) == 0) {
+    if (mdb_dbi_open(txn, db, MDB_DUPSORT, &dbi) == 0 && mdb_stat(txn, dbi, &st) == 0) {
         n = (long)st.ms_entries;
         if (drop)
             CU_ASSERT(mdb_drop(txn, dbi, 1) == 0);
@@ -875,6 +890,11 @@ static long raw_index(const char *p, int drop)
     CU_ASSERT(mdb_txn_commit(txn) == 0);
     mdb_env_close(env);
     return n;
+}
+
+static long raw_index(const char *p, int drop)
+{
+    return raw_index_db(p, "\xffpeer", drop);
 }
 
 static void test_peer_index_follows_every_write(void)
@@ -932,10 +952,68 @@ static void test_peer_index_follows_every_write(void)
     saef_ks_close(ks);
 }
 
+/* The self index (a MAF counts a client's registrations by it) is kept by
+   every write as the peer index is, and neither is counted as records. */
+static void test_self_index_follows_every_write(void)
+{
+    saef_ks *ks = fresh();
+    saef_ks_record a = rec_self("01", "/id-b", "/id-in/Ca"),
+                   b = rec_self("02", "/id-b", "/id-in/Cb"), none = rec_self("03", "/id-b", "");
+    char seen[256];
+    size_t n;
+    int calls = 0;
+
+    CU_ASSERT_EQUAL(saef_ks_put(ks, SAEF_KS_KC, "1@m.n", 5, &a, 0), SAEF_KS_OK);
+    CU_ASSERT_EQUAL(saef_ks_put(ks, SAEF_KS_KC, "2@m.n", 5, &a, 0), SAEF_KS_OK);
+    CU_ASSERT_EQUAL(saef_ks_put(ks, SAEF_KS_KPSA, "p@b.c", 5, &a, 0), SAEF_KS_OK);
+    CU_ASSERT_EQUAL(saef_ks_put(ks, SAEF_KS_KC, "3@m.n", 5, &b, 0), SAEF_KS_OK);
+    CU_ASSERT_EQUAL(saef_ks_put(ks, SAEF_KS_KC, "4@m.n", 5, &none, 0), SAEF_KS_OK);
+    selves_of(ks, 0, "/id-in/Ca", seen);
+    CU_ASSERT_STRING_EQUAL(seen, "kpsa:p@b.c,kc:1@m.n,kc:2@m.n,");
+    selves_of(ks, SAEF_KS_KC, "/id-in/Ca", seen);
+    CU_ASSERT_STRING_EQUAL(seen, "kc:1@m.n,kc:2@m.n,");
+    selves_of(ks, 0, "/id-in/ca", seen);
+    CU_ASSERT_STRING_EQUAL(seen, "");
+    /* The peer index is not the self index. */
+    selves_of(ks, 0, "/id-b", seen);
+    CU_ASSERT_STRING_EQUAL(seen, "");
+    peers_of(ks, SAEF_KS_KC, "/id-b", seen);
+    CU_ASSERT_STRING_EQUAL(seen, "kc:1@m.n,kc:2@m.n,kc:3@m.n,kc:4@m.n,");
+    CU_ASSERT_EQUAL(saef_ks_iter_self(ks, 0, "/id-in/Ca", stop_after_two, &calls), SAEF_KS_OK);
+    CU_ASSERT_EQUAL(calls, 2);
+    CU_ASSERT_EQUAL(saef_ks_iter_self(ks, 0, "", collect, seen), SAEF_KS_EINVAL);
+    CU_ASSERT_EQUAL(saef_ks_iter_self(ks, 0, "/id-in/Ca", NULL, seen), SAEF_KS_EINVAL);
+    /* Replacing moves the entry, deleting drops it; a batch is kept whole or not at all. */
+    CU_ASSERT_EQUAL(saef_ks_put(ks, SAEF_KS_KC, "1@m.n", 5, &b, SAEF_KS_REPLACE), SAEF_KS_OK);
+    CU_ASSERT_EQUAL(saef_ks_put(ks, SAEF_KS_KC, "4@m.n", 5, &b, SAEF_KS_REPLACE), SAEF_KS_OK);
+    CU_ASSERT_EQUAL(saef_ks_del(ks, SAEF_KS_KC, "2@m.n", 5), SAEF_KS_OK);
+    CU_ASSERT_EQUAL(saef_ks_put(ks, SAEF_KS_KC, "3@m.n", 5, &none, SAEF_KS_REPLACE), SAEF_KS_OK);
+    selves_of(ks, 0, "/id-in/Ca", seen);
+    CU_ASSERT_STRING_EQUAL(seen, "kpsa:p@b.c,");
+    selves_of(ks, 0, "/id-in/Cb", seen);
+    CU_ASSERT_STRING_EQUAL(seen, "kc:1@m.n,kc:4@m.n,");
+    CU_ASSERT_EQUAL(saef_ks_write_begin(ks), SAEF_KS_OK);
+    CU_ASSERT_EQUAL(saef_ks_put(ks, SAEF_KS_KC, "5@m.n", 5, &a, 0), SAEF_KS_OK);
+    saef_ks_write_abort(ks);
+    selves_of(ks, SAEF_KS_KC, "/id-in/Ca", seen);
+    CU_ASSERT_STRING_EQUAL(seen, "");
+    CU_ASSERT_EQUAL(saef_ks_write_begin(ks), SAEF_KS_OK);
+    CU_ASSERT_EQUAL(saef_ks_put(ks, SAEF_KS_KC, "5@m.n", 5, &a, 0), SAEF_KS_OK);
+    CU_ASSERT_EQUAL(saef_ks_write_commit(ks), SAEF_KS_OK);
+    selves_of(ks, SAEF_KS_KC, "/id-in/Ca", seen);
+    CU_ASSERT_STRING_EQUAL(seen, "kc:5@m.n,");
+    CU_ASSERT_EQUAL(saef_ks_count(ks, 0, &n), SAEF_KS_OK);
+    CU_ASSERT_EQUAL(n, 5);
+    seen[0] = '\0';
+    CU_ASSERT_EQUAL(saef_ks_iter(ks, 0, collect, seen), SAEF_KS_OK);
+    CU_ASSERT_STRING_EQUAL(seen, "kpsa:p@b.c,kc:1@m.n,kc:3@m.n,kc:4@m.n,kc:5@m.n,");
+    saef_ks_close(ks);
+}
+
 static void test_store_without_index_is_indexed_or_walked(void)
 {
     char sub[300], p[320], lock[330];
-    saef_ks_record x = rec_with("01", "/id-x");
+    saef_ks_record x = rec_self("01", "/id-x", "/id-s");
     char seen[256];
     saef_ks *ks;
     pid_t pid;
@@ -950,6 +1028,8 @@ static void test_store_without_index_is_indexed_or_walked(void)
     saef_ks_close(ks);
     CU_ASSERT_EQUAL(raw_index(p, 1), 2);
     CU_ASSERT_EQUAL(raw_index(p, 0), -1);
+    CU_ASSERT_EQUAL(raw_index_db(p, "\xffself", 1), 2);
+    CU_ASSERT_EQUAL(raw_index_db(p, "\xffself", 0), -1);
     /* A reader that may not write walks the store instead. */
     if (geteuid() == 0) {
         CU_ASSERT_FATAL(chown(sub, 0, 65534) == 0 && chmod(dir, 0711) == 0);
@@ -959,7 +1039,10 @@ static void test_store_without_index_is_indexed_or_walked(void)
             int ok = setgid(65534) == 0 && setuid(65534) == 0 &&
                      saef_ks_open(p, SAEF_KS_RDONLY | SAEF_KS_GROUP_READ, &ks) == SAEF_KS_OK &&
                      saef_ks_iter_peer(ks, 0, "/id-x", collect, got) == SAEF_KS_OK &&
-                     strcmp(got, "kpsa:a@b.c,kc:k@m.n,") == 0;
+                     strcmp(got, "kpsa:a@b.c,kc:k@m.n,") == 0 &&
+                     (got[0] = '\0', saef_ks_iter_self(ks, SAEF_KS_KC, "/id-s", collect, got)) ==
+                         SAEF_KS_OK &&
+                     strcmp(got, "kc:k@m.n,") == 0;
             saef_ks_close(ks);
             _exit(ok ? 0 : 1);
         }
@@ -970,8 +1053,11 @@ static void test_store_without_index_is_indexed_or_walked(void)
     CU_ASSERT_EQUAL_FATAL(saef_ks_open(p, SAEF_KS_RDONLY | SAEF_KS_GROUP_READ, &ks), SAEF_KS_OK);
     peers_of(ks, 0, "/id-x", seen);
     CU_ASSERT_STRING_EQUAL(seen, "kpsa:a@b.c,kc:k@m.n,");
+    selves_of(ks, 0, "/id-s", seen);
+    CU_ASSERT_STRING_EQUAL(seen, "kpsa:a@b.c,kc:k@m.n,");
     saef_ks_close(ks);
     CU_ASSERT_EQUAL(raw_index(p, 0), 2);
+    CU_ASSERT_EQUAL(raw_index_db(p, "\xffself", 0), 2);
 }
 
 static void test_batch_abort_keeps_nothing_commit_keeps_all(void)
@@ -1446,6 +1532,7 @@ int main(int argc, char **argv)
         SAEF_TEST(test_purge_removes_expired_records_in_bounded_steps),
         SAEF_TEST(test_store_opens_after_a_large_delete),
         SAEF_TEST(test_peer_index_follows_every_write),
+        SAEF_TEST(test_self_index_follows_every_write),
         SAEF_TEST(test_store_without_index_is_indexed_or_walked),
         SAEF_TEST(test_batch_abort_keeps_nothing_commit_keeps_all),
         SAEF_TEST(test_reader_sees_committed_write_without_reopen),

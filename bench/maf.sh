@@ -7,7 +7,7 @@
 #     CoAP POST over a new DTLS 1.2 session each (--listen-coaps), when
 #     saef-mafd has CoAP
 #   the same over TLS 1.2 on a registry that already holds 100,000 other
-#     registrations (--quick: 2,000; BENCH_REG_FILL), against the first one
+#     registrations (--quick: 2,000; BENCH_REG_FILL), against an empty one
 #   first handshake with a new Kc (B fetches it from saef-mafd) against the
 #     next one (cached in B's store): p50 latency of single handshakes
 #   cached MAF handshakes / pre-provisioned ones, same server, alternating
@@ -73,15 +73,16 @@ for r in $(seq "$ROUNDS"); do
 done
 
 # Registrations per second on a registry that already holds REG_FILL key
-# registrations of 100 other clients, against the first one (which holds
-# only what was registered above): the quota and target checks go through
-# the store's indexes, so the registry's size should not show.
+# registrations of 100 other clients, against one that holds none, in
+# alternating rounds: the quota and target checks go through the store's
+# indexes, so the registry's size should not show.
 REG_FILL=${BENCH_REG_FILL:-100000}
 [ "$QUICK" = 1 ] && REG_FILL=${BENCH_REG_FILL:-2000}
-F="$T/maf-full.db"
-saef-key -s "$F" init >/dev/null
-saef-key -s "$F" add km a-km@maf.example.com --hex $KA --peer $IDA
-saef-key -s "$F" add km b-km@maf.example.com --hex $KB --peer $IDB
+for f in empty full; do
+    saef-key -s "$T/maf-$f.db" init >/dev/null
+    saef-key -s "$T/maf-$f.db" add km a-km@maf.example.com --hex $KA --peer $IDA
+    saef-key -s "$T/maf-$f.db" add km b-km@maf.example.com --hex $KB --peer $IDB
+done
 python3 - "$REG_FILL" "$IDB" "$exp" >"$T/fill.json" <<'PY'
 import json, sys
 n, idb, exp = int(sys.argv[1]), sys.argv[2], sys.argv[3]
@@ -92,20 +93,23 @@ for i in range(n):
                       "expires": expires, "suid": 32,
                       "meta": json.dumps({"adminFQDN": "sp.example.com"})}))
 PY
-saef-key -s "$F" import --format json "$T/fill.json" >/dev/null
-FPORT=$(free_port)
-saef_bg "$T/mafd-full.log" saef-mafd --store "$F" --fqdn maf.example.com \
-    --listen "127.0.0.1:$FPORT" --max-reg-rate 1000000 --max-registrations 1000000
-FULL_PID=$SAEF_LAST_PID
-wait_port "$FPORT"
+saef-key -s "$T/maf-full.db" import --format json "$T/fill.json" >/dev/null
+declare -A RPORT RPID
+for f in empty full; do
+    RPORT[$f]=$(free_port)
+    saef_bg "$T/mafd-$f.log" saef-mafd --store "$T/maf-$f.db" --fqdn maf.example.com \
+        --listen "127.0.0.1:${RPORT[$f]}" --max-reg-rate 1000000 --max-registrations 1000000
+    RPID[$f]=$SAEF_LAST_PID
+    wait_port "${RPORT[$f]}"
+done
 echo "registry_fill,1,tls1.2,$REG_FILL" >>"$OUT/maf-raw.csv"
 for r in $(seq "$ROUNDS"); do
-    for p in "first:$MPORT" "full:$FPORT"; do
-        echo "registrations_per_s_${p%%:*},$r,tls1.2,$(hs "${p#*:}" tls1.2 \
+    for f in empty full; do
+        echo "registrations_per_s_$f,$r,tls1.2,$(hs "${RPORT[$f]}" tls1.2 \
             -i a-km@maf.example.com -k $KA -r "$T/keyreg.http" -t "$SECS" | field hs_per_s)"
     done >>"$OUT/maf-raw.csv"
 done
-kill "$FULL_PID"
+kill "${RPID[empty]}" "${RPID[full]}"
 
 # The same comparison in instructions (deterministic): a B that serves N.
 # Not in --quick: four more valgrind runs.

@@ -183,11 +183,15 @@ static SAEF_KS_ERR iter_index(saef_ks *ks, int index, SAEF_KS_TYPE type, const c
          rc = guarded_step(cur, MDB_NEXT_DUP, &ik, 1, kb, sizeof(kb), &klen, NULL, &ok)) {
         if (!key_ok(kb, klen) || (type != 0 && kb[0] != type))
             continue;
-        /* An entry without its record: the indexes are kept in the same
-           transaction as the records, so only a foreign writer leaves one. */
+        /* An entry without its record, or whose record names another value
+           now: the indexes change in the same transaction as the records,
+           so only a foreign writer (an older saef) leaves one. */
         k = (MDB_val){klen, kb};
-        if ((rc = guarded_get(txn, ks->e->dbi, &k, &r, &ok)) == MDB_NOTFOUND)
+        if ((rc = guarded_get(txn, ks->e->dbi, &k, &r, &ok)) == MDB_NOTFOUND ||
+            (rc == 0 && ok && strcmp(index == INDEX_SELF ? r.self : r.peer, value) != 0)) {
+            saef_ks_record_wipe(&r);
             continue;
+        }
         if (rc != 0 || (err = deliver(ks, kb, klen, ok, &r, fn, arg, &stop)) != SAEF_KS_OK || stop)
             break;
     }

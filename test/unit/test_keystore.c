@@ -892,6 +892,27 @@ static long raw_index_db(const char *p, const char *db, int drop)
     return n;
 }
 
+/* A stale entry, as an older saef that kept no such index could leave:
+   index db maps value to the record key (type, id). */
+static void raw_index_add(const char *p, const char *db, const char *value, SAEF_KS_TYPE type,
+                          const char *id)
+{
+    unsigned char key[64];
+    MDB_val v = {strlen(value), (void *)value}, k = {1 + strlen(id), key};
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+
+    key[0] = (unsigned char)type;
+    memcpy(key + 1, id, strlen(id));
+    CU_ASSERT_FATAL(mdb_env_create(&env) == 0 && mdb_env_set_maxdbs(env, 2) == 0);
+    CU_ASSERT_FATAL(mdb_env_open(env, p, MDB_NOSUBDIR, 0600) == 0);
+    CU_ASSERT_FATAL(mdb_txn_begin(env, NULL, 0, &txn) == 0);
+    CU_ASSERT(mdb_dbi_open(txn, db, MDB_DUPSORT, &dbi) == 0 && mdb_put(txn, dbi, &v, &k, 0) == 0);
+    CU_ASSERT(mdb_txn_commit(txn) == 0);
+    mdb_env_close(env);
+}
+
 static long raw_index(const char *p, int drop)
 {
     return raw_index_db(p, "\xffpeer", drop);
@@ -1058,6 +1079,15 @@ static void test_store_without_index_is_indexed_or_walked(void)
     saef_ks_close(ks);
     CU_ASSERT_EQUAL(raw_index(p, 0), 2);
     CU_ASSERT_EQUAL(raw_index_db(p, "\xffself", 0), 2);
+    /* An entry whose record names another peer or self is not believed. */
+    raw_index_add(p, "\xffself", "/id-stale", SAEF_KS_KC, "k@m.n");
+    raw_index_add(p, "\xffpeer", "/id-stale", SAEF_KS_KC, "k@m.n");
+    CU_ASSERT_EQUAL_FATAL(saef_ks_open(p, SAEF_KS_RDONLY | SAEF_KS_GROUP_READ, &ks), SAEF_KS_OK);
+    selves_of(ks, 0, "/id-stale", seen);
+    CU_ASSERT_STRING_EQUAL(seen, "");
+    peers_of(ks, 0, "/id-stale", seen);
+    CU_ASSERT_STRING_EQUAL(seen, "");
+    saef_ks_close(ks);
 }
 
 static void test_batch_abort_keeps_nothing_commit_keeps_all(void)

@@ -316,8 +316,9 @@ static SAEF_KS_ERR check_marker(const saef_ks *ks, MDB_env *env, MDB_dbi *dbi)
 
     if ((rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn)) != 0)
         return from_mdb(ks, rc, "open");
-    if ((rc = mdb_dbi_open(txn, NULL, 0, dbi)) == 0)
-        rc = guarded_marker(txn, *dbi, &k);
+    if ((rc = mdb_dbi_open(txn, NULL, 0, dbi)) == 0 &&
+        (rc = guarded_marker(txn, *dbi, &k, MARKER_VAL)) == MDB_NOTFOUND)
+        rc = guarded_marker(txn, *dbi, &k, MARKER_VAL_V1);
     mdb_txn_abort(txn);
     if (rc == MDB_NOTFOUND)
         return fail(ks, SAEF_KS_ECORRUPT, "%s is an LMDB file but not a saef store", ks->path);
@@ -379,6 +380,14 @@ static int index_fill(MDB_txn *txn, const struct ks_env *e, int i)
     return rc == MDB_NOTFOUND || rc == MDB_KEYEXIST ? 0 : rc;
 }
 
+/* With the self index, the marker says so (see MARKER_VAL). */
+static int mark_v2(MDB_txn *txn, const struct ks_env *e)
+{
+    MDB_val k = {sizeof(MARKER_KEY) - 1, MARKER_KEY}, v = {sizeof(MARKER_VAL) - 1, MARKER_VAL};
+
+    return mdb_put(txn, e->dbi, &k, &v, 0);
+}
+
 /* Opens index i; a writable environment builds it when it is missing (the
    map may have to grow for it: nothing else uses the environment yet). */
 static int index_attach(struct ks_env *e, int i)
@@ -401,7 +410,7 @@ static int index_attach(struct ks_env *e, int i)
         if ((rc = mdb_txn_begin(e->env, NULL, 0, &txn)) != 0)
             return rc;
         if ((rc = mdb_dbi_open(txn, index_db[i], MDB_DUPSORT | MDB_CREATE, &e->idx[i])) == 0 &&
-            (rc = index_fill(txn, e, i)) == 0) {
+            (rc = index_fill(txn, e, i)) == 0 && (i != INDEX_SELF || (rc = mark_v2(txn, e)) == 0)) {
             if ((rc = mdb_txn_commit(txn)) == 0)
                 cover_last_page(e->env);
         } else {

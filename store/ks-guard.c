@@ -123,10 +123,11 @@ int guarded_dbi_open(MDB_txn *txn, const char *name, unsigned flags, MDB_dbi *db
     return rc;
 }
 
-/* 0 if the marker is there, MDB_NOTFOUND if not, or the read's error. */
-int guarded_marker(MDB_txn *txn, MDB_dbi dbi, MDB_val *k)
+/* 0 if the marker is there with the value want, MDB_NOTFOUND if not, or
+   the read's error. */
+int guarded_marker(MDB_txn *txn, MDB_dbi dbi, MDB_val *k, const char *want)
 {
     int ok;
 
-    return get(txn, dbi, k, NULL, &ok, MARKER_VAL);
+    return get(txn, dbi, k, NULL, &ok, want);
 }

@@ -26,8 +26,13 @@
  * same for self, so a MAF counts one client's registrations. Every write
  * keeps both, and the first writable open builds one a store lacks.
  */
+/* v2: the self index is kept. The first writable open of a v1 store builds
+   it and writes v2 in the same transaction; saef before the self index
+   refuses v2, so no writer that would leave the index behind ever writes
+   such a store. A v1 store is still read (its self index walked). */
 #define MARKER_KEY "\0saef-store"
-#define MARKER_VAL "saef keystore v1"
+#define MARKER_VAL "saef keystore v2"
+#define MARKER_VAL_V1 "saef keystore v1"
 enum { INDEX_PEER, INDEX_SELF, NINDEX };
 extern const char *const index_db[NINDEX]; /* "\xffpeer", "\xffself" */
 /* Virtual size: the file grows only as records are written, and the map
@@ -102,7 +107,7 @@ int guarded_get(MDB_txn *txn, MDB_dbi dbi, MDB_val *k, saef_ks_record *rec, int 
 int guarded_step(MDB_cursor *cur, MDB_cursor_op op, MDB_val *k, int copy_value, unsigned char *buf,
                  size_t bufsize, size_t *len, saef_ks_record *rec, int *ok);
 int guarded_dbi_open(MDB_txn *txn, const char *name, unsigned flags, MDB_dbi *dbi);
-int guarded_marker(MDB_txn *txn, MDB_dbi dbi, MDB_val *k);
+int guarded_marker(MDB_txn *txn, MDB_dbi dbi, MDB_val *k, const char *want);
 
 /* ks-env.c: the calling thread's last error (fail returns err), identities
    escaped for messages, LMDB codes as SAEF_KS_ERR with a message; the fork

@@ -195,6 +195,7 @@ static SAEF_KS_ERR iter_index(saef_ks *ks, int index, SAEF_KS_TYPE type, const c
         if (rc != 0 || (err = deliver(ks, kb, klen, ok, &r, fn, arg, &stop)) != SAEF_KS_OK || stop)
             break;
     }
+    saef_ks_record_wipe(&r); /* a read that faulted may have decoded part of it */
     return walk_close(ks, err, rc, txn, cur);
 }
 

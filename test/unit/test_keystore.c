@@ -913,6 +913,32 @@ static void raw_index_add(const char *p, const char *db, const char *value, SAEF
     mdb_env_close(env);
 }
 
+/* The store's format marker into out (64 bytes), after setting it to set
+   (NULL: left as it is). */
+static void raw_marker(const char *p, const char *set, char out[64])
+{
+    MDB_val k = {11, "\0saef-store"}, v;
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+
+    out[0] = '\0';
+    CU_ASSERT_FATAL(mdb_env_create(&env) == 0 && mdb_env_set_maxdbs(env, 2) == 0);
+    CU_ASSERT_FATAL(mdb_env_open(env, p, MDB_NOSUBDIR, 0600) == 0);
+    CU_ASSERT_FATAL(mdb_txn_begin(env, NULL, 0, &txn) == 0);
+    CU_ASSERT_FATAL(mdb_dbi_open(txn, NULL, 0, &dbi) == 0);
+    if (set != NULL) {
+        v = (MDB_val){strlen(set), (void *)set};
+        CU_ASSERT(mdb_put(txn, dbi, &k, &v, 0) == 0);
+    }
+    if (mdb_get(txn, dbi, &k, &v) == 0 && v.mv_size < 64) {
+        memcpy(out, v.mv_data, v.mv_size);
+        out[v.mv_size] = '\0';
+    }
+    CU_ASSERT(mdb_txn_commit(txn) == 0);
+    mdb_env_close(env);
+}
+
 static long raw_index(const char *p, int drop)
 {
     return raw_index_db(p, "\xffpeer", drop);
@@ -1035,7 +1061,7 @@ static void test_store_without_index_is_indexed_or_walked(void)
 {
     char sub[300], p[320], lock[330];
     saef_ks_record x = rec_self("01", "/id-x", "/id-s");
-    char seen[256];
+    char seen[256], marker[64];
     saef_ks *ks;
     pid_t pid;
 
@@ -1051,6 +1077,10 @@ static void test_store_without_index_is_indexed_or_walked(void)
     CU_ASSERT_EQUAL(raw_index(p, 0), -1);
     CU_ASSERT_EQUAL(raw_index_db(p, "\xffself", 1), 2);
     CU_ASSERT_EQUAL(raw_index_db(p, "\xffself", 0), -1);
+    /* Made by saef before the self index: a v1 store. This one writes v2. */
+    raw_marker(p, NULL, marker);
+    CU_ASSERT_STRING_EQUAL(marker, "saef keystore v2");
+    raw_marker(p, "saef keystore v1", marker);
     /* A reader that may not write walks the store instead. */
     if (geteuid() == 0) {
         CU_ASSERT_FATAL(chown(sub, 0, 65534) == 0 && chmod(dir, 0711) == 0);
@@ -1069,6 +1099,8 @@ static void test_store_without_index_is_indexed_or_walked(void)
         }
         CU_ASSERT(child_ok(pid));
         chmod(dir, 0700);
+        raw_marker(p, NULL, marker);
+        CU_ASSERT_STRING_EQUAL(marker, "saef keystore v1"); /* a reader changes nothing */
     }
     /* The first writable open builds it. */
     CU_ASSERT_EQUAL_FATAL(saef_ks_open(p, SAEF_KS_RDONLY | SAEF_KS_GROUP_READ, &ks), SAEF_KS_OK);
@@ -1079,6 +1111,14 @@ static void test_store_without_index_is_indexed_or_walked(void)
     saef_ks_close(ks);
     CU_ASSERT_EQUAL(raw_index(p, 0), 2);
     CU_ASSERT_EQUAL(raw_index_db(p, "\xffself", 0), 2);
+    /* With the self index built, the store says v2: saef before it refuses
+       the store rather than write it without keeping the index. */
+    raw_marker(p, NULL, marker);
+    CU_ASSERT_STRING_EQUAL(marker, "saef keystore v2");
+    /* A later format is not taken for this one. */
+    raw_marker(p, "saef keystore v3", marker);
+    CU_ASSERT_EQUAL(saef_ks_open(p, SAEF_KS_RDONLY | SAEF_KS_GROUP_READ, &ks), SAEF_KS_ECORRUPT);
+    raw_marker(p, "saef keystore v2", marker);
     /* An entry whose record names another peer or self is not believed. */
     raw_index_add(p, "\xffself", "/id-stale", SAEF_KS_KC, "k@m.n");
     raw_index_add(p, "\xffpeer", "/id-stale", SAEF_KS_KC, "k@m.n");

@@ -19,8 +19,11 @@ int saef_unit_run(const char *name, const CU_TestInfo *tests, CU_InitializeFunc 
         return 2;
     }
     for (; tests->pName != NULL; tests++)
-        if (argc < 2 || strstr(tests->pName, argv[1]) != NULL)
-            CU_add_test(suite, tests->pName, tests->pTestFunc);
+        if ((argc < 2 || strstr(tests->pName, argv[1]) != NULL) &&
+            CU_add_test(suite, tests->pName, tests->pTestFunc) == NULL) {
+            CU_cleanup_registry();
+            return 2;
+        }
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     failed = CU_get_number_of_suites_failed() + CU_get_number_of_failures() +

@@ -868,6 +868,24 @@ static void test_purge_removes_expired_records_in_bounded_steps(void)
     saef_ks_close(ks);
 }
 
+/* A write transaction on store p straight through LMDB, as another program
+   would make one: no saef handle may be open on p meanwhile. */
+static MDB_txn *raw_begin(const char *p, MDB_env **env)
+{
+    MDB_txn *txn;
+
+    CU_ASSERT_FATAL(mdb_env_create(env) == 0 && mdb_env_set_maxdbs(*env, 2) == 0);
+    CU_ASSERT_FATAL(mdb_env_open(*env, p, MDB_NOSUBDIR, 0600) == 0);
+    CU_ASSERT_FATAL(mdb_txn_begin(*env, NULL, 0, &txn) == 0);
+    return txn;
+}
+
+static void raw_end(MDB_env *env, MDB_txn *txn)
+{
+    CU_ASSERT(mdb_txn_commit(txn) == 0);
+    mdb_env_close(env);
+}
+
 /* Entries in the index db ("\xffpeer" or "\xffself"; -1: none), dropping it
    if asked, as a store made before it was: no saef handle may be open on p
    meanwhile. */
@@ -879,16 +897,13 @@ static long raw_index_db(const char *p, const char *db, int drop)
     MDB_stat st;
     long n = -1;
 
-    CU_ASSERT_FATAL(mdb_env_create(&env) == 0 && mdb_env_set_maxdbs(env, 2) == 0);
-    CU_ASSERT_FATAL(mdb_env_open(env, p, MDB_NOSUBDIR, 0600) == 0);
-    CU_ASSERT_FATAL(mdb_txn_begin(env, NULL, 0, &txn) == 0);
+    txn = raw_begin(p, &env);
     if (mdb_dbi_open(txn, db, MDB_DUPSORT, &dbi) == 0 && mdb_stat(txn, dbi, &st) == 0) {
         n = (long)st.ms_entries;
         if (drop)
             CU_ASSERT(mdb_drop(txn, dbi, 1) == 0);
     }
-    CU_ASSERT(mdb_txn_commit(txn) == 0);
-    mdb_env_close(env);
+    raw_end(env, txn);
     return n;
 }
 
@@ -905,12 +920,9 @@ static void raw_index_add(const char *p, const char *db, const char *value, SAEF
 
     key[0] = (unsigned char)type;
     memcpy(key + 1, id, strlen(id));
-    CU_ASSERT_FATAL(mdb_env_create(&env) == 0 && mdb_env_set_maxdbs(env, 2) == 0);
-    CU_ASSERT_FATAL(mdb_env_open(env, p, MDB_NOSUBDIR, 0600) == 0);
-    CU_ASSERT_FATAL(mdb_txn_begin(env, NULL, 0, &txn) == 0);
+    txn = raw_begin(p, &env);
     CU_ASSERT(mdb_dbi_open(txn, db, MDB_DUPSORT, &dbi) == 0 && mdb_put(txn, dbi, &v, &k, 0) == 0);
-    CU_ASSERT(mdb_txn_commit(txn) == 0);
-    mdb_env_close(env);
+    raw_end(env, txn);
 }
 
 /* The store's format marker into out (64 bytes), after setting it to set
@@ -923,9 +935,7 @@ static void raw_marker(const char *p, const char *set, char out[64])
     MDB_dbi dbi;
 
     out[0] = '\0';
-    CU_ASSERT_FATAL(mdb_env_create(&env) == 0 && mdb_env_set_maxdbs(env, 2) == 0);
-    CU_ASSERT_FATAL(mdb_env_open(env, p, MDB_NOSUBDIR, 0600) == 0);
-    CU_ASSERT_FATAL(mdb_txn_begin(env, NULL, 0, &txn) == 0);
+    txn = raw_begin(p, &env);
     CU_ASSERT_FATAL(mdb_dbi_open(txn, NULL, 0, &dbi) == 0);
     if (set != NULL) {
         v = (MDB_val){strlen(set), (void *)set};
@@ -935,8 +945,7 @@ static void raw_marker(const char *p, const char *set, char out[64])
         memcpy(out, v.mv_data, v.mv_size);
         out[v.mv_size] = '\0';
     }
-    CU_ASSERT(mdb_txn_commit(txn) == 0);
-    mdb_env_close(env);
+    raw_end(env, txn);
 }
 
 static long raw_index(const char *p, int drop)
